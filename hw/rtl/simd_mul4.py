@@ -1,0 +1,283 @@
+"""Several signed int4 × int4 products per cycle on one hardware multiplier.
+
+The packing trick (the one Xilinx WP521 uses for DSP48E2), generalised to an
+outer product so that both multiplier ports carry several lanes::
+
+    A = a[0]            + a[1]·2^(S·Wl)     + ... + a[Al-1]·2^(S·Wl·(Al-1))     (+ bias_a)
+    W = w[0] + w[1]·2^S + ... + w[Wl-1]·2^(S·(Wl-1))                             (+ bias_w)
+
+    A·W = Σ_k p_k · 2^(S·k),   p_k = a[i]·w[j],   k = Wl·i + j
+
+With ``a_lanes=2, w_lanes=2`` on an 18×18 multiplier (S = 7)::
+
+    bit  28     21 20     14 13      7 6       0
+        [ a1·w1  ][ a1·w0   ][ a0·w1   ][ a0·w0   ]   one MULT18X18D, 4 products
+
+Fields overlap in two's complement: a negative lower field borrows one from
+the field above.  Each lane is recovered from its S-bit slice of the exact
+product by adding the borrow of the fields below and decoding the residue
+(``p = r`` if ``r <= max`` else ``r - 2^S``); this is exact because a lane's
+value range (``[-56, 64]`` per product) has fewer than ``2^S`` members.
+
+Packed operands that would overflow the signed port are shifted into range by
+a constant ``bias``; ``bias_a·W + bias_w·A + bias_a·bias_w`` is subtracted again
+with shift-adds (never a second multiplier).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["PackedLayout", "SimdMul4", "best_shape", "packed_layout"]
+
+_INT4_MIN, _INT4_MAX = -8, 7
+LATENCIES = (1, 2, 3)
+
+
+def _signed_bits(lo: int, hi: int) -> int:
+    """Fewest two's-complement bits that hold every integer in ``[lo, hi]``."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+@dataclass(frozen=True)
+class PackedLayout:
+    """Where every lane sits in the packed operands and in the product.
+
+    Attributes
+    ----------
+    a_lanes, w_lanes : lanes packed on the A and W multiplier ports.
+    mul_width : signed width of each multiplier port.
+    acc_depth : products accumulated per lane before extraction.
+    stride : S, bit distance between neighbouring product fields.
+    lane_min, lane_max : range of one output lane.
+    a_bits, w_bits : port widths actually used by the packed operands.
+    bias_a, bias_w : constants added to fit the signed ports (0 if not needed).
+    """
+    a_lanes: int
+    w_lanes: int
+    mul_width: int
+    acc_depth: int
+    stride: int
+    lane_min: int
+    lane_max: int
+    a_bits: int
+    w_bits: int
+    bias_a: int
+    bias_w: int
+
+    @property
+    def lanes(self) -> int:
+        return self.a_lanes * self.w_lanes
+
+    @property
+    def lane_bits(self) -> int:
+        return _signed_bits(self.lane_min, self.lane_max)
+
+    def a_shift(self, i: int) -> int:
+        return self.stride * self.w_lanes * i
+
+    def w_shift(self, j: int) -> int:
+        return self.stride * j
+
+    def field(self, i: int, j: int) -> int:
+        """Index k of product ``a[i]·w[j]`` in the packed result (bit offset ``k·stride``)."""
+        return self.w_lanes * i + j
+
+
+def _fit_port(shifts: list[int], width: int) -> tuple[int, int] | None:
+    """(bits, bias) for a packed signed-int4 operand on a ``width``-bit signed port, or None."""
+    weight = sum(1 << s for s in shifts)
+    lo, hi = _INT4_MIN * weight, _INT4_MAX * weight
+    port_lo, port_hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    bias = max(0, port_lo - lo)
+    if hi + bias > port_hi:
+        return None
+    return _signed_bits(lo + bias, hi + bias), bias
+
+
+def packed_layout(*, a_lanes: int, w_lanes: int, mul_width: int, acc_depth: int = 1) -> PackedLayout:
+    """Compute the packing of ``a_lanes × w_lanes`` int4 products, or raise ``ValueError``."""
+    for name, value in (("a_lanes", a_lanes), ("w_lanes", w_lanes), ("mul_width", mul_width),
+                        ("acc_depth", acc_depth)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if mul_width < 4:
+        raise ValueError(f"mul_width must be at least 4 to hold one int4 operand, not {mul_width!r}")
+    lane_min, lane_max = _INT4_MIN * _INT4_MAX * acc_depth, _INT4_MIN * _INT4_MIN * acc_depth
+    stride = (lane_max - lane_min).bit_length()   # 2^S > lane_max - lane_min: residues are unique
+    lanes = a_lanes * w_lanes
+    fit_a = _fit_port([stride * w_lanes * i for i in range(a_lanes)], mul_width)
+    fit_w = _fit_port([stride * j for j in range(w_lanes)], mul_width)
+    for port, fit, n, step in (("A", fit_a, a_lanes, stride * w_lanes), ("W", fit_w, w_lanes, stride)):
+        if fit is None:
+            need = _signed_bits(_INT4_MIN * sum(1 << (step * i) for i in range(n)),
+                                _INT4_MAX * sum(1 << (step * i) for i in range(n)))
+            raise ValueError(
+                f"simd_mul4: {a_lanes}×{w_lanes} lanes with acc_depth={acc_depth} need a "
+                f"{need}-bit {port} operand (stride {stride} bits); the limit is the "
+                f"{mul_width}×{mul_width} multiplier's {mul_width}-bit signed port "
+                f"(even with a bias the range does not fit)")
+    if stride * lanes > 2 * mul_width:
+        raise ValueError(f"simd_mul4: {lanes} fields of {stride} bits exceed the "
+                         f"{2 * mul_width}-bit product of a {mul_width}×{mul_width} multiplier")
+    (a_bits, bias_a), (w_bits, bias_w) = fit_a, fit_w
+    return PackedLayout(a_lanes, w_lanes, mul_width, acc_depth, stride, lane_min, lane_max,
+                        a_bits, w_bits, bias_a, bias_w)
+
+
+def best_shape(mul_width: int, acc_depth: int = 1) -> PackedLayout:
+    """The packing with the most products per multiplier (ties: more W lanes, smaller A port)."""
+    best = None
+    for a_lanes in range(1, mul_width):
+        for w_lanes in range(1, mul_width):
+            try:
+                lay = packed_layout(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
+                                    acc_depth=acc_depth)
+            except ValueError:
+                continue
+            key = (lay.lanes, lay.w_lanes, -lay.a_bits)
+            if best is None or key > best[0]:
+                best = (key, lay)
+    if best is None:
+        raise ValueError(f"no int4 packing fits a {mul_width}×{mul_width} multiplier "
+                         f"with acc_depth={acc_depth}")
+    return best[1]
+
+
+def _times_const(x: Value, c: int) -> Value:
+    """``x * c`` for a non-negative constant as shift-adds, so synthesis never spends a DSP on it."""
+    terms = [x.as_signed() << b for b in range(c.bit_length()) if (c >> b) & 1]
+    out = terms[0] if terms else Const(0, signed(2))
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
+class SimdMul4(wiring.Component):
+    """``a_lanes × w_lanes`` signed int4 products per cycle on one signed multiplier.
+
+    Parameters
+    ----------
+    a_lanes : int
+        Activations per input, packed on the multiplier's A port.
+    w_lanes : int
+        Weights per input, packed on the W port.
+    mul_width : int
+        Signed width of each multiplier port: 16 for iCE40 ``SB_MAC16``, 18 for
+        ECP5 ``MULT18X18D``.  A packing that does not fit raises ``ValueError``.
+    latency : int
+        Pipeline registers, 1–3: output register; plus the product register
+        (≥2); plus the packed-operand register (3).  Use 2–3 to let the DSP
+        absorb its input/output registers.
+    acc_depth : int
+        Sum this many consecutive inputs per lane (in the packed domain, one
+        extraction per group) before emitting one output.  Wider lanes mean a
+        wider stride and fewer lanes per multiplier; see :func:`best_shape`.
+
+    Members
+    -------
+    i : ``In(stream.Signature(StructLayout({"a": ArrayLayout(signed(4), a_lanes), "w": ArrayLayout(signed(4), w_lanes)})))``
+        Operands.  ``i.ready`` is constantly 1: one input is accepted on every
+        cycle with ``i.valid`` high; there is no back-pressure.
+    o : ``Out(stream.Signature(ArrayLayout(ArrayLayout(signed(B), w_lanes), a_lanes)))``
+        ``o.payload[i][j] = Σ a[i]·w[j]`` over the last ``acc_depth`` inputs,
+        with ``B = layout.lane_bits`` (8 for acc_depth 1).  ``o.valid`` pulses
+        for one cycle, ``latency`` cycles after the input that completes a
+        group.  ``o.ready`` is ignored: the consumer must take every output.
+
+    Contract
+    --------
+    Throughput one input per cycle; latency ``latency`` cycles; exact for every
+    int4 input (no overflow is possible: the lane width covers the full range
+    ``[-56·acc_depth, 64·acc_depth]``).  The accumulation group counter starts
+    at reset.
+    """
+
+    def __init__(self, *, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
+                 latency: int = 2, acc_depth: int = 1):
+        if latency not in LATENCIES:
+            raise ValueError(f"latency must be one of {LATENCIES}, not {latency!r}")
+        self.layout = packed_layout(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
+                                    acc_depth=acc_depth)
+        self.latency = latency
+        self.in_layout = data.StructLayout({
+            "a": data.ArrayLayout(signed(4), a_lanes),
+            "w": data.ArrayLayout(signed(4), w_lanes),
+        })
+        self.out_layout = data.ArrayLayout(
+            data.ArrayLayout(signed(self.layout.lane_bits), w_lanes), a_lanes)
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        lay = self.layout
+        S = lay.stride
+
+        def stage(value: Value, name: str) -> Signal:
+            """One pipeline register."""
+            reg = Signal(value.shape(), name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        # Stage 0: pack operands (unbiased values are kept for the bias correction).
+        a_packed = sum(self.i.payload.a[i] << lay.a_shift(i) for i in range(lay.a_lanes))
+        w_packed = sum(self.i.payload.w[j] << lay.w_shift(j) for j in range(lay.w_lanes))
+        op_a = Signal(signed(lay.a_bits))
+        op_w = Signal(signed(lay.w_bits))
+        m.d.comb += [op_a.eq(a_packed + lay.bias_a), op_w.eq(w_packed + lay.bias_w)]
+        correction = _times_const(w_packed, lay.bias_a) + _times_const(a_packed, lay.bias_w) \
+            + lay.bias_a * lay.bias_w
+        corr = Signal(signed(lay.a_bits + lay.w_bits + 1))
+        m.d.comb += corr.eq(correction)
+
+        valid = self.i.valid
+        if self.latency >= 3:
+            op_a, op_w = stage(op_a, "op_a_q"), stage(op_w, "op_w_q")
+            corr, valid = stage(corr, "corr_q0"), stage(valid, "valid_q0")
+
+        # Stage 1: the one hardware multiplier.
+        product = Signal(signed(lay.a_bits + lay.w_bits), name="product")
+        m.d.comb += product.eq(op_a * op_w)
+        if self.latency >= 2:
+            product = stage(product, "product_q")
+            corr, valid = stage(corr, "corr_q1"), stage(valid, "valid_q1")
+
+        # Stage 2: remove the bias, accumulate in the packed domain, extract lanes.
+        exact = Signal(signed(lay.a_bits + lay.w_bits + 1), name="exact")
+        m.d.comb += exact.eq(product - corr)
+        acc_bits = len(exact) + (lay.acc_depth - 1).bit_length()
+        total = Signal(signed(acc_bits), name="total")
+        last = Signal()
+        if lay.acc_depth == 1:
+            m.d.comb += [total.eq(exact), last.eq(1)]
+        else:
+            acc = Signal(signed(acc_bits), name="acc")
+            count = Signal(range(lay.acc_depth), name="count")
+            m.d.comb += [total.eq(Mux(count == 0, 0, acc) + exact),
+                         last.eq(count == lay.acc_depth - 1)]
+            with m.If(valid):
+                m.d.sync += [acc.eq(total), count.eq(Mux(last, 0, count + 1))]
+
+        lanes = Signal(self.out_layout, name="lanes")
+        borrow: Value = Const(0, 1)
+        for k in range(lay.lanes):
+            i, j = divmod(k, lay.w_lanes)
+            residue = (total[S * k:S * (k + 1)] + borrow)[:S]
+            negative = residue > lay.lane_max
+            m.d.comb += lanes[i][j].eq(Mux(negative, residue - (1 << S), residue))
+            # The field above sees a borrow iff the sum of all fields up to here is negative.
+            borrow = negative | ((residue == 0) & borrow)
+
+        m.d.sync += [self.o.payload.eq(lanes), self.o.valid.eq(valid & last)]
+        m.d.comb += self.i.ready.eq(1)
+        return m

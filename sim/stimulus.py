@@ -1,0 +1,38 @@
+"""Stimulus for int4 lanes: exhaustive where the space is small, else random plus corners."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+__all__ = ["EXHAUSTIVE_LIMIT", "CORNERS", "int4_vectors"]
+
+EXHAUSTIVE_LIMIT = 1 << 16
+#: Values that stress sign handling and field borrows: the extremes, zero and ±1.
+CORNERS = (-8, -7, -1, 0, 1, 7)
+
+
+def int4_vectors(n_lanes: int, *, group: int = 1, random_count: int = 100_000,
+                 seed: int = 0) -> tuple[np.ndarray, str]:
+    """Rows of ``n_lanes`` int4 values, a whole number of ``group``-row groups.
+
+    If every combination of one group's inputs fits in :data:`EXHAUSTIVE_LIMIT`
+    they all come (``kind == "exhaustive"``); otherwise ``random_count`` uniform
+    rows.  Either
+    way every corner combination follows, each repeated ``group`` times so that
+    accumulated lanes reach their extremes (e.g. ``group × (-8)·(-8)``).
+    Returns ``(rows, kind)``.
+    """
+    if 16 ** (n_lanes * group) <= EXHAUSTIVE_LIMIT:
+        body = np.array(list(itertools.product(range(-8, 8), repeat=n_lanes)), dtype=np.int64)
+        kind = "exhaustive"
+    else:
+        body = np.random.default_rng(seed).integers(-8, 8, size=(random_count, n_lanes))
+        kind = "random"
+    corners = np.array(list(itertools.product(CORNERS, repeat=n_lanes)), dtype=np.int64)
+    corners = np.repeat(corners, group, axis=0)
+    pad = (-len(body)) % group          # complete the last group of the body
+    rows = np.concatenate([body, body[:pad], corners])
+    if len(rows) % group:
+        raise AssertionError("stimulus is not a whole number of groups")
+    return rows, kind
