@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "int_range", "check_int", "pack_int4", "unpack_int4", "nibble_split",
-    "nibble_join", "mul_int", "dot_int", "simd_mul4", "simd_mul4_range",
+    "nibble_join", "mul_int", "dot_int", "matmul_int", "simd_mul4", "simd_mul4_range",
 ]
 
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -119,6 +119,20 @@ def dot_int(a: ArrayLike, b: ArrayLike, a_bits: int = 4, b_bits: int = 4) -> NDA
     if x.shape[-1:] != y.shape[-1:]:
         raise ValueError(f"dot_int: last axes differ: {x.shape} vs {y.shape}")
     return _to_int32(np.einsum("...k,...k->...", x, y), "dot product")
+
+
+def matmul_int(x: ArrayLike, w: ArrayLike, x_bits: int = 8, w_bits: int = 4,
+               x_signed: bool = True) -> NDArray[np.int32]:
+    """Exact ``x @ w.T`` for ``x`` of shape ``(M, K)`` and ``w`` of shape ``(N, K)``, as int32.
+
+    This is the integer core of one quantized linear layer (weights are
+    always signed; unsigned activations come from asymmetric quantizers).
+    """
+    a = check_int(x, x_bits, signed=x_signed, name="x")
+    b = check_int(w, w_bits, name="w")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"matmul_int needs x (M, K) and w (N, K), got {a.shape} and {b.shape}")
+    return _to_int32(a @ b.T, "matmul accumulator")
 
 
 def simd_mul4_range(acc_depth: int = 1) -> tuple[int, int]:
