@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "int_range", "check_int", "pack_int4", "unpack_int4", "nibble_split",
-    "nibble_join", "mul_int", "dot_int", "matmul_int", "simd_mul4", "simd_mul4_range",
+    "nibble_join", "mul_int", "dot_int", "matmul_int", "group_accumulators", "simd_mul4", "simd_mul4_range",
 ]
 
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -133,6 +133,26 @@ def matmul_int(x: ArrayLike, w: ArrayLike, x_bits: int = 8, w_bits: int = 4,
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"matmul_int needs x (M, K) and w (N, K), got {a.shape} and {b.shape}")
     return _to_int32(a @ b.T, "matmul accumulator")
+
+
+def group_accumulators(x: ArrayLike, w: ArrayLike, group_size: int, x_bits: int = 8, w_bits: int = 4,
+                       x_signed: bool = True) -> NDArray[np.int32]:
+    """Exact int32 partial sums of ``x @ w.T`` per weight group: shape ``(M, N, K // group_size)``.
+
+    Group ``g`` covers K columns ``[g·group_size, (g+1)·group_size)``; these are
+    the integers a quantized linear layer with per-group weight scales computes
+    before any scaling (``group_size = K`` gives one group, per-channel weights).
+    """
+    a = check_int(x, x_bits, signed=x_signed, name="x")
+    b = check_int(w, w_bits, name="w")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"group_accumulators needs x (M, K) and w (N, K), got {a.shape} and {b.shape}")
+    k = a.shape[1]
+    if group_size < 1 or k % group_size:
+        raise ValueError(f"group size {group_size} does not divide K = {k}")
+    g = k // group_size
+    acc = np.einsum("mgk,ngk->mng", a.reshape(-1, g, group_size), b.reshape(-1, g, group_size))
+    return _to_int32(acc, "group accumulator")
 
 
 def simd_mul4_range(acc_depth: int = 1) -> tuple[int, int]:
