@@ -108,3 +108,20 @@ def test_split_never_overlaps_and_refuses_short_text():
     assert not set(s.eval_ids.tolist()) & set(s.calib_ids.tolist())
     with pytest.raises(DataError, match="too short"):
         split_tokens(ids, 80, 30)
+
+
+def test_outlier_stats_find_a_planted_outlier_channel_and_plot_it(tmp_path):
+    from golden.outliers import collect_stats, write_report
+    model = tiny_model("llama")
+    name = "model.layers.1.mlp.down_proj"
+    layer = model.get_submodule(name)
+    plant = layer.register_forward_pre_hook(lambda m, a: (a[0].index_fill(-1, torch.tensor([5]), 500.0),))
+    stats = collect_stats(model, torch.randint(0, 128, (40,)), seq_len=16)
+    plant.remove()
+    assert set(stats) == set(quantizable_linears(model))
+    s = stats[name]
+    assert int(s.channel_max.argmax()) == 5 and s.max == 500.0 and s.token_max.numel() == 40
+    assert s.ratio == max(v.ratio for v in stats.values())
+    files = write_report(stats, tmp_path / "report")
+    assert [f.name for f in files] == ["stats.json", "outlier_ratio_per_layer.png", "worst_layer_channels_tokens.png"]
+    assert all(f.stat().st_size > 1000 for f in files[1:])
