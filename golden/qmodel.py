@@ -60,8 +60,6 @@ class QuantLinear(nn.Module):
 
     ``weight_q`` (int8 storage of int4/int8 values), ``weight_scale`` and
     ``weight_zero`` are what the export writes; ``weight`` is their float value.
-    ``in_scale`` multiplies the input before quantization (SmoothQuant-style
-    smoothing folds ``1/in_scale`` into the weight beforehand).
     """
 
     def __init__(self, linear: nn.Linear, name: str, w_spec: QuantSpec | None,
@@ -81,7 +79,6 @@ class QuantLinear(nn.Module):
             self.register_buffer("weight_scale", scale)
             self.register_buffer("weight_zero", zero)
             self.register_buffer("weight", dequantize(q, w_spec, scale, zero))
-        self.register_buffer("in_scale", None)
 
     def set_integer_weight(self, q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> None:
         """Install integers computed elsewhere (GPTQ) for this layer's ``w_spec``."""
@@ -89,8 +86,6 @@ class QuantLinear(nn.Module):
         self.weight = dequantize(q, self.w_spec, scale, zero)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
-        if self.in_scale is not None:
-            x = x * self.in_scale
         if self.a_spec is None:
             return x
         try:
