@@ -137,7 +137,7 @@ def _first_block_inputs(model: nn.Module, blocks: nn.ModuleList, windows: torch.
 
 @torch.no_grad()
 def gptq_quantize_model(model: nn.Module, config, calib_ids: torch.Tensor, *, n_windows: int = 16,
-                        seq_len: int = 512, act_order: bool = False, percdamp: float = 0.01,
+                        seq_len: int = 512, act_order: bool = True, percdamp: float = 0.01,
                         progress: bool = True) -> nn.Module:
     """Quantize ``model``'s linears with GPTQ, block by block, from calibration tokens.
 
