@@ -77,13 +77,9 @@ def test_integer_oracle_matches_a_real_quantized_layer(smollm2):
     xs, xz = qparams(x, a_spec)
     xq = quantize(x, a_spec, xs, xz)
     wq = q.weight_q.int()
-    groups = q.in_features // 64
-    acc = np.zeros((x.shape[0], q.out_features))
-    ws = q.weight_scale.reshape(q.out_features, groups).numpy()
-    for g in range(groups):        # one exact int32 matmul per weight group, then its scale
-        cols = slice(64 * g, 64 * (g + 1))
-        acc += golden.matmul_int(xq[:, cols].numpy(), wq[:, cols].numpy()) * ws[:, g][None, :]
-    y_int = acc * xs.numpy()
+    ws = q.weight_scale.reshape(q.out_features, -1).numpy()
+    acc = golden.group_accumulators(xq.numpy(), wq.numpy(), 64)   # exact int32 per weight group
+    y_int = (acc * ws[None]).sum(-1) * xs.numpy()
     with torch.no_grad():
         y_fake = q(x).numpy()
     np.testing.assert_allclose(y_int, y_fake, rtol=1e-4, atol=1e-4 * np.abs(y_fake).max())
