@@ -47,7 +47,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, prune_plan: dict 
         if m.w_spec is None:
             raise ValueError(f"{name} has float weights; only quantized weights can be exported")
         q = m.weight_q.numpy().astype(np.int64)
-        group = m.w_spec.group_size if m.w_spec.granularity == "group" else m.in_features
+        group = m.w_spec.group_width(m.in_features)
         tensors[f"{name}.qweight"] = pack_int4(q) if m.w_spec.bits == 4 else q.astype(np.int8)
         tensors[f"{name}.scales"] = m.weight_scale.reshape(m.out_features, -1).numpy().astype(np.float32)
         tensors[f"{name}.zeros"] = m.weight_zero.reshape(m.out_features, -1).numpy().astype(np.int8)

@@ -59,9 +59,7 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, *, b
     rows, cols = W.shape
     if H.shape != (cols, cols):
         raise QuantError(f"Hessian of shape {tuple(H.shape)} does not match weight of shape {tuple(W.shape)}")
-    gs = spec.group_size if spec.granularity == "group" else cols
-    if cols % gs:
-        raise QuantError(f"group size {gs} does not divide the dimension {cols}")
+    gs = spec.group_width(cols)
     H = H.double().clone()
     dead = torch.diag(H) == 0
     H[dead, dead] = 1.0

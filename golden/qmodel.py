@@ -63,11 +63,11 @@ class QuantLinear(nn.Module):
     """
 
     def __init__(self, linear: nn.Linear, name: str, w_spec: QuantSpec | None,
-                 a_spec: QuantSpec | None, weight: torch.Tensor | None = None):
+                 a_spec: QuantSpec | None):
         super().__init__()
         self.name, self.w_spec, self.a_spec = name, w_spec, a_spec
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        w = (linear.weight if weight is None else weight).detach().float()
+        w = linear.weight.detach().float()
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().float(), requires_grad=False)
         if w_spec is None:
             self.register_buffer("weight", w.clone())

@@ -59,6 +59,15 @@ class QuantSpec:
         if not isinstance(self.group_size, int) or self.group_size < 1:
             raise QuantError(f"group_size must be a positive integer, not {self.group_size!r}")
 
+    def group_width(self, k: int) -> int:
+        """K entries that share one scale along a row of width ``k``: ``group_size`` for group
+        granularity, the whole row otherwise.  Raises if groups do not tile the row."""
+        if self.granularity != "group":
+            return k
+        if k % self.group_size:
+            raise QuantError(f"group size {self.group_size} does not divide the dimension {k}")
+        return self.group_size
+
     @property
     def qrange(self) -> tuple[int, int]:
         return int_range(self.bits, signed=self.symmetric)
@@ -80,9 +89,8 @@ def _view(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
         return x
     if spec.granularity == "column":
         return x.t()
-    if k % spec.group_size:
-        raise QuantError(f"group size {spec.group_size} does not divide the dimension {k}")
-    return x.reshape(n * k // spec.group_size, spec.group_size)
+    g = spec.group_width(k)
+    return x.reshape(n * k // g, g)
 
 
 def _unview(v: torch.Tensor, spec: QuantSpec, shape: torch.Size) -> torch.Tensor:
