@@ -6,6 +6,12 @@ after the first is predicted from the tokens before it in that window, and
 perplexity is ``exp(mean negative log-likelihood)`` over all those
 predictions.  This is the usual WikiText-2 protocol of GPTQ and its peers
 (without a sliding stride), so numbers compare across configurations run here.
+
+With token pruning, a window's pruned positions never reach the LM head and
+make no prediction; the pruned model is scored on the predictions of the
+positions it kept (each of the original next token), ``Perplexity.nll`` records
+which, and :meth:`Perplexity.ppl_on` scores a reference model on exactly those
+positions.  Tables put the two side by side with the share of predictions kept.
 """
 from __future__ import annotations
 
@@ -19,37 +25,75 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-__all__ = ["Perplexity", "perplexity", "main"]
+__all__ = ["Perplexity", "perplexity", "score", "main"]
 
 
 @dataclass(frozen=True)
 class Perplexity:
+    """Scores of one pass over the evaluation tokens.
+
+    ``nll[t]`` is the negative log-likelihood the model gave token ``t + 1``
+    from the tokens before it in its window, or NaN where no prediction was made
+    (the last token of each window, and positions that token pruning removed).
+    """
     ppl: float
     nll_sum: float
     predicted: int          # tokens whose prediction was scored
     windows: int
     seconds: float
+    nll: torch.Tensor
+    token_share: float = 1.0    # mean share of tokens the blocks processed (1.0 without pruning)
+
+    def ppl_on(self, other: "Perplexity") -> float:
+        """This model's perplexity on exactly the positions ``other`` predicted: the fair
+        reference for a pruned model, which predicts only at the positions it kept."""
+        where = ~torch.isnan(other.nll)
+        if where.shape != self.nll.shape or torch.isnan(self.nll[where]).any():
+            raise ValueError("the two scores cover different positions; score the reference unpruned on the same ids")
+        return math.exp(float(self.nll[where].double().mean()))
 
 
 @torch.no_grad()
-def perplexity(model: torch.nn.Module, ids: torch.Tensor, seq_len: int = 512,
-               desc: str = "perplexity", progress: bool = True) -> Perplexity:
-    """Perplexity of ``model`` over 1-D ``ids`` in windows of ``seq_len`` (a short last window counts)."""
+def score(model: torch.nn.Module, ids: torch.Tensor, seq_len: int = 512, prune=None,
+          desc: str = "perplexity", progress: bool = True) -> Perplexity:
+    """Perplexity of ``model`` over 1-D ``ids`` in windows of ``seq_len`` (a short last window counts).
+
+    With a :class:`golden.prune.PrunePlan`, each window runs with token pruning and only the positions
+    that reach the LM head are scored (each still predicts the next token of the original text).
+    """
+    from .prune import PrunePlan, token_pruning
+
     if ids.dim() != 1 or ids.numel() < 2:
         raise ValueError(f"need a 1-D tensor of at least 2 token ids, got shape {tuple(ids.shape)}")
     if seq_len < 2:
         raise ValueError(f"seq_len must be at least 2, not {seq_len}")
+    plan = prune or PrunePlan((), 1.0)
     starts = [s for s in range(0, ids.numel(), seq_len) if ids.numel() - s >= 2]
-    nll, count, t0 = 0.0, 0, time.perf_counter()
+    nll = torch.full((ids.numel() - 1,), float("nan"), dtype=torch.float64)
+    processed = full = 0
+    t0 = time.perf_counter()
     for s in tqdm(starts, desc=desc, unit="window", disable=not progress, file=sys.stderr, leave=False):
         window = ids[s:s + seq_len].unsqueeze(0)
-        logits = model(window).logits.float()
+        with token_pruning(model, plan) as trace:
+            logits = model(window, use_cache=False).logits[0].float()
         if not torch.isfinite(logits).all():
             raise ValueError(f"{desc}: the model produced NaN/Inf logits in the window at token {s}")
-        loss = F.cross_entropy(logits[0, :-1], window[0, 1:], reduction="sum")
-        nll += float(loss)
-        count += window.shape[1] - 1
-    return Perplexity(math.exp(nll / count), nll, count, len(starts), time.perf_counter() - t0)
+        predicting = trace.kept < window.shape[1] - 1          # the window's last token has no target here
+        pos = trace.kept[predicting]
+        nll[s + pos] = F.cross_entropy(logits[predicting], window[0, pos + 1], reduction="none").double()
+        processed += sum(trace.tokens_in)
+        full += len(trace.tokens_in) * window.shape[1]
+    scored = ~torch.isnan(nll)
+    total = float(nll[scored].sum())
+    count = int(scored.sum())
+    return Perplexity(math.exp(total / count), total, count, len(starts), time.perf_counter() - t0,
+                      nll, processed / full if full else 1.0)
+
+
+def perplexity(model: torch.nn.Module, ids: torch.Tensor, seq_len: int = 512,
+               desc: str = "perplexity", progress: bool = True) -> Perplexity:
+    """:func:`score` without pruning: every token after the first of each window is predicted."""
+    return score(model, ids, seq_len, None, desc, progress)
 
 
 def _parse(argv):
