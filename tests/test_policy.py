@@ -1,0 +1,118 @@
+"""The activation-guided A4/A8 policy on tiny random models: groups, sensitivity, plan, artefact."""
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny_model
+from golden.policy import (ActivationGroup, BitPlan, MacCountCost, PolicyError, activation_groups,
+                           choose_plan, measure_sensitivity)
+from golden.qmodel import QuantConfig, quantize_model, set_act_bits
+
+EXPECTED_GROUPS = {"llama": ["q_proj+k_proj+v_proj", "o_proj", "gate_proj+up_proj", "down_proj"],
+                   "opt": ["q_proj+k_proj+v_proj", "out_proj", "fc1", "fc2"],
+                   "bloom": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]}
+
+
+def _quantized(family):
+    return quantize_model(tiny_model(family), QuantConfig("w4a8", 4, 8, 32))
+
+
+def test_groups_are_linears_that_read_one_tensor(family):
+    groups = activation_groups(_quantized(family))
+    assert [g.block for g in groups] == [0] * 4 + [1] * 4
+    assert [g.name.split(".")[-1] for g in groups[:4]] == EXPECTED_GROUPS[family]
+
+
+def test_sensitivity_equals_a_full_forward_probe(family):
+    """The cached-prefix shortcut must give the loss a full forward gives, for every group."""
+    model = _quantized(family)
+    windows = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+    groups = activation_groups(model)
+    fast = measure_sensitivity(model, windows, groups, progress=False)
+
+    @torch.no_grad()
+    def loss():
+        return sum(float(F.cross_entropy(model(w[None], use_cache=False).logits[0, :-1], w[1:]))
+                   for w in windows) / len(windows)
+
+    base = loss()
+    for g in groups:
+        set_act_bits(model, {n: 4 for n in g.layers})
+        probe = loss()
+        set_act_bits(model, {n: 8 for n in g.layers})
+        assert fast[g.name] == pytest.approx(probe - base, abs=1e-5), g.name
+    assert any(abs(v) > 1e-4 for v in fast.values())       # the probes changed something
+    assert all(m.a_spec.bits == 8 for n, m in model.named_modules() if hasattr(m, "a_spec"))
+
+
+def _toy_groups():
+    # Same width, different sizes: "big" saves the most cycles per unit of loss.
+    return [ActivationGroup(0, ("a",), 8, (8,)), ActivationGroup(0, ("b", "c"), 8, (8, 8)),
+            ActivationGroup(1, ("big",), 8, (32,))]
+
+
+def test_plan_takes_cheapest_loss_per_saved_cycle_first():
+    groups = _toy_groups()
+    sens = {"a": 0.1, "b+c": 0.3, "big": 0.2}    # per saved MAC: a 0.1/64, b+c 0.3/128, big 0.2/256
+    plan = choose_plan(groups, sens, budget=0.5, tokens=1)
+    assert plan.order == ["big"] and plan.bits == {"a": 8, "b": 8, "c": 8, "big": 4}
+    assert plan.a4_mac_share == pytest.approx(32 / 56)
+    assert plan.cycles_vs_a8 == pytest.approx((2 * 24 + 32) / (2 * 56))
+    assert choose_plan(groups, sens, 0.0, tokens=1).bits == dict.fromkeys(["a", "b", "c", "big"], 8)
+    full = choose_plan(groups, sens, 1.0, tokens=1)
+    assert set(full.bits.values()) == {4} and full.cycles_vs_a8 == pytest.approx(0.5)
+    assert full.order == ["big", "a", "b+c"]
+
+
+def test_a_cost_model_changes_the_plan():
+    class FlatCost:
+        """A datapath where A8 costs the same as A4 for 'big' (say, a dedicated unit)."""
+        name = "flat"
+
+        def cycles(self, tokens, k, n, a_bits):
+            return MacCountCost().cycles(tokens, k, n, 8 if n == 32 else a_bits)
+
+    plan = choose_plan(_toy_groups(), {"a": 0.1, "b+c": 0.3, "big": 0.2}, 0.1, FlatCost(), tokens=1)
+    assert plan.order == ["a"] and plan.cost_model == "flat"
+
+
+def test_plan_is_a_plain_file_that_round_trips(tmp_path):
+    plan = choose_plan(_toy_groups(), {"a": 0.1, "b+c": 0.3, "big": 0.2}, 0.5, tokens=1)
+    path = plan.save(tmp_path / "plans" / "plan.json")
+    assert json.loads(path.read_text())["bits"]["big"] == 4
+    assert BitPlan.load(path) == plan
+    assert list(tmp_path.joinpath("plans").iterdir()) == [path]        # no temporary file left
+
+
+def test_plan_drives_the_quantized_model(family):
+    model = _quantized(family)
+    groups = activation_groups(model)
+    plan = choose_plan(groups, {g.name: float(i) for i, g in enumerate(groups)}, 0.3)
+    q = quantize_model(tiny_model(family), QuantConfig("plan", 4, 8, 32, bit_plan=plan.bits))
+    bits = {n: m.a_spec.bits for n, m in q.named_modules() if hasattr(m, "a_spec")}
+    assert bits == plan.bits and 4 in bits.values() and 8 in bits.values()
+
+
+def test_bad_inputs_say_what_is_wrong(tmp_path):
+    groups = _toy_groups()
+    with pytest.raises(PolicyError, match="budget"):
+        choose_plan(groups, {"a": 0, "b+c": 0, "big": 0}, 1.5)
+    with pytest.raises(PolicyError, match="no sensitivity for big"):
+        choose_plan(groups, {"a": 0, "b+c": 0}, 0.5)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(PolicyError, match="cannot read bit plan"):
+        BitPlan.load(bad)
+    plan = choose_plan(groups, {"a": 0, "b+c": 0, "big": 0}, 0.5, tokens=1)
+    data = json.loads(plan.save(tmp_path / "p.json").read_text())
+    data["bits"]["a"] = 6
+    bad.write_text(json.dumps(data))
+    with pytest.raises(PolicyError, match="must be 4 or 8"):
+        BitPlan.load(bad)
+    with pytest.raises(PolicyError, match="not quantized"):
+        measure_sensitivity(tiny_model("llama"), torch.zeros(1, 8, dtype=torch.long), progress=False)
+    with pytest.raises(PolicyError, match="calibration windows"):
+        measure_sensitivity(_quantized("llama"), torch.zeros(8, dtype=torch.long), progress=False)
