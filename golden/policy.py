@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from .cli import atomic_path
 from .models import arch_of, blocks, quantizable_linears
 from .qmodel import QuantLinear, set_act_bits
 
@@ -181,17 +181,9 @@ class BitPlan:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write JSON atomically: a crash never leaves a half-written plan behind."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"format": "agile-quant-bitplan-v1", **asdict(self)}, f, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"format": "agile-quant-bitplan-v1", **asdict(self)}, indent=1))
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BitPlan":
@@ -235,3 +227,58 @@ def choose_plan(groups: list[ActivationGroup], sensitivity: dict[str, float], bu
     cycles = sum(g.cycles(cost, tokens, bits[g.layers[0]]) for g in groups)
     return BitPlan(bits, budget, a4_macs / total_macs, cycles / a8_cycles, cost.name, tokens,
                    dict(sensitivity), order)
+
+
+DEFAULT_PLAN = Path(__file__).resolve().parent / "plans" / "smollm2-135m-w4-a4share50.json"
+
+
+def main(argv=None) -> int:
+    import argparse
+    import copy
+    import sys
+
+    from .cli import add_source_args, load_source, run
+    from .data import split_tokens
+    from .qmodel import QuantConfig, auto_group_size, quantize_model
+
+    p = argparse.ArgumentParser(
+        prog="python -m golden.policy",
+        description="Choose per-layer activation bits (A4 or A8): measure how much the calibration loss "
+                    "rises when each shared-input group alone goes to A4 (RTN W4 weights, all else A8), "
+                    "weigh it against the cycles it saves under a cost model, and send groups to A4 until "
+                    "--budget of the MACs run at A4. Writes the plan as JSON; golden.table and golden.eval "
+                    "--plan read it. Calibration tokens come from the end of the text.")
+    add_source_args(p)
+    p.add_argument("--budget", type=float, default=0.5, help="share of MACs at A4, in [0, 1] (default 0.5)")
+    p.add_argument("--group-size", type=int, default=0, help="weight group size; 0 = auto (default)")
+    p.add_argument("--calib-windows", type=int, default=2, help="calibration windows (default 2)")
+    p.add_argument("--calib-len", type=int, default=256, help="tokens per calibration window (default 256)")
+    p.add_argument("--tokens", type=int, default=512, help="M the layer costs are computed for (default 512)")
+    p.add_argument("--out", default="build/plans/plan.json", help="plan file to write (default %(default)s)")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        if not 0.0 <= args.budget <= 1.0:
+            raise PolicyError(f"--budget is a share of MACs at A4 in [0, 1], not {args.budget}")
+        if args.calib_windows < 1 or args.calib_len < 2:
+            raise PolicyError("--calib-windows must be >= 1 and --calib-len >= 2")
+        model, _, ids = load_source(args)
+        need = args.calib_windows * args.calib_len
+        windows = split_tokens(ids, 2, need).calib_ids.reshape(args.calib_windows, args.calib_len)
+        group = args.group_size or auto_group_size(model)
+        quantize_model(model, QuantConfig("policy", 4, 8, group))
+        groups = activation_groups(model)
+        sens = measure_sensitivity(model, windows, groups)
+        plan = choose_plan(groups, sens, args.budget, MacCountCost(), args.tokens)
+        plan.save(args.out)
+        print(f"{len(plan.order)} of {len(groups)} groups at A4: {plan.a4_mac_share:.1%} of MACs, "
+              f"{plan.cycles_vs_a8:.3f}× the cycles of all-A8 ({plan.cost_model}); wrote {args.out}")
+        worst = sorted(sens.items(), key=lambda kv: -kv[1])[:5]
+        print("most sensitive (kept at A8): " + ", ".join(f"{n} +{v:.3f} nats" for n, v in worst))
+        return 0
+
+    return run(body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

