@@ -23,13 +23,25 @@ from golden.qmodel import QuantConfig, auto_group_size, quantize_model
 from golden.quant import qparams, quantize
 
 EVAL_TOKENS = 1024
+# Measured 2026-11-23 with the shipped plan (golden/plans/smollm2-135m-w4-a4share50.json), RTN weights:
+# 120.26, which closes 77.1% of the log-perplexity gap between naive W4A4 (15997) and float (28.23).
+PLAN_PPL_BOUND = 140.0
+# FP32 pruned after block 15 keeping 75%: 43.26 on its 766 kept predictions, where the unpruned model
+# scores 36.78 on the same positions (ratio 1.176).
+PRUNE_PPL_RATIO_BOUND = 1.25
 
 
 @pytest.fixture(scope="module")
-def smollm2():
+def smollm2_text():
+    """The float model and the whole shipped text as token ids."""
     torch.manual_seed(0)
     model, tok = load_model()
-    ids = tok(load_text(), return_tensors="pt").input_ids[0]
+    return model, tok(load_text(), return_tensors="pt").input_ids[0]
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_text):
+    model, ids = smollm2_text
     return model, split_tokens(ids, EVAL_TOKENS, 0).eval_ids
 
 
@@ -83,3 +95,61 @@ def test_integer_oracle_matches_a_real_quantized_layer(smollm2):
     with torch.no_grad():
         y_fake = q(x).numpy()
     np.testing.assert_allclose(y_int, y_fake, rtol=1e-4, atol=1e-4 * np.abs(y_fake).max())
+
+
+# --- the activation-guided plan and token pruning on the real model -------------------------------
+
+@pytest.fixture(scope="module")
+def plan_ppl(smollm2, ppl):
+    from golden.policy import DEFAULT_PLAN, BitPlan
+    model, ids = smollm2
+    plan = BitPlan.load(DEFAULT_PLAN)
+    q = quantize_model(copy.deepcopy(model), QuantConfig("plan", 4, 8, 64, bit_plan=plan.bits))
+    return plan, perplexity(q, ids, progress=False).ppl
+
+
+def test_shipped_plan_matches_the_model_and_its_budget(smollm2, plan_ppl):
+    model, _ = smollm2
+    plan, _ = plan_ppl
+    assert set(plan.bits) == set(quantizable_linears(model))
+    assert 0.5 <= plan.a4_mac_share < 0.52 and set(plan.bits.values()) == {4, 8}
+
+
+def test_activation_guided_plan_closes_most_of_the_w4a4_gap(ppl, plan_ppl):
+    import math
+    _, p = plan_ppl
+    closed_log = (math.log(ppl["W4A4"]) - math.log(p)) / (math.log(ppl["W4A4"]) - math.log(ppl["float"]))
+    print(f"plan (50% A4 MACs, RTN weights): {p:.2f}, closes {closed_log:.1%} of the log gap")
+    assert p <= PLAN_PPL_BOUND
+    assert closed_log >= 0.5
+
+
+def test_pruning_scores_kept_positions_on_the_real_model(smollm2):
+    from golden.eval import score
+    from golden.prune import PrunePlan
+    model, ids = smollm2
+    full = score(model, ids, progress=False)
+    pruned = score(model, ids, prune=PrunePlan((15,), 0.75), progress=False)
+    # Two windows of 512; 384 tokens of each pass block 15, the window's last position predicts nothing.
+    assert 2 * 383 <= pruned.predicted <= 2 * 384
+    assert pruned.token_share == pytest.approx((16 * 512 + 14 * 384) / (30 * 512))
+    same = full.ppl_on(pruned)
+    print(f"FP32 pruned after block 15 keeping 75%: {pruned.ppl:.2f}, unpruned on the same positions {same:.2f}")
+    assert same < pruned.ppl <= PRUNE_PPL_RATIO_BOUND * same
+
+
+@pytest.mark.slow
+def test_gptq_beats_rtn_and_a8_stays_close(smollm2_text):
+    """The GPTQ benchmark on 2048 tokens (about 4 minutes): the numbers of the README's table."""
+    from golden.gptq import gptq_quantize_model
+    from golden.qmodel import QuantLinear, set_act_bits
+    model, all_ids = smollm2_text
+    split = split_tokens(all_ids, 2048, 16 * 512)
+    q = gptq_quantize_model(copy.deepcopy(model), QuantConfig("gptq", 4, None, 64, weight_method="gptq"),
+                            split.calib_ids, progress=False)
+    w4a16 = perplexity(q, split.eval_ids, progress=False).ppl
+    set_act_bits(q, {n: 8 for n, m in q.named_modules() if isinstance(m, QuantLinear)})
+    w4a8 = perplexity(q, split.eval_ids, progress=False).ppl
+    print(f"GPTQ W4A16 {w4a16:.2f}, W4A8 {w4a8:.2f} (+{w4a8 / w4a16 - 1:.1%})")
+    assert w4a16 < 42.88 * 0.95        # RTN W4A16 on the same 2048 tokens: 42.88; GPTQ measured 39.43
+    assert w4a8 <= 1.06 * w4a16        # measured +3.7% (the issue's target is 2%: missed)
