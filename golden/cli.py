@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["add_source_args", "load_source", "user_errors", "run", "atomic_path"]
+__all__ = ["add_source_args", "load_source", "add_prune_args", "prune_plan", "user_errors", "run", "atomic_path"]
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -27,6 +27,23 @@ def load_source(args: argparse.Namespace):
     text = load_text(args.text)          # read the text first: a bad path fails before a 30 s model load
     model, tok = load_model(args.model)
     return model, tok, tok(text, return_tensors="pt").input_ids[0]
+
+
+def add_prune_args(p: argparse.ArgumentParser, layers: str | None) -> None:
+    p.add_argument("--prune-layers", default=layers,
+                   help="prune tokens after these blocks, comma-separated, e.g. 15 or 10,20"
+                        + (f" (default {layers})" if layers else " (default: no pruning)"))
+    p.add_argument("--keep-ratio", type=float, default=0.75, help="tokens kept at each pruning block (default 0.75)")
+
+
+def prune_plan(args: argparse.Namespace):
+    """The :class:`golden.prune.PrunePlan` the arguments ask for, or ``None`` for no pruning."""
+    from .prune import PrunePlan
+    try:
+        layers = tuple(int(x) for x in (args.prune_layers or "").split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--prune-layers takes block indices like 3,15, not {args.prune_layers!r}") from None
+    return PrunePlan(layers, args.keep_ratio) if layers else None
 
 
 def user_errors() -> tuple[type[Exception], ...]:

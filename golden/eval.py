@@ -97,7 +97,7 @@ def perplexity(model: torch.nn.Module, ids: torch.Tensor, seq_len: int = 512,
 
 
 def _parse(argv):
-    from .cli import add_source_args
+    from .cli import add_prune_args, add_source_args
     p = argparse.ArgumentParser(
         prog="python -m golden.eval",
         description="Quantize a local Hugging Face causal LM (LLaMA, OPT or BLOOM family) one way and report "
@@ -114,8 +114,7 @@ def _parse(argv):
                         "power of two below it that divides every layer (64 for SmolLM2's width 576)")
     p.add_argument("--plan", help="bit plan JSON from `python -m golden.policy`: per-layer A4/A8, overrides --a-bits")
     p.add_argument("--smooth-alpha", type=float, help="apply SmoothQuant smoothing with this alpha (e.g. 0.5)")
-    p.add_argument("--prune-layers", help="prune tokens after these blocks, comma-separated (e.g. 15)")
-    p.add_argument("--keep-ratio", type=float, default=0.75, help="tokens kept at each pruning block (default 0.75)")
+    add_prune_args(p, None)
     p.add_argument("--eval-tokens", type=int, default=4096, help="evaluation tokens from the start of the text (default 4096)")
     p.add_argument("--calib-windows", type=int, default=16, help="calibration windows for GPTQ/smoothing (default 16)")
     p.add_argument("--seq-len", type=int, default=512, help="window length (default 512)")
@@ -123,11 +122,10 @@ def _parse(argv):
 
 
 def main(argv=None) -> int:
-    from .cli import load_source, run
+    from .cli import load_source, prune_plan, run
     from .data import split_tokens
     from .gptq import gptq_quantize_model
     from .policy import BitPlan
-    from .prune import PrunePlan
     from .qmodel import QuantConfig, auto_group_size, quantize_model
     from .quant import QuantError
     from .smooth import smooth_model
@@ -137,11 +135,7 @@ def main(argv=None) -> int:
     def body() -> int:
         if args.group_size != "auto" and not args.group_size.isdigit():
             raise QuantError(f"--group-size must be a non-negative integer or 'auto', not {args.group_size!r}")
-        try:
-            layers = tuple(int(x) for x in (args.prune_layers or "").split(",") if x.strip())
-        except ValueError:
-            raise ValueError(f"--prune-layers takes block indices like 3,15, not {args.prune_layers!r}") from None
-        prune = PrunePlan(layers, args.keep_ratio) if layers else None
+        prune = prune_plan(args)
         plan = BitPlan.load(args.plan) if args.plan else None
         if args.weights == "gptq" and args.w_bits is None:
             raise QuantError("--weights gptq needs --w-bits")

@@ -234,8 +234,6 @@ DEFAULT_PLAN = Path(__file__).resolve().parent / "plans" / "smollm2-135m-w4-a4sh
 
 def main(argv=None) -> int:
     import argparse
-    import copy
-    import sys
 
     from .cli import add_source_args, load_source, run
     from .data import split_tokens

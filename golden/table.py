@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .cli import add_source_args, atomic_path, load_source, run
+from .cli import add_prune_args, add_source_args, atomic_path, load_source, prune_plan, run
 from .data import split_tokens
 from .eval import Perplexity, score
 from .gptq import gptq_quantize_model
@@ -188,19 +188,13 @@ def main(argv=None) -> int:
     p.add_argument("--plan", default=None,
                    help=f"bit plan JSON from `python -m golden.policy`; default: the shipped SmolLM2 plan "
                         f"({DEFAULT_PLAN.name}) when the model is the default one, else no plan row")
-    p.add_argument("--prune-layers", default="15", help="blocks after which tokens are pruned, comma-separated "
-                                                         "(default 15)")
-    p.add_argument("--keep-ratio", type=float, default=0.75, help="tokens kept at each pruning block (default 0.75)")
+    add_prune_args(p, "15")
     p.add_argument("--smooth-alpha", type=float, default=0.5, help="SmoothQuant migration strength (default 0.5)")
     p.add_argument("--out", default="build/report/table", help="report folder (default %(default)s)")
     args = p.parse_args(argv)
 
     def body() -> int:
-        try:
-            layers = tuple(int(x) for x in args.prune_layers.split(",") if x.strip())
-        except ValueError:
-            raise ValueError(f"--prune-layers takes block indices like 3,15, not {args.prune_layers!r}") from None
-        prune = PrunePlan(layers, args.keep_ratio)
+        prune = prune_plan(args) or PrunePlan((), 1.0)
         plan_path = args.plan or (DEFAULT_PLAN if args.model is None else None)
         plan = BitPlan.load(plan_path) if plan_path else None
         t0 = time.perf_counter()
