@@ -161,7 +161,9 @@ def main(argv=None) -> int:
             extra += (f", pruning after blocks {list(prune.layers)} keeping {prune.keep_ratio:.0%} "
                       f"({result.token_share:.0%} of token-blocks processed)")
         print(f"{w} {a}{g}{extra}: perplexity {result.ppl:.3f} over {result.predicted} predicted tokens "
-              f"({result.windows} windows of {args.seq_len}; {split.describe()}) in {result.seconds:.1f} s")
+              f"({result.windows} windows of {args.seq_len}; "
+              f"{split.describe() if calib else f'eval tokens [0, {args.eval_tokens}) from the start'}) "
+              f"in {result.seconds:.1f} s")
         return 0
 
     return run(body)
