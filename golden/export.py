@@ -37,13 +37,11 @@ FORMAT = "agile-quant-v1"
 
 def export_model(model: nn.Module, path: str | os.PathLike, *, prune_plan: dict | None = None) -> Path:
     """Write every :class:`golden.qmodel.QuantLinear` of ``model`` to ``path`` (safetensors)."""
-    from .qmodel import QuantLinear
+    from .qmodel import quant_layers
 
     path = Path(path)
     tensors, layers = {}, {}
-    for name, m in model.named_modules():
-        if not isinstance(m, QuantLinear):
-            continue
+    for name, m in quant_layers(model).items():
         if m.w_spec is None:
             raise ValueError(f"{name} has float weights; only quantized weights can be exported")
         q = m.weight_q.numpy().astype(np.int64)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from .cli import atomic_path
 from .models import arch_of, blocks, quantizable_linears
-from .qmodel import QuantLinear, set_act_bits
+from .qmodel import quant_layers, set_act_bits
 
 __all__ = ["CostModel", "MacCountCost", "ActivationGroup", "activation_groups", "measure_sensitivity",
            "BitPlan", "choose_plan", "PolicyError"]
@@ -148,7 +148,7 @@ def measure_sensitivity(model: nn.Module, windows: torch.Tensor, groups: list[Ac
     if windows.dim() != 2 or windows.shape[1] < 2:
         raise PolicyError(f"calibration windows must be (n, seq_len >= 2), got {tuple(windows.shape)}")
     groups = groups or activation_groups(model)
-    layers = {n for n, m in model.named_modules() if isinstance(m, QuantLinear)}
+    layers = quant_layers(model)
     missing = [n for g in groups for n in g.layers if n not in layers]
     if missing:
         raise PolicyError(f"{missing[0]} is not quantized: quantize the model before measuring sensitivity")

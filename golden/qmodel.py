@@ -17,7 +17,7 @@ from torch import nn
 from .models import quantizable_linears
 from .quant import QuantError, QuantSpec, dequantize, fake_quant, qparams, quantize
 
-__all__ = ["QuantConfig", "QuantLinear", "auto_group_size", "quantize_model", "set_act_bits"]
+__all__ = ["QuantConfig", "QuantLinear", "auto_group_size", "quantize_model", "quant_layers", "set_act_bits"]
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,14 @@ def quantize_model(model: nn.Module, config: QuantConfig) -> nn.Module:
     return model
 
 
+def quant_layers(model: nn.Module) -> dict[str, QuantLinear]:
+    """The model's quantized layers by full module name (empty for a float model)."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, QuantLinear)}
+
+
 def set_act_bits(model: nn.Module, plan: dict[str, int | None]) -> None:
     """Change the activation bits of already-quantized layers (the policy's sensitivity probes)."""
-    layers = {n: m for n, m in model.named_modules() if isinstance(m, QuantLinear)}
+    layers = quant_layers(model)
     for name, bits in plan.items():
         if name not in layers:
             raise QuantError(f"no quantized layer named {name!r}")

@@ -17,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .policy import ActivationGroup, activation_groups
+from .qmodel import quant_layers
 from .quant import QuantError
 
 __all__ = ["smooth_model", "norm_feeding"]
@@ -58,9 +59,9 @@ def smooth_model(model: nn.Module, windows: torch.Tensor, alpha: float = 0.5,
         raise QuantError(f"smoothing alpha must be in [0, 1], not {alpha!r}")
     if windows.dim() != 2 or windows.numel() == 0:
         raise QuantError(f"calibration windows must be (n, seq_len), got {tuple(windows.shape)}")
-    modules = dict(model.named_modules())
-    if any(type(modules[n]).__name__ == "QuantLinear" for n in modules if n):
+    if quant_layers(model):
         raise QuantError("smooth the float model, before quantizing it")
+    modules = dict(model.named_modules())
     groups = activation_groups(model)
     feeders = norm_feeding(model, groups)
     amax: dict[str, torch.Tensor] = {}

@@ -38,7 +38,7 @@ from .gptq import gptq_quantize_model
 from .models import quantizable_linears
 from .policy import DEFAULT_PLAN, BitPlan
 from .prune import PrunePlan
-from .qmodel import QuantConfig, QuantLinear, auto_group_size, quantize_model, set_act_bits
+from .qmodel import QuantConfig, auto_group_size, quant_layers, quantize_model, set_act_bits
 from .smooth import smooth_model
 
 __all__ = ["Row", "run_table", "main"]
@@ -57,13 +57,14 @@ class Row:
 
 
 def _set_all(model: nn.Module, bits: int | None) -> None:
-    set_act_bits(model, {n: bits for n, m in model.named_modules() if isinstance(m, QuantLinear)})
+    set_act_bits(model, dict.fromkeys(quant_layers(model), bits))
 
 
 def _a4_share(model: nn.Module) -> float:
-    macs = {n: m.in_features * m.out_features for n, m in model.named_modules() if isinstance(m, QuantLinear)}
-    a4 = sum(v for n, v in macs.items() if getattr(model.get_submodule(n).a_spec, "bits", None) == 4)
-    return a4 / sum(macs.values()) if macs else 0.0
+    layers = quant_layers(model).values()
+    macs = sum(m.in_features * m.out_features for m in layers)
+    a4 = sum(m.in_features * m.out_features for m in layers if getattr(m.a_spec, "bits", None) == 4)
+    return a4 / macs if macs else 0.0
 
 
 def run_table(model: nn.Module, ids: torch.Tensor, *, eval_tokens: int = 2048, seq_len: int = 512,

@@ -142,13 +142,13 @@ def test_pruning_scores_kept_positions_on_the_real_model(smollm2):
 def test_gptq_beats_rtn_and_a8_stays_close(smollm2_text):
     """The GPTQ benchmark on 2048 tokens (about 4 minutes): the numbers of the README's table."""
     from golden.gptq import gptq_quantize_model
-    from golden.qmodel import QuantLinear, set_act_bits
+    from golden.qmodel import quant_layers, set_act_bits
     model, all_ids = smollm2_text
     split = split_tokens(all_ids, 2048, 16 * 512)
     q = gptq_quantize_model(copy.deepcopy(model), QuantConfig("gptq", 4, None, 64, weight_method="gptq"),
                             split.calib_ids, progress=False)
     w4a16 = perplexity(q, split.eval_ids, progress=False).ppl
-    set_act_bits(q, {n: 8 for n, m in q.named_modules() if isinstance(m, QuantLinear)})
+    set_act_bits(q, dict.fromkeys(quant_layers(q), 8))
     w4a8 = perplexity(q, split.eval_ids, progress=False).ppl
     print(f"GPTQ W4A16 {w4a16:.2f}, W4A8 {w4a8:.2f} (+{w4a8 / w4a16 - 1:.1%})")
     assert w4a16 < 42.88 * 0.95        # RTN W4A16 on the same 2048 tokens: 42.88; GPTQ measured 39.43
