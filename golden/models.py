@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["Arch", "ARCHS", "ModelError", "arch_of", "blocks", "quantizable_linears",
+__all__ = ["Arch", "ARCHS", "ModelError", "arch_of", "blocks", "quantizable_linears", "linear_blocks",
            "default_model_path", "load_model"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")          # nothing is ever fetched at run time
@@ -60,14 +60,22 @@ def blocks(model: nn.Module) -> nn.ModuleList:
     return model.get_submodule(arch_of(model).blocks)
 
 
-def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:
-    """Every quantized linear, by its full module name, block by block in data-flow order."""
+def _block_linears(model: nn.Module):
+    """``(block index, full name, module)`` of every quantized linear, in data-flow order."""
     arch = arch_of(model)
-    out = {}
     for i, block in enumerate(blocks(model)):
         for name in arch.linears:
-            out[f"{arch.blocks}.{i}.{name}"] = block.get_submodule(name)
-    return out
+            yield i, f"{arch.blocks}.{i}.{name}", block.get_submodule(name)
+
+
+def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """Every quantized linear, by its full module name, block by block in data-flow order."""
+    return {name: module for _, name, module in _block_linears(model)}
+
+
+def linear_blocks(model: nn.Module) -> dict[str, int]:
+    """The block index of every quantized linear, by its full module name."""
+    return {name: i for i, name, _ in _block_linears(model)}
 
 
 def default_model_path() -> tuple[Path, str]:

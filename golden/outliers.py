@@ -69,12 +69,11 @@ def collect_stats(model: nn.Module, ids: torch.Tensor, seq_len: int = 512) -> di
 def pruned_token_view(model: nn.Module, window: torch.Tensor, plan) -> dict:
     """What pruning removes in one window: per-token max ``|x|`` over every linear input after the first
     pruning block (in the unpruned model), and which tokens ``plan`` keeps."""
-    from .models import arch_of
+    from .models import linear_blocks
     from .prune import token_pruning
 
-    first = plan.layers[0]
-    prefix = arch_of(model).blocks
-    later = {n: m for n, m in quantizable_linears(model).items() if int(n[len(prefix) + 1:].split(".")[0]) > first}
+    block_of = linear_blocks(model)
+    later = {n: m for n, m in quantizable_linears(model).items() if block_of[n] > plan.layers[0]}
     token_max = torch.zeros(window.numel())
     def grab(module, args) -> None:
         torch.maximum(token_max, args[0][0].detach().abs().amax(-1).float(), out=token_max)

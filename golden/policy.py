@@ -29,7 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .cli import atomic_path
-from .models import arch_of, blocks, quantizable_linears
+from .models import arch_of, blocks, linear_blocks, quantizable_linears
 from .qmodel import quant_layers, set_act_bits
 
 __all__ = ["CostModel", "MacCountCost", "ActivationGroup", "activation_groups", "measure_sensitivity",
@@ -87,7 +87,7 @@ def activation_groups(model: nn.Module) -> list[ActivationGroup]:
     finally:
         for h in handles:
             h.remove()
-    block_of = {n: i for i, b in enumerate(blocks(model)) for n in linears if f"{arch_of(model).blocks}.{i}." in n}
+    block_of = linear_blocks(model)
     groups: dict[tuple[int, int], list[str]] = {}
     for name in linears:                       # data-flow order is kept
         groups.setdefault((block_of[name], id(seen[name])), []).append(name)
