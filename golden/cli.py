@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["add_source_args", "load_source", "add_prune_args", "prune_plan", "user_errors", "run", "atomic_path"]
+__all__ = ["add_source_args", "load_source", "add_prune_args", "prune_plan", "user_errors", "run", "atomic_path",
+           "save_figure"]
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -84,3 +85,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Save a matplotlib figure as PNG through :func:`atomic_path`, then close it."""
+    import matplotlib.pyplot as plt
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
+    return Path(path)

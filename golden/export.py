@@ -27,6 +27,7 @@ from safetensors.numpy import load_file, save_file
 from safetensors import safe_open
 from torch import nn
 
+from .cli import atomic_path
 from .intref import group_accumulators, pack_int4, unpack_int4
 from .quant import QuantSpec, qparams, quantize
 
@@ -59,13 +60,8 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, prune_plan: dict 
         raise ValueError("the model has no quantized layers to export; quantize it first")
     meta = {"layers": layers, "bit_plan": {n: l["a_bits"] for n, l in layers.items()},
             "prune_plan": prune_plan or {}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "model": json.dumps(meta)})
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

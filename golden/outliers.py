@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .cli import atomic_path, save_figure
 from .models import quantizable_linears
 
 __all__ = ["LayerStats", "collect_stats", "write_report", "pruned_token_view", "plot_pruned_tokens", "main"]
@@ -96,8 +97,6 @@ def plot_pruned_tokens(view: dict, path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .cli import atomic_path
-
     pos = torch.arange(view["token_max"].numel())
     fig, ax = plt.subplots(figsize=(10, 3.5))
     for mask, colour, label in ((view["kept"], "tab:blue", "kept"), (~view["kept"], "tab:red", "pruned")):
@@ -109,10 +108,7 @@ def plot_pruned_tokens(view: dict, path: Path) -> Path:
                  f"removes: max |x| kept {view['max_kept']:.0f}, pruned {view['max_pruned']:.0f}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(stats: dict[str, LayerStats], out: str | Path, top: int = 8) -> list[Path]:
@@ -122,12 +118,12 @@ def write_report(stats: dict[str, LayerStats], out: str | Path, top: int = 8) ->
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     summary = {n: {"max": s.max, "median": s.median, "ratio": s.ratio,
                    "top_channels": torch.topk(s.channel_max, min(top, s.channel_max.numel())).indices.tolist()}
                for n, s in stats.items()}
     files = [out / "stats.json"]
-    files[0].write_text(json.dumps(summary, indent=1))
+    with atomic_path(files[0]) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
 
     names = list(stats)
     fig, ax = plt.subplots(figsize=(12, 4))
@@ -137,9 +133,7 @@ def write_report(stats: dict[str, LayerStats], out: str | Path, top: int = 8) ->
     ax.set_title("Activation outliers at the input of every quantized linear")
     ax.set_xticks(range(len(names)), [n.split(".", 2)[-1] for n in names], rotation=90, fontsize=5)
     fig.tight_layout()
-    files.append(out / "outlier_ratio_per_layer.png")
-    fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
+    files.append(save_figure(fig, out / "outlier_ratio_per_layer.png"))
 
     worst = max(stats.values(), key=lambda s: s.ratio)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
@@ -152,9 +146,7 @@ def write_report(stats: dict[str, LayerStats], out: str | Path, top: int = 8) ->
     for a in (a1, a2):
         a.set_yscale("log")
     fig.tight_layout()
-    files.append(out / "worst_layer_channels_tokens.png")
-    fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
+    files.append(save_figure(fig, out / "worst_layer_channels_tokens.png"))
     return files
 
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .cli import add_prune_args, add_source_args, atomic_path, load_source, prune_plan, run
+from .cli import add_prune_args, add_source_args, atomic_path, load_source, prune_plan, run, save_figure
 from .data import split_tokens
 from .eval import Perplexity, score
 from .gptq import gptq_quantize_model
@@ -169,9 +169,7 @@ def write_report(rows: list[Row], out: Path, meta: dict) -> list[Path]:
     ax.set_title(meta.get("title", "perplexity"), fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    with atomic_path(files[2]) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, files[2])
     return files
 
 
