@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["add_source_args", "load_source", "add_prune_args", "prune_plan", "user_errors", "run", "atomic_path",
+__all__ = ["add_source_args", "load_source", "add_prune_args", "prune_plan", "USER_ERRORS", "run", "atomic_path",
            "save_figure"]
 
 
@@ -47,19 +47,16 @@ def prune_plan(args: argparse.Namespace):
     return PrunePlan(layers, args.keep_ratio) if layers else None
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    """Exceptions that mean bad input (path, architecture, bits, plan...), printed as one line."""
-    from .data import DataError
-    from .models import ModelError
-    from .quant import QuantError
-    return (ModelError, DataError, QuantError, ValueError, OSError)
+# Exceptions that mean bad input, printed as one line. ModelError, DataError, QuantError, PruneError
+# and PolicyError are all ValueErrors; OSError covers unreadable or unwritable paths.
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, OSError)
 
 
 def run(main: Callable[[], int]) -> int:
     """Run a command body; a user error prints ``error: ...`` on one line and exits 2."""
     try:
         return main()
-    except user_errors() as exc:
+    except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -83,7 +83,8 @@ def run_table(model: nn.Module, ids: torch.Tensor, *, eval_tokens: int = 2048, s
         nonlocal reference
         steps.set_postfix_str(name)
         r = score(m, split.eval_ids, seq_len, prune=prune_plan, desc=name, progress=progress)
-        reference = reference or r
+        if reference is None:
+            reference = r
         rows.append(Row(name, weights, acts, r.ppl, r.predicted, r.token_share, reference.ppl_on(r), _a4_share(m)))
         steps.update()
 
