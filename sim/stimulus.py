@@ -36,3 +36,29 @@ def int4_vectors(n_lanes: int, *, group: int = 1, random_count: int = 100_000,
     if len(rows) % group:
         raise AssertionError("stimulus is not a whole number of groups")
     return rows, kind
+
+
+#: Matmul stimulus kinds: uniform random, and the products that reach the accumulator's bounds.
+MATMUL_KINDS = ("random", "max", "min", "corners")
+
+
+def matmul_operands(kind: str, m: int, k: int, n: int, a_bits: int, *,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(x (m, k), w (n, k))``: signed ``a_bits`` activations and int4 weights of one stimulus kind.
+
+    ``max`` makes every product ``(-2^(a_bits-1))·(-8)`` (the largest sum), ``min``
+    every product ``(2^(a_bits-1)-1)·(-8)`` (the smallest), and ``corners``
+    draws every lane from the extremes, zero and ±1.
+    """
+    lo, hi = -(1 << (a_bits - 1)), (1 << (a_bits - 1)) - 1
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return rng.integers(lo, hi + 1, size=(m, k)), rng.integers(-8, 8, size=(n, k))
+    if kind == "max":
+        return np.full((m, k), lo), np.full((n, k), -8)
+    if kind == "min":
+        return np.full((m, k), hi), np.full((n, k), -8)
+    if kind == "corners":
+        return (rng.choice([lo, lo + 1, -1, 0, 1, hi], size=(m, k)),
+                rng.choice(np.array(CORNERS), size=(n, k)))
+    raise ValueError(f"unknown stimulus kind {kind!r}; choose one of {MATMUL_KINDS}")

@@ -1,0 +1,154 @@
+"""The TRIP MAC array: a tile of tokens × output channels, accumulated from signed int4 beats.
+
+``rows × cols`` :class:`~hw.rtl.simd_mul4.SimdMul4` units, each an
+``a_lanes × w_lanes`` outer product, form an output-stationary tile of
+``tokens = rows·a_lanes`` rows by ``channels = cols·w_lanes`` columns.  Every
+beat brings one k: a signed int4 nibble per token and an int4 weight per
+channel.  Each cell adds its product, scaled as :mod:`golden.trip` defines::
+
+    plain beat (A4)   acc += a·w
+    hi beat (A8)      acc += (a·w) << 4
+    lo beat (A8)      acc += a·w + 8·w        (a is the low nibble minus 8)
+
+and on a ``last`` beat the finished sums of the whole tile leave as one output
+word, while the next beat starts a fresh sum.  A group of ``g`` k therefore
+costs ``g`` beats at A4 and ``2·g`` at A8 and yields exactly
+:func:`golden.group_accumulators` for that tile.
+"""
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.hdl import EnableInserter
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.trip import LO_OFFSET, trip_acc_bits
+from .simd_mul4 import LATENCIES, SimdMul4, packed_layout
+
+__all__ = ["TripArray"]
+
+_LO_SHIFT = LO_OFFSET.bit_length() - 1     # 8·w as a shift, never a multiplier
+assert 1 << _LO_SHIFT == LO_OFFSET
+
+
+class TripArray(wiring.Component):
+    """``tokens × channels`` int4 MAC array with per-group accumulators and A8 refinement beats.
+
+    Parameters
+    ----------
+    rows, cols : int
+        SIMD multipliers along the token and channel axes (``rows·cols`` DSPs).
+    a_lanes, w_lanes, mul_width : int
+        Packing of each multiplier (see :func:`hw.rtl.simd_mul4.packed_layout`).
+    mul_latency : int
+        Pipeline depth of each multiplier, 1–3.
+    max_k : int
+        Most k one accumulation may sum (the largest weight group; the whole
+        K for per-channel weights).  The accumulators are
+        ``golden.trip_acc_bits(max_k)`` bits wide, which holds every partial
+        sum of A4 and A8 beats (:func:`golden.trip_acc_range`), so they never wrap.
+        A group longer than ``max_k`` is the driver's error to refuse.
+
+    Members
+    -------
+    i : ``In(stream.Signature(beat_layout))``
+        ``{"a": tokens × signed(4), "w": channels × signed(4), "hi", "lo", "last"}``.
+    o : ``Out(stream.Signature(tokens × channels × signed(acc_bits)))``
+        ``o.payload[t][c]`` = the finished group sum of token lane ``t`` and channel lane ``c``.
+
+    Contract
+    --------
+    Throughput one beat per cycle.  Latency: a group's sums are valid
+    ``mul_latency + 1`` cycles after its ``last`` beat is accepted.  The
+    output is held until taken; while it is, the array keeps accepting beats
+    and only stalls (``i.ready`` low, every pipeline register frozen) when a
+    second finished group would overwrite it, so a consumer that takes each
+    output within one group's beats never slows the array.
+    """
+
+    def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
+                 mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096):
+        for name, value in (("rows", rows), ("cols", cols)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self.mul_params = dict(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width, latency=mul_latency)
+        if mul_latency not in LATENCIES:
+            raise ValueError(f"mul_latency must be one of {LATENCIES}, not {mul_latency!r}")
+        if not isinstance(max_k, int) or isinstance(max_k, bool) or max_k < 1:
+            raise ValueError(f"max_k must be a positive integer, not {max_k!r}")
+        self.layout = packed_layout(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width)
+        self.rows, self.cols = rows, cols
+        self.tokens, self.channels = rows * a_lanes, cols * w_lanes
+        self.mul_latency = mul_latency
+        self.latency = mul_latency + 1
+        self.max_k = max_k
+        self.acc_bits = trip_acc_bits(max_k)
+        self.beat_layout = data.StructLayout({
+            "a": data.ArrayLayout(signed(4), self.tokens),
+            "w": data.ArrayLayout(signed(4), self.channels),
+            "hi": 1, "lo": 1, "last": 1,
+        })
+        self.out_layout = data.ArrayLayout(data.ArrayLayout(signed(self.acc_bits), self.channels), self.tokens)
+        super().__init__({
+            "i": In(stream.Signature(self.beat_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    @property
+    def macs_per_beat(self) -> int:
+        return self.tokens * self.channels
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        advance = Signal()          # the whole pipeline moves on this cycle
+        lay = self.layout
+
+        muls = {}
+        for r in range(self.rows):
+            for c in range(self.cols):
+                mul = EnableInserter(advance)(SimdMul4(**self.mul_params))
+                m.submodules[f"mul_{r}_{c}"] = mul
+                muls[r, c] = mul
+                for i in range(lay.a_lanes):
+                    m.d.comb += mul.i.payload.a[i].eq(self.i.payload.a[r * lay.a_lanes + i])
+                for j in range(lay.w_lanes):
+                    m.d.comb += mul.i.payload.w[j].eq(self.i.payload.w[c * lay.w_lanes + j])
+                m.d.comb += [mul.i.valid.eq(self.i.valid), mul.o.ready.eq(1)]
+
+        # Side-band bits and the weights (for the lo-beat offset) follow the products down the pipeline.
+        side_layout = data.StructLayout({"valid": 1, "hi": 1, "lo": 1, "last": 1,
+                                         "w": data.ArrayLayout(signed(4), self.channels)})
+        side = Signal(side_layout)
+        m.d.comb += [side.valid.eq(self.i.valid), side.hi.eq(self.i.payload.hi), side.lo.eq(self.i.payload.lo),
+                     side.last.eq(self.i.payload.last), side.w.eq(self.i.payload.w)]
+        for n in range(self.mul_latency):
+            nxt = Signal(side_layout, name=f"side_q{n}")
+            with m.If(advance):
+                m.d.sync += nxt.eq(side)
+            side = nxt
+
+        fresh = Signal(init=1)      # the next beat starts a new group
+        finishing = side.valid & side.last
+        m.d.comb += [advance.eq(~(finishing & self.o.valid & ~self.o.ready)), self.i.ready.eq(advance)]
+
+        for t in range(self.tokens):
+            r, i = divmod(t, lay.a_lanes)
+            for ch in range(self.channels):
+                c, j = divmod(ch, lay.w_lanes)
+                product = muls[r, c].o.payload[i][j]
+                acc = Signal(signed(self.acc_bits), name=f"acc_{t}_{ch}")
+                term = Mux(side.hi, product << 4, product) + Mux(side.lo, side.w[ch] << _LO_SHIFT, 0)
+                total = Mux(fresh, 0, acc) + term
+                with m.If(advance & side.valid):
+                    with m.If(side.last):
+                        m.d.sync += self.o.payload[t][ch].eq(total)
+                    with m.Else():
+                        m.d.sync += acc.eq(total)
+
+        with m.If(advance & side.valid):
+            m.d.sync += fresh.eq(side.last)
+        with m.If(advance & finishing):
+            m.d.sync += self.o.valid.eq(1)
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        return m

@@ -1,0 +1,58 @@
+"""The order in which a matmul's beats enter :class:`hw.rtl.trip_array.TripArray`, and what comes out.
+
+Output-stationary tiling: for every tile of ``tokens`` kept rows and every
+tile of ``channels`` output channels, for every weight group, every k of the
+group sends its beats (one at A4, hi then lo at A8); the group's last beat
+carries ``last``.  Rows and channels past the matrix edge are zero padding,
+which contributes exactly 0 at either width.  The nibbles come from
+:func:`golden.trip_beats`; this module only moves data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import golden
+
+__all__ = ["ArraySchedule", "array_schedule"]
+
+
+@dataclass(frozen=True)
+class ArraySchedule:
+    beats: np.ndarray       # (n_beats, tokens + channels + 3): a lanes, w lanes, hi, lo, last
+    expected: np.ndarray    # (n_outputs, tokens, channels): one finished tile per (tile, group)
+    tiles: int
+
+
+def _pad(a: np.ndarray, rows: int) -> np.ndarray:
+    return np.pad(a, ((0, (-a.shape[0]) % rows), (0, 0)))
+
+
+def array_schedule(x: np.ndarray, w: np.ndarray, group_size: int, a_bits: int, tokens: int,
+                   channels: int, keep: np.ndarray | None = None) -> ArraySchedule:
+    """Beats and expected outputs for ``x @ w.T`` (rows dropped by ``keep`` are never sent)."""
+    expected_all = golden.group_accumulators(x if keep is None else np.asarray(x)[keep], w, group_size,
+                                             x_bits=a_bits)
+    xs = _pad(np.asarray(x if keep is None else np.asarray(x)[keep]), tokens)
+    ws = _pad(np.asarray(w), channels)
+    k = xs.shape[1]
+    n_groups = k // group_size
+    beats = golden.trip_beats(xs, a_bits)
+    passes = len(beats)
+    exp = np.zeros((xs.shape[0], ws.shape[0], n_groups), dtype=np.int64)
+    exp[:expected_all.shape[0], :expected_all.shape[1]] = expected_all
+    rows, outs = [], []
+    for m0 in range(0, xs.shape[0], tokens):
+        for n0 in range(0, ws.shape[0], channels):
+            # one tile: k-major, beats within k; (k·passes + p) indexes the beat
+            a = np.stack([b.nibbles[m0:m0 + tokens].T for b in beats], axis=1).reshape(k * passes, tokens)
+            wt = np.repeat(ws[n0:n0 + channels].T, passes, axis=0)
+            flags = np.array([[b.hi, b.lo] for b in beats] * k, dtype=np.int64)
+            last = np.zeros((k * passes, 1), dtype=np.int64)
+            last[group_size * passes - 1::group_size * passes] = 1
+            rows.append(np.concatenate([a, wt, flags, last], axis=1))
+            outs.append(exp[m0:m0 + tokens, n0:n0 + channels].transpose(2, 0, 1))
+    tiles = len(rows)
+    return ArraySchedule(np.concatenate(rows) if rows else np.zeros((0, tokens + channels + 3), np.int64),
+                         np.concatenate(outs) if outs else np.zeros((0, tokens, channels), np.int64), tiles)

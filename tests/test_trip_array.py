@@ -1,0 +1,72 @@
+"""TRIP MAC array: every accumulator of every tile bit-exact with golden, on Verilator and Icarus."""
+import pytest
+
+import golden
+from hw.rtl.trip_array import TripArray
+from sim.cycle_model import array_beats
+from sim.runner import cosim
+from sim.toolchain import SIMULATORS
+
+#: max_k 64 keeps the accumulators at 18 bits, so the "max"/"min" cases sit exactly on the bound.
+CONFIGS = {
+    "ecp5_1x2": dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64),
+    "ice40_2x3": dict(rows=2, cols=3, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64),
+}
+
+
+def cases(a_bits: int) -> list[dict]:
+    base = dict(a_bits=a_bits, seed=a_bits)
+    return [
+        {**base, "m": 1, "k": 16, "n": 4, "group": 16, "kind": "random"},                # M = 1, full rate
+        {**base, "m": 5, "k": 32, "n": 7, "group": 16, "kind": "random", "idle": 0.2, "stall": 0.3},
+        {**base, "m": 2, "k": 64, "n": 4, "group": 64, "kind": "max"},                   # the upper bound
+        {**base, "m": 3, "k": 64, "n": 5, "group": 64, "kind": "min"},                   # the lower bound
+        {**base, "m": 3, "k": 48, "n": 9, "group": 16, "kind": "corners", "stall": 0.5},
+        {**base, "m": 4, "k": 8, "n": 6, "group": 2, "kind": "random", "stall": 0.7},    # array must freeze
+        {**base, "m": 9, "k": 16, "n": 5, "group": 8, "kind": "random", "keep": 0.5},    # token skipping
+        {**base, "m": 4, "k": 16, "n": 4, "group": 16, "kind": "random", "keep": 0.0},   # all pruned
+        {**base, "m": 4, "k": 16, "n": 4, "group": 16, "kind": "random", "keep": 1.0},  # none pruned
+    ]
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("name", CONFIGS)
+def test_cosim_bit_exact(name, simulator):
+    params = CONFIGS[name]
+    dut = TripArray(**params)
+    all_cases = cases(4) + cases(8)
+    report = cosim(dut, toplevel="trip_array", simulator=simulator, bench="sim.bench_trip_array",
+                   config={"params": params, "cases": all_cases}).report
+    assert report["mismatches"] == 0 and len(report["cases"]) == len(all_cases)
+    lo, hi = golden.trip_acc_range(params["max_k"])
+    reached = {c["kind"]: c["max_abs"] for c in report["cases"] if c["a_bits"] == 8}
+    assert reached["max"] == hi and reached["min"] == -lo        # the accumulators' bound was hit
+    for c in report["cases"]:
+        kept = c["m"] if c.get("keep") is None else None
+        if kept is not None:
+            assert c["beats"] == array_beats(kept, c["k"], c["n"], c["a_bits"], dut.tokens, dut.channels)
+    pruned = [c for c in report["cases"] if c.get("keep") == 0.0]
+    assert all(c["beats"] == 0 and c["outputs"] == 0 for c in pruned)
+
+
+def test_a8_costs_two_beats_per_k_and_pruned_rows_cost_none():
+    assert array_beats(128, 768, 768, 8, 2, 4) == 2 * array_beats(128, 768, 768, 4, 2, 4)
+    assert array_beats(64, 768, 768, 4, 2, 4) * 2 == array_beats(128, 768, 768, 4, 2, 4)
+    with pytest.raises(ValueError, match="4 or 8"):
+        array_beats(1, 1, 1, 6, 1, 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(rows=0), "rows must be a positive integer"),
+    (dict(mul_latency=4), "mul_latency must be one of"),
+    (dict(max_k=0), "max_k must be a positive integer"),
+    (dict(a_lanes=2, w_lanes=2, mul_width=16), "16-bit signed port"),
+])
+def test_bad_parameters_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TripArray(**kwargs)
+
+
+def test_accumulator_width_follows_max_k():
+    assert TripArray(max_k=64).acc_bits == golden.trip_acc_bits(64) == 18
+    assert TripArray(max_k=4096).acc_bits == 24
