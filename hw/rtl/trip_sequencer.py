@@ -1,0 +1,244 @@
+"""The TRIP controller: registers, the activation buffer, and the beat stream that feeds the MAC array.
+
+One run computes every group accumulator of ``X @ Wᵀ`` for ``M_TILES`` token
+tiles × ``N_TILES`` channel tiles.  For each token tile the sequencer first
+loads ``K`` activation words (one k each: ``tokens`` int8 lanes) from the
+``act`` stream into an on-chip buffer, then, for each channel tile, replays
+them against ``K`` weight words from the ``weights`` stream, one beat per k
+at A4 and two (hi nibble, then low nibble − 8) at A8.  The weight word is
+held (``weights.ready`` low) across both beats of a k, so weights are sent
+once per (token tile, channel tile) whatever the width.
+
+Pruned tokens are never loaded: the host packs the kept rows into token
+tiles, so each pruned row saves all of its beats.
+
+Register map (word addresses; :data:`REGS`), all 32-bit:
+
+====  ========  ===========================================================
+ 0    CTRL      write 1 to bit 0: start.  Read: bit 0 busy, bit 1 done, bit 2 error
+ 1    K         reduction length, 1 … ``max_k_total``
+ 2    GROUP     k per accumulator group; divides K; at most ``max_group``
+ 3    M_TILES   token tiles (≥ 1)
+ 4    N_TILES   channel tiles (≥ 1)
+ 5    A_BITS    4 or 8
+ 6    CYCLES    read: clock cycles of the last run, start to done
+ 7    ERROR     read: why the last start was refused (:class:`Error`), 0 if it was not
+====  ========  ===========================================================
+
+A malformed command never hangs and never touches a stream: the start sets
+``done`` and ``error`` in the same cycle it would have begun.
+"""
+from __future__ import annotations
+
+import enum
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["REGS", "Error", "RegisterPort", "TripSequencer"]
+
+REGS = {"CTRL": 0, "K": 1, "GROUP": 2, "M_TILES": 3, "N_TILES": 4, "A_BITS": 5, "CYCLES": 6, "ERROR": 7}
+
+
+class Error(enum.IntEnum):
+    NONE = 0
+    K_RANGE = 1          # K is 0 or larger than the activation buffer
+    GROUP_RANGE = 2      # GROUP is 0 or longer than the accumulators allow
+    GROUP_DIVIDES_K = 3  # GROUP does not divide K
+    A_BITS = 4           # activation bits other than 4 or 8
+    NO_TILES = 5         # M_TILES or N_TILES is 0
+
+
+class RegisterPort(wiring.Signature):
+    """A minimal synchronous register bus: write on ``we``; ``rdata`` shows ``addr`` combinationally."""
+
+    def __init__(self):
+        super().__init__({"addr": Out(3), "wdata": Out(32), "we": Out(1), "rdata": In(32)})
+
+
+class TripSequencer(wiring.Component):
+    """Registers + activation buffer + beat issue for a ``tokens × channels`` :class:`TripArray`.
+
+    Parameters
+    ----------
+    tokens, channels : int
+        Lanes of the array this sequencer feeds.
+    max_k_total : int
+        Depth of the activation buffer: the largest K of one run.
+    max_group : int
+        Largest GROUP accepted (the array's ``max_k``).
+
+    Members
+    -------
+    regs : ``In(RegisterPort())``
+    act : ``In(stream.Signature(tokens × signed(8)))``: K words per token tile.
+    weights : ``In(stream.Signature(channels × signed(4)))``: K words per (token tile, channel tile).
+    beats : ``Out(stream.Signature(TripArray.beat_layout))``: to the array.
+    done_outputs : ``In(1)``: pulses when the array hands one finished group downstream
+        (the run is done only after its last group left).
+
+    Contract
+    --------
+    At most one beat per cycle; while a channel tile runs, one per cycle unless
+    ``weights`` or the array stall.  Between token tiles the buffer reload costs
+    K cycles (no overlap).  Activation values must fit ``A_BITS``; at A4 only
+    the low nibble of each int8 lane is used.
+    """
+
+    def __init__(self, *, tokens: int, channels: int, max_k_total: int = 4096, max_group: int = 4096):
+        for name, value in (("tokens", tokens), ("channels", channels), ("max_k_total", max_k_total),
+                            ("max_group", max_group)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self.tokens, self.channels = tokens, channels
+        self.max_k_total, self.max_group = max_k_total, max_group
+        self.act_layout = data.ArrayLayout(signed(8), tokens)
+        self.weight_layout = data.ArrayLayout(signed(4), channels)
+        self.beat_layout = data.StructLayout({
+            "a": data.ArrayLayout(signed(4), tokens),
+            "w": data.ArrayLayout(signed(4), channels),
+            "hi": 1, "lo": 1, "last": 1,
+        })
+        super().__init__({
+            "regs": In(RegisterPort()),
+            "act": In(stream.Signature(self.act_layout)),
+            "weights": In(stream.Signature(self.weight_layout)),
+            "beats": Out(stream.Signature(self.beat_layout)),
+            "done_outputs": In(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        kbits = max(self.max_k_total, self.max_group).bit_length() + 1
+        k_reg, group, m_tiles, n_tiles = (Signal(32, name=n) for n in ("k_reg", "group", "m_tiles", "n_tiles"))
+        a_bits, cycles = Signal(32), Signal(32)
+        busy, done = Signal(), Signal()
+        error = Signal(3)
+        start = Signal()
+
+        # --- register port --------------------------------------------------------------
+        regs = self.regs
+        writable = {REGS["K"]: k_reg, REGS["GROUP"]: group, REGS["M_TILES"]: m_tiles,
+                    REGS["N_TILES"]: n_tiles, REGS["A_BITS"]: a_bits}
+        with m.If(regs.we & ~busy):           # shape registers are frozen while a run is busy
+            with m.Switch(regs.addr):
+                for addr, reg in writable.items():
+                    with m.Case(addr):
+                        m.d.sync += reg.eq(regs.wdata)
+        m.d.comb += start.eq(regs.we & (regs.addr == REGS["CTRL"]) & regs.wdata[0] & ~busy)
+        with m.Switch(regs.addr):
+            with m.Case(REGS["CTRL"]):
+                m.d.comb += regs.rdata.eq(Cat(busy, done, error != 0))
+            for addr, reg in writable.items():
+                with m.Case(addr):
+                    m.d.comb += regs.rdata.eq(reg)
+            with m.Case(REGS["CYCLES"]):
+                m.d.comb += regs.rdata.eq(cycles)
+            with m.Case(REGS["ERROR"]):
+                m.d.comb += regs.rdata.eq(error)
+
+        # --- activation buffer ----------------------------------------------------------
+        m.submodules.act_buf = buf = memory.Memory(shape=unsigned(8 * self.tokens), depth=self.max_k_total,
+                                                    init=[])
+        wport = buf.write_port()
+        rport = buf.read_port()
+
+        # --- counters -------------------------------------------------------------------
+        k = Signal(range(self.max_k_total + 1))
+        g = Signal(kbits)                      # position inside the current group
+        hi_pass = Signal()                     # A8: the next beat is the hi nibble
+        m_left, n_left = Signal(32), Signal(32)
+        pending = Signal(32)                   # groups issued minus groups delivered
+        check = Signal(32)                     # K - j·GROUP while checking divisibility
+        a8 = Signal()
+
+        # Stage B: the beat on offer to the array (its activation word comes from rport.data).
+        b_valid, b_hi, b_lo, b_last, b_final = Signal(), Signal(), Signal(), Signal(), Signal()
+        fire = Signal()
+        m.d.comb += fire.eq(b_valid & self.weights.valid & self.beats.ready)
+        load_b = Signal()
+        m.d.comb += [load_b.eq(~b_valid | fire), rport.en.eq(load_b), rport.addr.eq(k)]
+
+        for t in range(self.tokens):
+            lane = rport.data[8 * t:8 * (t + 1)]
+            # hi beat: bits 7..4 (signed); lo beat: bits 3..0 minus 8, i.e. bit 3 inverted; A4: bits 3..0
+            nib = Mux(b_hi, lane[4:8], Mux(b_lo, Cat(lane[0:3], ~lane[3]), lane[0:4]))
+            m.d.comb += self.beats.payload.a[t].eq(nib.as_signed())
+        m.d.comb += [self.beats.payload.w.eq(self.weights.payload),
+                     self.beats.payload.hi.eq(b_hi), self.beats.payload.lo.eq(b_lo),
+                     self.beats.payload.last.eq(b_last),
+                     self.beats.valid.eq(b_valid & self.weights.valid),
+                     self.weights.ready.eq(fire & b_final)]
+        with m.If(fire):
+            m.d.sync += b_valid.eq(0)
+
+        issued_last = Signal()
+        m.d.comb += issued_last.eq(fire & b_last)
+        m.d.sync += pending.eq(pending + issued_last - self.done_outputs)
+
+        with m.If(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.sync += [done.eq(0), error.eq(0), cycles.eq(1)]
+                    with m.If((k_reg == 0) | (k_reg > self.max_k_total)):
+                        m.d.sync += [error.eq(Error.K_RANGE), done.eq(1)]
+                    with m.Elif((group == 0) | (group > self.max_group)):
+                        m.d.sync += [error.eq(Error.GROUP_RANGE), done.eq(1)]
+                    with m.Elif((a_bits != 4) & (a_bits != 8)):
+                        m.d.sync += [error.eq(Error.A_BITS), done.eq(1)]
+                    with m.Elif((m_tiles == 0) | (n_tiles == 0)):
+                        m.d.sync += [error.eq(Error.NO_TILES), done.eq(1)]
+                    with m.Else():
+                        m.d.sync += [busy.eq(1), check.eq(k_reg), a8.eq(a_bits == 8), m_left.eq(m_tiles)]
+                        m.next = "CHECK"
+            with m.State("CHECK"):            # GROUP divides K: subtract until 0 (K/GROUP cycles)
+                with m.If(check == 0):
+                    m.next = "LOAD"
+                    m.d.sync += k.eq(0)
+                with m.Elif(check < group):
+                    m.d.sync += [error.eq(Error.GROUP_DIVIDES_K), done.eq(1), busy.eq(0)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += check.eq(check - group)
+            with m.State("LOAD"):             # K activation words into the buffer
+                with m.If(self.act.valid):
+                    with m.If(k == k_reg - 1):
+                        m.d.sync += [k.eq(0), g.eq(0), hi_pass.eq(1), n_left.eq(n_tiles)]
+                        m.next = "RUN"
+                    with m.Else():
+                        m.d.sync += k.eq(k + 1)
+            with m.State("RUN"):              # issue the beats of every channel tile
+                with m.If(load_b):
+                    final_pass = ~a8 | ~hi_pass
+                    group_end = g == group - 1
+                    m.d.sync += [b_valid.eq(1), b_hi.eq(a8 & hi_pass), b_lo.eq(a8 & ~hi_pass),
+                                 b_final.eq(final_pass), b_last.eq(final_pass & group_end)]
+                    with m.If(a8):
+                        m.d.sync += hi_pass.eq(~hi_pass)
+                    with m.If(final_pass):
+                        m.d.sync += [g.eq(Mux(group_end, 0, g + 1)), k.eq(k + 1)]
+                        with m.If(k == k_reg - 1):
+                            m.d.sync += [k.eq(0), n_left.eq(n_left - 1)]
+                            with m.If(n_left == 1):
+                                m.d.sync += m_left.eq(m_left - 1)
+                                m.next = "NEXT"
+            with m.State("NEXT"):             # last beat of the token tile must leave before a reload
+                with m.If(~b_valid | fire):
+                    with m.If(m_left == 0):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.next = "LOAD"
+            with m.State("DRAIN"):            # every issued group must have left the array
+                with m.If((pending == 0) & ~b_valid):
+                    m.d.sync += [busy.eq(0), done.eq(1)]
+                    m.next = "IDLE"
+        # Outside the FSM so that they are plain continuous assignments (Icarus evaluates an
+        # `always @*` output only once an input changes, so it would read X until the first start).
+        loading = fsm.ongoing("LOAD")
+        m.d.comb += [self.act.ready.eq(loading), wport.addr.eq(k), wport.data.eq(self.act.payload),
+                     wport.en.eq(loading & self.act.valid)]
+        return m
