@@ -5,13 +5,14 @@ evaluation tokens from the start and calibration tokens from the end, and
 scores:
 
 * FP32; W8A8 RTN; W4A16 RTN and GPTQ; W4A8 RTN with and without SmoothQuant
-  smoothing; W4A8 GPTQ;
+  smoothing; W4A8 GPTQ; W4A16 and W4A8 GPTQ run on the smoothed model;
 * naive W4A4 (GPTQ weights), W4A4 with the activation-guided bit plan, and
   both again with token pruning (and FP32 with pruning, to show pruning's own cost).
 
 Activations are per-token dynamic and symmetric; weights are per-group
-asymmetric. GPTQ runs once, with float activations, and its weights serve every
-GPTQ row (only the activation bits change between them). Pruned rows are
+asymmetric. GPTQ runs with float activations, once on the plain and once on
+the smoothed model, and its weights serve every GPTQ row of that model (only
+the activation bits change between them). Pruned rows are
 scored on the positions they kept; the table shows the FP32 model's perplexity
 on those same positions next to them, and the share of tokens the blocks processed.
 It prints a table and writes ``table.json``, ``table.md`` and ``perplexity.png``.
@@ -76,7 +77,7 @@ def run_table(model: nn.Module, ids: torch.Tensor, *, eval_tokens: int = 2048, s
     split = split_tokens(ids, eval_tokens, calib_tokens)
     group = group_size or auto_group_size(model)
     rows: list[Row] = []
-    steps = tqdm(total=13, desc="table", unit="step", disable=not progress, file=sys.stderr)
+    steps = tqdm(total=16, desc="table", unit="step", disable=not progress, file=sys.stderr)
     reference: Perplexity | None = None
 
     def add(name: str, m: nn.Module, weights: str, acts: str, prune_plan: PrunePlan | None = None) -> None:
@@ -103,9 +104,9 @@ def run_table(model: nn.Module, ids: torch.Tensor, *, eval_tokens: int = 2048, s
     steps.set_postfix_str("smoothing")
     smooth_model(smoothed, split.calib_ids[:smooth_windows * seq_len].reshape(smooth_windows, seq_len),
                  smooth_alpha, progress=progress)
-    quantize_model(smoothed, QuantConfig("W4A8 sq", 4, 8, group))
-    add(f"W4A8 RTN + SmoothQuant (alpha {smooth_alpha})", smoothed, "int4 RTN", "int8")
-    del smoothed
+    smoothed_rtn = quantize_model(copy.deepcopy(smoothed), QuantConfig("W4A8 sq", 4, 8, group))
+    add(f"W4A8 RTN + SmoothQuant (alpha {smooth_alpha})", smoothed_rtn, "int4 RTN", "int8")
+    del smoothed_rtn
 
     steps.set_postfix_str("GPTQ")
     gptq = gptq_quantize_model(copy.deepcopy(model), QuantConfig("GPTQ", 4, None, group, weight_method="gptq"),
@@ -115,6 +116,18 @@ def run_table(model: nn.Module, ids: torch.Tensor, *, eval_tokens: int = 2048, s
     add("W4A16 GPTQ", gptq, "int4 GPTQ", "fp32")
     _set_all(gptq, 8)
     add("W4A8 GPTQ", gptq, "int4 GPTQ", "int8")
+
+    # SmoothQuant before GPTQ: GPTQ then sees the smoothed (outlier-flattened) inputs.
+    steps.set_postfix_str("GPTQ on the smoothed model")
+    gptq_quantize_model(smoothed, QuantConfig("GPTQ sq", 4, None, group, weight_method="gptq"),
+                        split.calib_ids[-gptq_windows * seq_len:], n_windows=gptq_windows,
+                        seq_len=seq_len, progress=progress)
+    steps.update()
+    add("W4A16 GPTQ + SmoothQuant", smoothed, "int4 GPTQ, smoothed", "fp32")
+    _set_all(smoothed, 8)
+    add("W4A8 GPTQ + SmoothQuant", smoothed, "int4 GPTQ, smoothed", "int8")
+    del smoothed
+
     _set_all(gptq, 4)
     add("W4A4 GPTQ (naive)", gptq, "int4 GPTQ", "int4")
     add("W4A4 GPTQ + pruning", gptq, "int4 GPTQ", "int4", prune)

@@ -140,7 +140,7 @@ def test_pruning_scores_kept_positions_on_the_real_model(smollm2):
 
 @pytest.mark.slow
 def test_gptq_beats_rtn_and_a8_stays_close(smollm2_text):
-    """The GPTQ benchmark on 2048 tokens (about 4 minutes): the numbers of the README's table."""
+    """The GPTQ benchmark on 2048 tokens (about 7 minutes): the numbers of the README's table."""
     from golden.gptq import gptq_quantize_model
     from golden.qmodel import quant_layers, set_act_bits
     model, all_ids = smollm2_text
@@ -152,4 +152,15 @@ def test_gptq_beats_rtn_and_a8_stays_close(smollm2_text):
     w4a8 = perplexity(q, split.eval_ids, progress=False).ppl
     print(f"GPTQ W4A16 {w4a16:.2f}, W4A8 {w4a8:.2f} (+{w4a8 / w4a16 - 1:.1%})")
     assert w4a16 < 42.88 * 0.95        # RTN W4A16 on the same 2048 tokens: 42.88; GPTQ measured 39.43
-    assert w4a8 <= 1.06 * w4a16        # measured +3.7% (the issue's target is 2%: missed)
+    assert w4a8 <= 1.06 * w4a16        # measured +3.7% without smoothing
+
+    # SmoothQuant before GPTQ (the table's calibration: 8 smoothing windows from the same end of the text)
+    from golden.smooth import smooth_model
+    smoothed = copy.deepcopy(model)
+    smooth_model(smoothed, split.calib_ids[:8 * 512].reshape(8, 512), 0.5, progress=False)
+    gptq_quantize_model(smoothed, QuantConfig("gptq sq", 4, None, 64, weight_method="gptq"), split.calib_ids,
+                        progress=False)
+    set_act_bits(smoothed, dict.fromkeys(quant_layers(smoothed), 8))
+    w4a8_sq = perplexity(smoothed, split.eval_ids, progress=False).ppl
+    print(f"GPTQ + SmoothQuant W4A8 {w4a8_sq:.2f} ({w4a8_sq / w4a16 - 1:+.1%} against plain W4A16 GPTQ)")
+    assert w4a8_sq <= 1.02 * w4a16     # the issue's 2% target; measured 38.95 vs 39.43 (-1.2%)

@@ -20,7 +20,7 @@ def test_every_configuration_is_scored(tmp_path):
                      plan=plan, prune=PrunePlan((0,), 0.5), group_size=32, progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())     # float model untouched
     by = {r.config: r for r in rows}
-    assert len(rows) == 12 and all(r.ppl > 1 for r in rows)
+    assert len(rows) == 14 and all(r.ppl > 1 for r in rows)
     assert by["FP32"].fp32_same_positions == pytest.approx(by["FP32"].ppl)
     assert by["FP32"].predicted == 4 * 15 and by["FP32"].token_share == 1.0
     pruned = by["W4A4/A8 plan + pruning"]
