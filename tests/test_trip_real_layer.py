@@ -1,0 +1,56 @@
+"""A real SmolLM2 layer on the TRIP core: exported integers, the shipped bit plan and a real keep mask."""
+import numpy as np
+import pytest
+
+from hw.trip_core import TripCore
+from sim.runner import cosim
+from sim.toolchain import SIMULATORS
+from sim.trip_driver import CoreLimits, prepare_run
+
+#: Block 16 follows the pruning point (after block 15); the shipped plan runs k_proj at A8, o_proj at A4.
+LAYERS = ["model.layers.16.self_attn.k_proj", "model.layers.16.self_attn.o_proj"]
+PARAMS = dict(rows=2, cols=8, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=1536)
+
+
+@pytest.fixture(scope="module")
+def real_layers(tmp_path_factory):
+    from sim.real_layer import capture
+    folder = tmp_path_factory.mktemp("real_layers")
+    cases = []
+    for name, real in capture(LAYERS).items():
+        path = folder / f"{name}.npz"
+        np.savez(path, x=real.x, w=real.layer.weight.astype(np.int64), keep=real.keep)
+        cases.append((name, real, str(path)))
+    return cases
+
+
+def test_export_oracle_and_golden_agree_on_the_captured_layers(real_layers):
+    limits = CoreLimits.of(TripCore(**PARAMS))
+    bits = set()
+    for name, real, _ in real_layers:
+        assert 0 < real.keep.sum() < len(real.keep)          # the pruning plan really dropped tokens
+        run = prepare_run(real.x, real.layer.weight, group_size=real.layer.group_size, a_bits=real.a_bits,
+                          limits=limits, keep=real.keep)
+        oracle = real.oracle()                                # (kept, out, groups) from the export
+        t, c = limits.tokens, limits.channels
+        padded = np.pad(oracle, ((0, -oracle.shape[0] % t), (0, -oracle.shape[1] % c), (0, 0)))
+        tiles = padded.reshape(-1, t, padded.shape[1] // c, c, oracle.shape[2]).transpose(0, 2, 4, 1, 3)
+        assert np.array_equal(run.expected, tiles.reshape(-1, t, c))
+        bits.add(real.a_bits)
+    assert bits == {4, 8}                                     # one layer of each width, from the plan
+
+
+#: Icarus takes 6-9 minutes per real layer (Verilator: 13-20 s), so it runs in the slow suite;
+#: CI's Icarus coverage of the core is tests/test_trip_core.py.
+@pytest.mark.parametrize("simulator", [pytest.param(s, marks=pytest.mark.slow) if s == "icarus" else s
+                                       for s in SIMULATORS])
+def test_real_layers_bit_exact_on_the_core(real_layers, simulator):
+    cases = [{"layer": path, "name": name, "group": real.layer.group_size, "a_bits": real.a_bits}
+             for name, real, path in real_layers]
+    report = cosim(TripCore(**PARAMS), toplevel="trip_core", simulator=simulator, bench="sim.bench_trip_core",
+                   config={"params": PARAMS, "cases": cases}).report
+    assert report["mismatches"] == 0 and len(report["cases"]) == len(cases)
+    for c in report["cases"]:
+        print(f"{simulator} {c['name']} A{c['a_bits']}: {c['m_kept']} kept tokens, {c['outputs']} output tiles, "
+              f"{c['cycles']} cycles (model {c['predicted']}), {c['seconds']:.1f} s")
+        assert c["cycles"] == c["predicted"]
