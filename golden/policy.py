@@ -8,9 +8,11 @@ hardware quantizes that tensor once for all of them.
    the increase of mean next-token loss (nats) on calibration windows is
    recorded.  Blocks before the group's are not re-run: their outputs are
    cached once per window, which halves the work on average.
-2. Cost: a :class:`CostModel` gives each layer's cycles at A4 and A8.  The
-   stand-in :class:`MacCountCost` counts MACs times 4-bit passes (A8 is two
-   nibble passes on the TRIP datapath); the hardware cycle model plugs in here.
+2. Cost: a :class:`CostModel` gives each layer's cycles at A4 and A8.
+   :class:`ProfileCost` reads a latency profile that ``python -m sim.cycle_model``
+   writes from the TRIP core's cycle model (the shipped one: SmolLM2 on the
+   ECP5-85F-sized core); :class:`MacCountCost` (MACs × 4-bit passes) is the
+   fallback for models without a profile.
 3. Plan: groups go to A4 in increasing order of loss per cycle saved until the
    share of MACs at A4 reaches the budget.  The :class:`BitPlan` is plain JSON
    (``save``/``load``) holding every number it was chosen from.
@@ -32,8 +34,8 @@ from .cli import atomic_path
 from .models import arch_of, blocks, linear_blocks, quantizable_linears
 from .qmodel import quant_layers, set_act_bits
 
-__all__ = ["CostModel", "MacCountCost", "ActivationGroup", "activation_groups", "measure_sensitivity",
-           "BitPlan", "choose_plan", "PolicyError"]
+__all__ = ["CostModel", "MacCountCost", "ProfileCost", "PROFILE_FORMAT", "DEFAULT_PLAN", "DEFAULT_PROFILE",
+           "ActivationGroup", "activation_groups", "measure_sensitivity", "BitPlan", "choose_plan", "PolicyError"]
 
 
 class PolicyError(ValueError):
@@ -54,6 +56,49 @@ class MacCountCost:
 
     def cycles(self, tokens: int, in_features: int, out_features: int, a_bits: int) -> float:
         return float(tokens * in_features * out_features * (a_bits // 4))
+
+
+@dataclass(frozen=True)
+class ProfileCost:
+    """Cycles looked up in a hardware latency profile: a JSON table that the hardware side writes.
+
+    ``python -m sim.cycle_model`` writes one from the TRIP core's cycle model (the
+    model the RTL's cycle counter is checked against), for every linear shape
+    of a model at one token count, as the paper profiled its target device.
+    golden reads the numbers and never imports the hardware code.
+    """
+    name: str
+    tokens: int
+    table: dict[str, float]
+
+    @staticmethod
+    def key(in_features: int, out_features: int, a_bits: int) -> str:
+        return f"{in_features}x{out_features}xA{a_bits}"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ProfileCost":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PolicyError(f"cannot read latency profile {str(path)!r}: {exc}") from None
+        if data.get("format") != PROFILE_FORMAT:
+            raise PolicyError(f"{str(path)!r} is not a latency profile ({PROFILE_FORMAT})")
+        return cls(data["name"], int(data["tokens"]), {k: float(v) for k, v in data["cycles"].items()})
+
+    def cycles(self, tokens: int, in_features: int, out_features: int, a_bits: int) -> float:
+        if tokens != self.tokens:
+            raise PolicyError(f"latency profile {self.name!r} was made for {self.tokens} tokens, not {tokens}; "
+                              f"make one with `python -m sim.cycle_model --tokens {tokens}` or pass --tokens "
+                              f"{self.tokens}")
+        try:
+            return self.table[self.key(in_features, out_features, a_bits)]
+        except KeyError:
+            raise PolicyError(f"latency profile {self.name!r} has no {in_features}→{out_features} layer at "
+                              f"A{a_bits}; make one for this model with `python -m sim.cycle_model --model PATH`"
+                              ) from None
+
+
+PROFILE_FORMAT = "agile-quant-latency-profile-v1"
 
 
 @dataclass(frozen=True)
@@ -230,6 +275,8 @@ def choose_plan(groups: list[ActivationGroup], sensitivity: dict[str, float], bu
 
 
 DEFAULT_PLAN = Path(__file__).resolve().parent / "plans" / "smollm2-135m-w4-a4share50.json"
+#: The TRIP core sized for an ECP5-85F, profiled on SmolLM2-135M's layer shapes at 512 tokens.
+DEFAULT_PROFILE = Path(__file__).resolve().parent / "plans" / "smollm2-135m-ecp5-85f-latency.json"
 
 
 def main(argv=None) -> int:
@@ -252,6 +299,10 @@ def main(argv=None) -> int:
     p.add_argument("--calib-windows", type=int, default=2, help="calibration windows (default 2)")
     p.add_argument("--calib-len", type=int, default=256, help="tokens per calibration window (default 256)")
     p.add_argument("--tokens", type=int, default=512, help="M the layer costs are computed for (default 512)")
+    p.add_argument("--cost", default="auto",
+                   help="latency cost model: a latency profile JSON from `python -m sim.cycle_model` (the TRIP "
+                        "core's cycle model), 'mac-count' (MACs × 4-bit passes), or 'auto' (default): the "
+                        "shipped ECP5-85F profile for the default model, mac-count for a --model of your own")
     p.add_argument("--out", default="build/plans/plan.json", help="plan file to write (default %(default)s)")
     args = p.parse_args(argv)
 
@@ -260,6 +311,12 @@ def main(argv=None) -> int:
             raise PolicyError(f"--budget is a share of MACs at A4 in [0, 1], not {args.budget}")
         if args.calib_windows < 1 or args.calib_len < 2:
             raise PolicyError("--calib-windows must be >= 1 and --calib-len >= 2")
+        if args.cost == "mac-count" or (args.cost == "auto" and args.model):
+            cost: CostModel = MacCountCost()
+        else:
+            cost = ProfileCost.load(DEFAULT_PROFILE if args.cost == "auto" else args.cost)
+            if cost.tokens != args.tokens:          # before minutes of sensitivity measurement
+                cost.cycles(args.tokens, 1, 1, 4)
         model, _, ids = load_source(args)
         need = args.calib_windows * args.calib_len
         windows = split_tokens(ids, 2, need).calib_ids.reshape(args.calib_windows, args.calib_len)
@@ -267,7 +324,7 @@ def main(argv=None) -> int:
         quantize_model(model, QuantConfig("policy", 4, 8, group))
         groups = activation_groups(model)
         sens = measure_sensitivity(model, windows, groups)
-        plan = choose_plan(groups, sens, args.budget, MacCountCost(), args.tokens)
+        plan = choose_plan(groups, sens, args.budget, cost, args.tokens)
         plan.save(args.out)
         print(f"{len(plan.order)} of {len(groups)} groups at A4: {plan.a4_mac_share:.1%} of MACs, "
               f"{plan.cycles_vs_a8:.3f}× the cycles of all-A8 ({plan.cost_model}); wrote {args.out}")

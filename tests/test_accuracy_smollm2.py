@@ -164,3 +164,15 @@ def test_gptq_beats_rtn_and_a8_stays_close(smollm2_text):
     w4a8_sq = perplexity(smoothed, split.eval_ids, progress=False).ppl
     print(f"GPTQ + SmoothQuant W4A8 {w4a8_sq:.2f} ({w4a8_sq / w4a16 - 1:+.1%} against plain W4A16 GPTQ)")
     assert w4a8_sq <= 1.02 * w4a16     # the issue's 2% target; measured 38.95 vs 39.43 (-1.2%)
+
+
+def test_shipped_plan_is_what_the_trip_latency_profile_chooses(smollm2_text):
+    """The shipped plan is reproducible: its stored sensitivities under the shipped TRIP (ECP5-85F) profile."""
+    from golden.policy import DEFAULT_PLAN, DEFAULT_PROFILE, BitPlan, ProfileCost, activation_groups, choose_plan
+    model, _ = smollm2_text
+    shipped = BitPlan.load(DEFAULT_PLAN)
+    groups = activation_groups(quantize_model(copy.deepcopy(model), QuantConfig("p", 4, 8, 64)))
+    again = choose_plan(groups, shipped.sensitivity, shipped.budget, ProfileCost.load(DEFAULT_PROFILE),
+                        shipped.tokens)
+    assert again.bits == shipped.bits and again.cost_model == shipped.cost_model == "trip-ecp5-85f-16x32"
+    assert again.cycles_vs_a8 == pytest.approx(shipped.cycles_vs_a8) and shipped.cycles_vs_a8 < 0.76

@@ -116,3 +116,38 @@ def test_bad_inputs_say_what_is_wrong(tmp_path):
         measure_sensitivity(tiny_model("llama"), torch.zeros(1, 8, dtype=torch.long), progress=False)
     with pytest.raises(PolicyError, match="calibration windows"):
         measure_sensitivity(_quantized("llama"), torch.zeros(8, dtype=torch.long), progress=False)
+
+
+def test_latency_profile_from_the_cycle_model_drives_the_policy(tmp_path):
+    from golden.policy import PROFILE_FORMAT, ProfileCost
+    from sim.cycle_model import core_cycles, latency_profile
+    from golden.models import quantizable_linears
+    model = quantize_model(tiny_model("llama"), QuantConfig("p", 4, 8, 32))
+    shapes = {(m.in_features, m.out_features) for m in quantizable_linears(model).values()}
+    profile = latency_profile(shapes, device="ice40up5k", tokens=16, group=32)
+    assert profile["format"] == PROFILE_FORMAT and len(profile["cycles"]) == 2 * len(shapes) == 8
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(profile))
+    cost = ProfileCost.load(path)
+    p = profile["core"]
+    assert cost.cycles(16, 64, 128, 8) == core_cycles(m_kept=16, k=64, n=128, group=32, a_bits=8,
+                                                      tokens=p["rows"] * p["a_lanes"],
+                                                      channels=p["cols"] * p["w_lanes"], latency=3)
+    assert 1.8 < cost.cycles(16, 64, 64, 8) / cost.cycles(16, 64, 64, 4) < 2.0
+    groups = activation_groups(model)
+    plan = choose_plan(groups, {g.name: 1.0 for g in groups}, 0.5, cost, tokens=16)
+    assert plan.cost_model == profile["name"] and 0.5 <= plan.a4_mac_share
+    with pytest.raises(PolicyError, match="made for 16 tokens, not 32"):
+        cost.cycles(32, 64, 64, 4)
+    with pytest.raises(PolicyError, match="no 64→7 layer at A4"):
+        cost.cycles(16, 64, 7, 4)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(PolicyError, match="not a latency profile"):
+        ProfileCost.load(tmp_path / "bad.json")
+
+
+def test_policy_cli_refuses_a_profile_for_other_tokens_before_measuring(tmp_path, capsys):
+    from golden.policy import DEFAULT_PROFILE, main
+    assert main(["--cost", str(DEFAULT_PROFILE), "--tokens", "128", "--out", str(tmp_path / "p.json")]) == 2
+    assert "made for 512 tokens, not 128" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
