@@ -55,8 +55,11 @@ test: install  ## Unit tests, formal proofs and cocotb co-simulation on Verilato
 test-all: install  ## Everything, including the slow suites
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
-bench: install  ## Benchmarks (simulation speed on Verilator, Icarus and Amaranth's simulator)
+bench: install  ## Benchmarks: simulator speed, TRIP utilisation/cycles, 768×768 co-sim time, TRIP synthesis
 	$(PY) -m benchmarks.sim_speed
+	$(PY) -m benchmarks.trip_perf
+	$(PY) -m benchmarks.trip_cosim_speed
+	$(PY) -m benchmarks.trip_synth
 
 clean:  ## Remove build products (keeps .venv)
 	rm -rf build .pytest_cache

@@ -1,0 +1,57 @@
+"""TRIP core sizes for the FPGA families, derived from each device's DSP count by code.
+
+The array takes ``rows × cols`` simd_mul4 units, as many as fit in
+``dsp_share`` of the device's multipliers, with ``rows`` and ``cols`` powers
+of two (so tiles divide the usual layer widths).  Among the largest arrays it
+prefers about twice as many channel lanes as token lanes: each token tile
+reloads the activation buffer (K cycles) once per pass over all channel
+tiles, so more channel tiles amortise it, while enough token lanes keep the
+weight stream (one weight word per k per token tile) narrow.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hw.rtl.simd_mul4 import best_shape
+
+__all__ = ["Device", "DEVICES", "core_params"]
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    family: str
+    dsps: int
+    mul_width: int
+    bram_bits: int
+
+
+DEVICES = {
+    "ice40up5k": Device("iCE40UP5K", "ice40", 8, 16, 30 * 4096),
+    "ecp5-85f": Device("ECP5-85F", "ecp5", 156, 18, 208 * 18432),
+}
+
+
+def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k_total: int = 4096) -> dict:
+    """TripCore constructor arguments for ``device`` using at most ``dsp_share`` of its DSPs."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; known: {', '.join(DEVICES)}")
+    if not 0 < dsp_share <= 1:
+        raise ValueError(f"dsp_share must be in (0, 1], not {dsp_share!r}")
+    dev = DEVICES[device]
+    lay = best_shape(dev.mul_width)
+    budget = max(1, int(dev.dsps * dsp_share))
+    best = None
+    powers = [1 << i for i in range(budget.bit_length())]
+    for rows in powers:
+        for cols in powers:
+            if rows * cols > budget:
+                continue
+            tokens, channels = rows * lay.a_lanes, cols * lay.w_lanes
+            key = (rows * cols, -abs(math.log2(channels / (2 * tokens))), channels)
+            if best is None or key > best[0]:
+                best = (key, rows, cols)
+    _, rows, cols = best
+    return dict(rows=rows, cols=cols, a_lanes=lay.a_lanes, w_lanes=lay.w_lanes, mul_width=dev.mul_width,
+                mul_latency=2, max_k=max_k, max_k_total=max_k_total)
