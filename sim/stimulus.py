@@ -62,3 +62,39 @@ def matmul_operands(kind: str, m: int, k: int, n: int, a_bits: int, *,
         return (rng.choice([lo, lo + 1, -1, 0, 1, hi], size=(m, k)),
                 rng.choice(np.array(CORNERS), size=(n, k)))
     raise ValueError(f"unknown stimulus kind {kind!r}; choose one of {MATMUL_KINDS}")
+
+
+#: Requantization stimulus kinds: random sums, sums at the accumulator bounds, and exact rounding ties.
+REQUANT_KINDS = ("random", "max", "min", "ties")
+
+
+def requant_operands(kind: str, m: int, n: int, groups: int, *, acc_bits: int, mult_bits: int, out_bits: int,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(acc (m, n, groups), wmul (n, groups), tmul (m,), shift)`` of one stimulus kind.
+
+    ``random`` picks ``shift`` so most outputs land inside the range and some
+    clamp; ``max``/``min`` put every sum and multiplier at its extreme (the
+    widest partial sums the hardware must hold); ``ties`` makes every
+    ``psum·tmul`` an odd multiple of ``2**(shift-1)``, so each output is a
+    rounding tie of either sign.
+    """
+    rng = np.random.default_rng(seed)
+    a_lo, a_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    top = (1 << mult_bits) - 1
+    if kind in ("max", "min"):
+        acc = np.full((m, n, groups), a_hi if kind == "max" else a_lo)
+        return acc, np.full((n, groups), top), np.full(m, top), 1
+    if kind == "ties":
+        shift = int(rng.integers(1, 8))
+        acc = np.zeros((m, n, groups), dtype=np.int64)
+        acc[..., 0] = rng.integers(-(1 << out_bits), 1 << out_bits, size=(m, n)) * 2 + 1   # odd
+        return acc, np.ones((n, groups), dtype=np.int64), np.full(m, 1 << (shift - 1)), shift
+    if kind == "random":
+        acc = rng.integers(a_lo >> 2, (a_hi >> 2) + 1, size=(m, n, groups))
+        wmul = rng.integers(1, top + 1, size=(n, groups))
+        tmul = rng.integers(1, top + 1, size=m)
+        # Stimulus choice only (floats are fine here): the 90th percentile of |psum·tmul| lands at or above the top code.
+        product = np.abs(np.einsum("mng,ng->mn", acc.astype(float), wmul) * tmul[:, None])
+        shift = int(np.clip(np.floor(np.log2(np.quantile(product, 0.9) / ((1 << (out_bits - 1)) - 1))), 1, 62))
+        return acc, wmul, tmul, shift
+    raise ValueError(f"unknown stimulus kind {kind!r}; choose one of {REQUANT_KINDS}")

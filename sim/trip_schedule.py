@@ -15,7 +15,7 @@ import numpy as np
 
 import golden
 
-__all__ = ["ArraySchedule", "array_schedule", "expected_tiles", "kept_rows"]
+__all__ = ["ArraySchedule", "RequantSchedule", "array_schedule", "expected_tiles", "kept_rows", "requant_schedule"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,41 @@ def array_schedule(x: np.ndarray, w: np.ndarray, group_size: int, a_bits: int, t
             rows.append(np.concatenate([a, wt, flags, last], axis=1))
     return ArraySchedule(np.concatenate(rows) if rows else np.zeros((0, tokens + channels + 3), np.int64),
                          expected, len(rows))
+
+
+@dataclass(frozen=True)
+class RequantSchedule:
+    beats: np.ndarray       # (n_beats, 3·lanes + 2): acc lanes, wmul lanes, tmul lanes, first, last
+    expected: np.ndarray    # (n_words, lanes): the requantized tile, chunk by chunk
+    chunks: int
+
+
+def requant_schedule(acc: np.ndarray, wmul: np.ndarray, tmul: np.ndarray, shift: int, out_bits: int, *,
+                     tokens: int, channels: int, lanes: int, acc_bits: int, mult_bits: int) -> RequantSchedule:
+    """Beats of :class:`hw.rtl.requant.Requant` for group sums ``acc (M, N, G)``, in the array's tile order.
+
+    Each ``tokens × channels`` tile (token-major, padded with zero sums and
+    zero multipliers) is cut into ``chunks = tokens·channels / lanes`` beats per
+    group; the expected words come from :func:`golden.requant.requantize`.
+    """
+    if (tokens * channels) % lanes:
+        raise ValueError(f"{lanes} lanes do not divide a {tokens}×{channels} tile")
+    chunks = tokens * channels // lanes
+    expected = golden.requantize(acc, wmul, tmul, shift, out_bits, acc_bits=acc_bits, mult_bits=mult_bits)
+    m_pad, n_pad = -acc.shape[0] % tokens, -acc.shape[1] % channels
+    acc = np.pad(np.asarray(acc, np.int64), ((0, m_pad), (0, n_pad), (0, 0)))
+    wmul = np.pad(np.asarray(wmul, np.int64), ((0, n_pad), (0, 0)))
+    tmul = np.pad(np.asarray(tmul, np.int64).reshape(-1), (0, m_pad))
+    expected = np.pad(expected.astype(np.int64), ((0, m_pad), (0, n_pad)))
+    mt, nt, g = acc.shape[0] // tokens, acc.shape[1] // channels, acc.shape[2]
+    shape = (mt, nt, g, chunks, lanes)
+    # every array to (token tile, channel tile, group, token lane, channel lane), then cut into chunks
+    acc_t = acc.reshape(mt, tokens, nt, channels, g).transpose(0, 2, 4, 1, 3).reshape(shape)
+    wmul_t = np.broadcast_to(wmul.reshape(1, nt, channels, g).transpose(0, 1, 3, 2)[:, :, :, None, :],
+                             (mt, nt, g, tokens, channels)).reshape(shape)
+    tmul_t = np.broadcast_to(tmul.reshape(mt, 1, 1, tokens, 1), (mt, nt, g, tokens, channels)).reshape(shape)
+    first = np.broadcast_to((np.arange(g) == 0).reshape(1, 1, g, 1, 1), (mt, nt, g, chunks, 1))
+    last = np.broadcast_to((np.arange(g) == g - 1).reshape(1, 1, g, 1, 1), (mt, nt, g, chunks, 1))
+    beats = np.concatenate([acc_t, wmul_t, tmul_t, first, last], axis=-1).reshape(-1, 3 * lanes + 2)
+    words = expected.reshape(mt, tokens, nt, channels).transpose(0, 2, 1, 3).reshape(-1, lanes)
+    return RequantSchedule(beats.astype(np.int64), words, chunks)

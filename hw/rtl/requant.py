@@ -1,0 +1,134 @@
+"""The output stage: per-group scaling, rounding and clamping of TRIP group sums to int8/int4.
+
+Implements :func:`golden.requant.requantize` on a stream of ``lanes`` group
+sums per beat.  A tile of ``chunks · lanes`` outputs arrives as one beat per
+chunk per group, groups in order (what :class:`~hw.rtl.trip_array.TripArray`
+emits, cut into chunks); each lane's running sum
+``psum += acc · wmul`` lives in an :mod:`amaranth.lib.memory` buffer with one
+``lanes``-wide word per chunk.  On the ``last`` group the finished sum is
+multiplied by the lane's token multiplier, rounded half up by ``shift`` and
+clamped to the signed 8- or 4-bit range, and leaves on ``o``.
+"""
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.requant import MAX_SHIFT, MULT_BITS, requant_bits
+
+__all__ = ["Requant"]
+
+
+class Requant(wiring.Component):
+    """``lanes`` requantizers sharing a ``chunks``-deep partial-sum buffer.
+
+    Parameters
+    ----------
+    lanes : int
+        Outputs finished per beat (two multipliers each).
+    chunks : int
+        Beats per group of one tile (the buffer depth): a tile has ``chunks · lanes`` outputs.
+    acc_bits : int
+        Width of the signed group sums (the array's ``acc_bits``).
+    max_groups : int
+        Most groups one output sums; with ``mult_bits`` it sets the widths
+        from :func:`golden.requant.requant_bits`, so no register ever wraps.
+    mult_bits : int
+        Width of the unsigned multipliers.
+
+    Members
+    -------
+    i : ``In(stream.Signature({acc, wmul, tmul, first, last}))``
+        ``acc``: lanes × signed(acc_bits); ``wmul`` (the lane's channel, this
+        group) and ``tmul`` (the lane's token): lanes × unsigned(mult_bits);
+        ``first``/``last`` mark the first and last group of the tile.
+        Beats of one group come in chunk order 0 … chunks-1.
+    o : ``Out(stream.Signature(lanes × signed(8)))``: one word per chunk of a finished tile.
+    shift : ``In(range(1, 63))``, out_bits8 : ``In(1)``
+        Per-run settings: the rounding shift, and 8-bit (1) or 4-bit (0) outputs.
+        Hold them steady while beats are in flight.
+
+    Contract
+    --------
+    Throughput one beat per cycle while ``o`` is taken.  Latency: a ``last``
+    beat's outputs are valid 4 cycles after it is accepted.  When ``o`` holds
+    an untaken word, the whole stage freezes (``i.ready`` low).  The chunk
+    counter starts at 0 after reset and wraps every ``chunks`` beats, so the
+    producer must send whole groups; ``first`` discards whatever the buffer held.
+    """
+
+    LATENCY = 4
+
+    def __init__(self, *, lanes: int, chunks: int = 1, acc_bits: int = 24, max_groups: int = 64,
+                 mult_bits: int = MULT_BITS):
+        for name, value in (("lanes", lanes), ("chunks", chunks), ("acc_bits", acc_bits),
+                            ("max_groups", max_groups), ("mult_bits", mult_bits)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self.lanes, self.chunks, self.acc_bits, self.mult_bits = lanes, chunks, acc_bits, mult_bits
+        self.max_groups = max_groups
+        self.psum_bits, self.product_bits = requant_bits(acc_bits, mult_bits, max_groups)
+        self.in_layout = data.StructLayout({
+            "acc": data.ArrayLayout(signed(acc_bits), lanes),
+            "wmul": data.ArrayLayout(unsigned(mult_bits), lanes),
+            "tmul": data.ArrayLayout(unsigned(mult_bits), lanes),
+            "first": 1, "last": 1,
+        })
+        self.out_layout = data.ArrayLayout(signed(8), lanes)
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+            "shift": In(range(1, MAX_SHIFT + 1), init=1),
+            "out_bits8": In(1, init=1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        advance = Signal()          # every register moves on this cycle
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        lanes = range(self.lanes)
+        psum_shape = data.ArrayLayout(signed(self.psum_bits), self.lanes)
+
+        # The partial sums: read the chunk's word as its beat is accepted, write it back a cycle later.
+        # The read is transparent to that write so back-to-back beats of one chunk (chunks = 1) chain.
+        m.submodules.psums = buf = memory.Memory(shape=psum_shape, depth=self.chunks, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port(transparent_for=(wr,))
+        chunk = Signal(range(self.chunks))
+        with m.If(self.i.valid & advance):
+            m.d.sync += chunk.eq(Mux(chunk == self.chunks - 1, 0, chunk + 1))
+        m.d.comb += [rd.addr.eq(chunk), rd.en.eq(advance)]
+
+        # Stage 1: the accepted beat, next to its chunk's old partial sums.
+        s1 = Signal(data.StructLayout({"valid": 1, "chunk": range(self.chunks), "beat": self.in_layout}))
+        psum = Signal(psum_shape)
+        for l in lanes:
+            old = Mux(s1.beat.first, 0, rd.data[l])
+            m.d.comb += psum[l].eq(old + s1.beat.acc[l] * s1.beat.wmul[l])
+        m.d.comb += [wr.addr.eq(s1.chunk), wr.data.eq(psum), wr.en.eq(advance & s1.valid)]
+        # Stage 2: finished sums only (the last group), with their token multipliers.
+        s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape,
+                                       "tmul": data.ArrayLayout(unsigned(self.mult_bits), self.lanes)}))
+        # Stage 3: the full-precision products.
+        s3 = Signal(data.StructLayout({"valid": 1,
+                                       "product": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
+        with m.If(advance):
+            m.d.sync += [s1.valid.eq(self.i.valid), s1.chunk.eq(chunk), s1.beat.eq(self.i.payload),
+                         s2.valid.eq(s1.valid & s1.beat.last), s2.psum.eq(psum), s2.tmul.eq(s1.beat.tmul),
+                         s3.valid.eq(s2.valid)]
+            m.d.sync += [s3.product[l].eq(s2.psum[l] * s2.tmul[l]) for l in lanes]
+
+        # Stage 4 (the output register): round half up as ((p >> (shift-1)) + 1) >> 1, which equals
+        # (p + 2**(shift-1)) >> shift without a variable-width constant, then saturate.
+        lo = Mux(self.out_bits8, -128, -8)
+        hi = Mux(self.out_bits8, 127, 7)
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(s3.valid)
+            for l in lanes:
+                halved = Signal(signed(self.product_bits), name=f"halved_{l}")
+                rounded = Signal(signed(self.product_bits), name=f"rounded_{l}")
+                m.d.comb += [halved.eq(s3.product[l] >> (self.shift - 1).as_unsigned()), rounded.eq((halved + 1) >> 1)]
+                m.d.sync += self.o.payload[l].eq(Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)))
+        return m
+
