@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import golden
+
 from golden.data import load_text
 from golden.export import ExportedLinear, export_model, load_export
 from golden.models import load_model
@@ -35,6 +37,7 @@ class RealLayer:
     name: str
     x: np.ndarray           # (tokens, in) activation integers of every token
     keep: np.ndarray        # (tokens,) bool: the pruning plan's keep mask
+    x_scale: np.ndarray     # (tokens,) float: each token's activation step
     layer: ExportedLinear   # weights, scales and the oracle
 
     @property
@@ -44,6 +47,15 @@ class RealLayer:
     def oracle(self) -> np.ndarray:
         """The export's exact group sums of the kept tokens: ``(kept, out, groups)``."""
         return self.layer.accumulators(self.x[self.keep])
+
+    def requant(self, out_bits: int) -> tuple[np.ndarray, golden.RequantParams]:
+        """The kept tokens' float output and the fixed-point parameters that requantize it to ``out_bits``.
+
+        The output step is what a static observer calibrated on this output would pick.
+        """
+        xs = self.x_scale[self.keep]
+        y = golden.group_scaled(self.oracle(), self.layer.scales, xs)
+        return y, golden.requant_params(self.layer.scales, xs, golden.output_scale(y, out_bits), out_bits)
 
 
 def capture(names: list[str], *, tokens: int = 32, prune: PrunePlan = PrunePlan((15,), 0.75)) -> dict[str, RealLayer]:
@@ -76,6 +88,6 @@ def capture(names: list[str], *, tokens: int = 32, prune: PrunePlan = PrunePlan(
     for n in names:
         x = whole[n].clone()
         x[torch.from_numpy(keep)] = seen[n]          # kept rows as the pruned network computes them
-        xq, _, _ = exported[n].quantize_input(x)
-        out[n] = RealLayer(n, xq.astype(np.int64), keep, exported[n])
+        xq, xs, _ = exported[n].quantize_input(x)
+        out[n] = RealLayer(n, xq.astype(np.int64), keep, xs.reshape(-1).astype(np.float64), exported[n])
     return out

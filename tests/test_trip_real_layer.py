@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+import golden
+from hw.rtl.requant import Requant
 from hw.trip_core import TripCore
 from sim.runner import cosim
 from sim.toolchain import SIMULATORS
@@ -54,3 +56,39 @@ def test_real_layers_bit_exact_on_the_core(real_layers, simulator):
         print(f"{simulator} {c['name']} A{c['a_bits']}: {c['m_kept']} kept tokens, {c['outputs']} output tiles, "
               f"{c['cycles']} cycles (model {c['predicted']}), {c['seconds']:.1f} s")
         assert c["cycles"] == c["predicted"]
+
+
+def test_requantized_real_layers_follow_the_float_output(real_layers):
+    """Fixed-point requantization of real group sums stays within one output step of ``y / step``."""
+    for name, real, _ in real_layers:
+        for out_bits in (4, 8):
+            y, p = real.requant(out_bits)
+            q = golden.requantize(real.oracle(), p.wmul, p.tmul, p.shift, out_bits)
+            ideal = np.clip(np.round(y / golden.output_scale(y, out_bits)), *golden.int_range(out_bits))
+            exact = float(np.mean(q == ideal))
+            print(f"{name} -> int{out_bits}: shift {p.shift}, {exact:.4%} equal to round(y / step), "
+                  f"max |diff| {int(np.abs(q - ideal).max())}")
+            assert np.abs(q - ideal).max() <= 1 and exact > 0.99
+
+
+REQUANT = dict(lanes=16, chunks=4, max_groups=9)      # PARAMS' 4 × 16 tile, 576 / 64 groups
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_real_layers_requantized_bit_exact(real_layers, simulator, tmp_path):
+    limits = CoreLimits.of(TripCore(**PARAMS))
+    params = {**REQUANT, "acc_bits": golden.trip_acc_bits(PARAMS["max_k"])}   # the core's result width
+    cases = []
+    for name, real, _ in real_layers:
+        for out_bits in (4, 8):
+            _, p = real.requant(out_bits)
+            path = tmp_path / f"{name}-{out_bits}.npz"
+            np.savez(path, acc=real.oracle(), wmul=p.wmul, tmul=p.tmul, shift=p.shift)
+            cases.append({"layer": str(path), "name": name, "out_bits": out_bits, "stall": 0.2})
+    report = cosim(Requant(**params), toplevel="requant", simulator=simulator, bench="sim.bench_requant",
+                   config={"params": params, "tokens": limits.tokens, "channels": limits.channels,
+                           "cases": cases}).report
+    assert report["mismatches"] == 0 and len(report["cases"]) == len(cases)
+    for c in report["cases"]:
+        print(f"{simulator} {c['name']} -> int{c['out_bits']}: {c['outputs']} outputs bit-exact "
+              f"({c['clamped']} at the rails), {c['seconds']:.1f} s")
