@@ -1,11 +1,17 @@
-"""The TRIP accelerator core: :class:`TripSequencer` feeding a :class:`TripArray`.
+"""The TRIP accelerator core: :class:`TripSequencer` feeding a :class:`TripArray`, optionally
+followed by a :class:`TileRequant` output stage.
 
 Ports: a register bus (``regs``, map in :mod:`hw.rtl.trip_sequencer`), and
-three streams: ``act`` (kept tokens' int8 activations, K words per token
+the streams ``act`` (kept tokens' int8 activations, K words per token
 tile), ``weights`` (int4, K words per token tile × channel tile) and
-``results`` (one ``tokens × channels`` tile of int32-range group sums per
-group, equal to :func:`golden.group_accumulators`).  The host side that
-turns a layer into these streams is :mod:`sim.trip_driver`.
+``results``.  Without requantization ``results`` carries one ``tokens ×
+channels`` tile of group sums per group, equal to
+:func:`golden.group_accumulators`.  With ``requant_lanes`` set, a
+``scales`` stream (one beat of multipliers per group tile) joins in and
+``results`` carries the int8/int4 outputs of :func:`golden.requantize`,
+``requant_lanes`` per word, ``tokens · channels / requant_lanes`` words per
+output tile.  The host side that turns a layer into these streams is
+:mod:`sim.trip_driver`.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .rtl.tile_requant import TileRequant
 from .rtl.trip_array import TripArray
 from .rtl.trip_sequencer import RegisterPort, TripSequencer
 
@@ -21,22 +28,35 @@ __all__ = ["TripCore"]
 
 class TripCore(wiring.Component):
     """A whole TRIP matmul engine: array parameters as :class:`TripArray`, plus ``max_k_total``
-    (activation buffer depth, the largest K of one run)."""
+    (activation buffer depth, the largest K of one run) and, to requantize on chip,
+    ``requant_lanes`` (outputs per result word) and ``max_groups`` (most groups per output)."""
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
-                 mul_latency: int = 2, max_k: int = 4096, max_k_total: int = 4096):
+                 mul_latency: int = 2, max_k: int = 4096, max_k_total: int = 4096,
+                 requant_lanes: int | None = None, max_groups: int = 64):
         self.array = TripArray(rows=rows, cols=cols, a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
                                mul_latency=mul_latency, max_k=max_k)
-        self.sequencer = TripSequencer(tokens=self.array.tokens, channels=self.array.channels,
-                                       max_k_total=max_k_total, max_group=max_k)
         self.tokens, self.channels = self.array.tokens, self.array.channels
         self.max_k, self.max_k_total = max_k, max_k_total
-        super().__init__({
+        self.requant = None
+        if requant_lanes is not None:
+            self.requant = TileRequant(tokens=self.tokens, channels=self.channels, lanes=requant_lanes,
+                                       acc_bits=self.array.acc_bits, max_groups=max_groups)
+        self.max_groups = max_groups if self.requant else max_k_total
+        self.sequencer = TripSequencer(tokens=self.tokens, channels=self.channels, max_k_total=max_k_total,
+                                       max_group=max_k, max_groups=self.max_groups)
+        ports = {
             "regs": In(RegisterPort()),
             "act": In(stream.Signature(self.sequencer.act_layout)),
             "weights": In(stream.Signature(self.sequencer.weight_layout)),
-            "results": Out(stream.Signature(self.array.out_layout)),
-        })
+        }
+        if self.requant:
+            ports["scales"] = In(stream.Signature(self.requant.scales_layout))
+            ports["results"] = Out(stream.Signature(self.requant.requant.out_layout))
+        else:
+            ports["results"] = Out(stream.Signature(self.array.out_layout))
+        self.result_layout = ports["results"].signature.members["payload"].shape
+        super().__init__(ports)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -46,6 +66,14 @@ class TripCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.act), seq.act)
         wiring.connect(m, wiring.flipped(self.weights), seq.weights)
         wiring.connect(m, seq.beats, arr.i)
-        wiring.connect(m, arr.o, wiring.flipped(self.results))
-        m.d.comb += seq.done_outputs.eq(arr.o.valid & self.results.ready)
+        if self.requant:
+            m.submodules.requant = rq = self.requant
+            wiring.connect(m, arr.o, rq.i)
+            wiring.connect(m, wiring.flipped(self.scales), rq.scales)
+            wiring.connect(m, rq.o, wiring.flipped(self.results))
+            m.d.comb += [rq.groups.eq(seq.groups), rq.shift.eq(seq.shift), rq.out_bits8.eq(seq.out_bits8),
+                         seq.done_outputs.eq(rq.i.valid & rq.i.ready), seq.downstream_busy.eq(rq.busy)]
+        else:
+            wiring.connect(m, arr.o, wiring.flipped(self.results))
+            m.d.comb += seq.done_outputs.eq(arr.o.valid & self.results.ready)
         return m

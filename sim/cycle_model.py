@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["array_beats", "array_cycles", "core_cycles", "latency_profile"]
+#: Cycles the requantizer adds after the last tile's last chunk enters it: its pipeline and the hand-over.
+REQUANT_TAIL = 3
+
+__all__ = ["REQUANT_TAIL", "array_beats", "array_cycles", "core_cycles", "latency_profile"]
 
 
 def array_beats(m_kept: int, k: int, n: int, a_bits: int, tokens: int, channels: int) -> int:
@@ -25,18 +28,30 @@ def array_cycles(beats: int, latency: int) -> int:
 
 
 def core_cycles(*, m_kept: int, k: int, n: int, group: int, a_bits: int, tokens: int, channels: int,
-                latency: int) -> int:
+                latency: int, requant_chunks: int | None = None) -> int:
     """CYCLES register of :class:`hw.trip_core.TripCore` for one run at full stream rate.
 
     start (1) + divisibility check (K/GROUP + 1) + per token tile: buffer load (K)
     and every beat of every channel tile (N_TILES·K·passes) and one hand-over
     cycle + the array's latency and the drain handshake (1).
+
+    With ``requant_chunks`` (the core's :class:`~hw.rtl.tile_requant.TileRequant` ``chunks``) the last
+    tile's chunks and the requantizer's pipeline come on top (exact), and groups shorter than
+    ``chunks`` beats run at the requantizer's pace (first order, a little pessimistic).
     """
     m_tiles = math.ceil(m_kept / tokens)
     if m_tiles == 0:
         return 0            # every token pruned: the host does not start the core at all
     beats_per_tile = array_beats(tokens, k, n, a_bits, tokens, channels)
-    return 1 + (k // group + 1) + m_tiles * (k + beats_per_tile + 1) + latency + 1
+    passes = 2 if a_bits == 8 else 1
+    if requant_chunks is not None and group * passes < requant_chunks:
+        # A group tile leaves the array faster than the requantizer takes its chunks: the
+        # drain sets the pace (first order; the array's one-tile slack makes it a few cycles less).
+        beats_per_tile = math.ceil(n / channels) * (k // group) * requant_chunks
+    cycles = 1 + (k // group + 1) + m_tiles * (k + beats_per_tile + 1) + latency + 1
+    if requant_chunks is None:
+        return cycles
+    return cycles + requant_chunks + REQUANT_TAIL
 
 
 def latency_profile(shapes: set[tuple[int, int]], *, device: str, tokens: int, group: int = 64) -> dict:

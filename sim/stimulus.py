@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 
-__all__ = ["EXHAUSTIVE_LIMIT", "CORNERS", "int4_vectors"]
+__all__ = ["EXHAUSTIVE_LIMIT", "CORNERS", "int4_vectors", "matmul_operands", "requant_operands", "spread_shift"]
 
 EXHAUSTIVE_LIMIT = 1 << 16
 #: Values that stress sign handling and field borrows: the extremes, zero and ±1.
@@ -93,8 +93,15 @@ def requant_operands(kind: str, m: int, n: int, groups: int, *, acc_bits: int, m
         acc = rng.integers(a_lo >> 2, (a_hi >> 2) + 1, size=(m, n, groups))
         wmul = rng.integers(1, top + 1, size=(n, groups))
         tmul = rng.integers(1, top + 1, size=m)
-        # Stimulus choice only (floats are fine here): the 90th percentile of |psum·tmul| lands at or above the top code.
-        product = np.abs(np.einsum("mng,ng->mn", acc.astype(float), wmul) * tmul[:, None])
-        shift = int(np.clip(np.floor(np.log2(np.quantile(product, 0.9) / ((1 << (out_bits - 1)) - 1))), 1, 62))
-        return acc, wmul, tmul, shift
+        return acc, wmul, tmul, spread_shift(acc, wmul, tmul, out_bits)
     raise ValueError(f"unknown stimulus kind {kind!r}; choose one of {REQUANT_KINDS}")
+
+
+def spread_shift(acc: np.ndarray, wmul: np.ndarray, tmul: np.ndarray, out_bits: int) -> int:
+    """A shift that puts the 90th percentile of ``|psum·tmul|`` at or above the top output code, so most
+    outputs land inside the range and some clamp (a stimulus choice only: floats are fine here)."""
+    product = np.abs(np.einsum("mng,ng->mn", np.asarray(acc, float), wmul) * np.asarray(tmul)[:, None])
+    if product.size == 0:
+        return 1        # no outputs (every token pruned): any valid shift
+    top = max(float(np.quantile(product, 0.9)), 1.0) / ((1 << (out_bits - 1)) - 1)
+    return int(np.clip(np.floor(np.log2(top)), 1, 62))

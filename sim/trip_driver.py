@@ -16,9 +16,9 @@ import numpy as np
 import golden
 from hw.rtl.trip_sequencer import REGS
 
-from .trip_schedule import _pad, expected_tiles, kept_rows
+from .trip_schedule import _pad, expected_tiles, kept_rows, requant_schedule
 
-__all__ = ["CoreLimits", "TripRun", "prepare_run", "read_reg", "start_and_wait", "write_reg"]
+__all__ = ["CoreLimits", "TripRun", "prepare_run", "read_reg", "scale_words", "start_and_wait", "write_reg"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,15 @@ class CoreLimits:
     channels: int
     max_k: int          # longest group (accumulator width)
     max_k_total: int    # activation buffer depth
+    requant_lanes: int | None = None    # outputs per result word when the core requantizes
+    max_groups: int | None = None       # most groups per requantized output
+    acc_bits: int = 32                  # the group sums' width (what the requantizer assumes)
 
     @classmethod
     def of(cls, core) -> "CoreLimits":
-        return cls(core.tokens, core.channels, core.max_k, core.max_k_total)
+        rq = core.requant
+        return cls(core.tokens, core.channels, core.max_k, core.max_k_total, rq and rq.lanes,
+                   rq and rq.max_groups, core.array.acc_bits)
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,19 @@ class TripRun:
     registers: dict[str, int]
     act_words: np.ndarray       # (M_TILES·K, tokens) int8 lanes, token tile after token tile
     weight_words: np.ndarray    # (M_TILES·N_TILES·K, channels) int4 lanes
-    expected: np.ndarray        # (outputs, tokens, channels): golden group sums in emission order
+    expected: np.ndarray        # group sums (outputs, tokens, channels) or requantized words (words, lanes)
     m_kept: int
+    scale_words: np.ndarray | None = None   # (M_TILES·N_TILES·G, channels + tokens): wmul lanes, tmul lanes
 
 
 def prepare_run(x: np.ndarray, w: np.ndarray, *, group_size: int, a_bits: int, limits: CoreLimits,
-                keep: np.ndarray | None = None) -> TripRun:
-    """Everything one run of ``x @ w.T`` sends to the core, and the golden outputs it must return."""
+                keep: np.ndarray | None = None, requant: golden.RequantParams | None = None) -> TripRun:
+    """Everything one run of ``x @ w.T`` sends to the core, and the golden outputs it must return.
+
+    ``requant`` (for a core built with ``requant_lanes``, and only then) holds the
+    output stage's integers: ``wmul (N, K/group_size)`` and ``tmul`` with one
+    multiplier per *kept* token.
+    """
     if a_bits not in golden.trip.A_BITS:
         raise ValueError(f"activation bits must be 4 or 8, not {a_bits!r}")
     x = golden.check_int(x, a_bits, name="activations")
@@ -67,8 +78,38 @@ def prepare_run(x: np.ndarray, w: np.ndarray, *, group_size: int, a_bits: int, l
     wt = ws.reshape(n_tiles, limits.channels, k).transpose(0, 2, 1)              # (n_tiles, K, channels)
     weights = np.tile(wt.reshape(-1, limits.channels), (m_tiles, 1))
     regs = {"K": k, "GROUP": int(group_size), "M_TILES": m_tiles, "N_TILES": n_tiles, "A_BITS": a_bits}
-    return TripRun(regs, act, weights, expected_tiles(x_kept, w, group_size, a_bits, limits.tokens,
-                                                      limits.channels), x_kept.shape[0])
+    if (requant is None) != (limits.requant_lanes is None):
+        raise ValueError("requantization parameters are needed exactly when the core requantizes "
+                         f"(this core: requant_lanes = {limits.requant_lanes})")
+    if requant is None:
+        return TripRun(regs, act, weights, expected_tiles(x_kept, w, group_size, a_bits, limits.tokens,
+                                                          limits.channels), x_kept.shape[0])
+    groups = k // group_size
+    if groups > limits.max_groups:
+        raise ValueError(f"K / group size = {groups} groups exceeds the requantizer's max_groups = "
+                         f"{limits.max_groups}")
+    acc = golden.group_accumulators(x_kept, w, group_size, x_bits=a_bits)
+    wmul, tmul = np.asarray(requant.wmul), np.asarray(requant.tmul).reshape(-1)
+    if wmul.shape != (w.shape[0], groups) or tmul.shape != (x_kept.shape[0],):
+        raise ValueError(f"requantization multipliers must be wmul ({w.shape[0]}, {groups}) and tmul "
+                         f"({x_kept.shape[0]},) for the kept tokens; got {wmul.shape} and {tmul.shape}")
+    sched = requant_schedule(acc, wmul, tmul, requant.shift, requant.out_bits, tokens=limits.tokens,
+                             channels=limits.channels, lanes=limits.requant_lanes, acc_bits=limits.acc_bits,
+                             mult_bits=requant.mult_bits)
+    regs |= {"SHIFT": int(requant.shift), "OUT_BITS": int(requant.out_bits)}
+    return TripRun(regs, act, weights, sched.expected, x_kept.shape[0],
+                   scale_words(wmul, tmul, limits.tokens, limits.channels))
+
+
+def scale_words(wmul: np.ndarray, tmul: np.ndarray, tokens: int, channels: int) -> np.ndarray:
+    """The ``scales`` stream: for every (token tile, channel tile, group), the group's channel multipliers
+    and the tile's token multipliers (zero for padding, which then requantizes to 0)."""
+    wm = _pad(np.asarray(wmul, np.int64), channels)
+    tm = np.pad(np.asarray(tmul, np.int64), (0, -len(tmul) % tokens))
+    mt, nt, g = len(tm) // tokens, wm.shape[0] // channels, wm.shape[1]
+    w_part = np.broadcast_to(wm.reshape(1, nt, channels, g).transpose(0, 1, 3, 2), (mt, nt, g, channels))
+    t_part = np.broadcast_to(tm.reshape(mt, 1, 1, tokens), (mt, nt, g, tokens))
+    return np.concatenate([w_part, t_part], axis=-1).reshape(-1, channels + tokens)
 
 
 async def write_reg(dut, name: str, value: int) -> None:

@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+import golden
+
 from hw.rtl.trip_sequencer import Error
 from hw.trip_core import TripCore
 from sim.runner import cosim
@@ -57,6 +59,65 @@ def test_cosim_runs_bit_exact(name, simulator):
     assert by_kind["max", 8]["max_abs"] == 1024 * 64 and by_kind["min", 8]["max_abs"] == 1016 * 64
 
 
+#: Cores that requantize on chip: 2 and 4 chunks per tile, and enough groups for K / 1.
+RQ_CONFIGS = {
+    "ecp5_1x2_rq": {**CONFIGS["ecp5_1x2"], "requant_lanes": 4, "max_groups": 64},
+    "ice40_2x3_rq": {**CONFIGS["ice40_2x3"], "requant_lanes": 3, "max_groups": 64},
+}
+RQ_BAD = [  # requantizer settings; each set restores the others so one bad value is flagged at a time
+    ({"K": 32, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": 4, "SHIFT": 1, "OUT_BITS": 6}, Error.OUT_BITS),
+    ({"K": 32, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": 4, "SHIFT": 0, "OUT_BITS": 8},
+     Error.SHIFT_RANGE),
+    ({"K": 32, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": 4, "SHIFT": 63, "OUT_BITS": 4},
+     Error.SHIFT_RANGE),
+    ({"K": 128, "GROUP": 1, "M_TILES": 1, "N_TILES": 1, "A_BITS": 4, "SHIFT": 8, "OUT_BITS": 4},
+     Error.TOO_MANY_GROUPS),
+]
+
+
+def rq_cases(a_bits: int) -> list[dict]:
+    base = dict(a_bits=a_bits, seed=a_bits + 5, mult="random")
+    return [
+        {**base, "m": 1, "k": 32, "n": 4, "group": 16, "kind": "random", "out_bits": 8},        # M = 1
+        {**base, "m": 5, "k": 48, "n": 9, "group": 16, "kind": "random", "out_bits": 4},        # edge tiles
+        {**base, "m": 3, "k": 128, "n": 5, "group": 2, "kind": "max", "out_bits": 8, "mult": "max"},  # widest sums
+        {**base, "m": 2, "k": 64, "n": 7, "group": 64, "kind": "min", "out_bits": 4, "mult": "max"},
+        {**base, "m": 4, "k": 64, "n": 7, "group": 1, "kind": "corners", "out_bits": 8},        # drain-paced
+        {**base, "m": 4, "k": 128, "n": 7, "group": 32, "kind": "corners", "out_bits": 4, "idle": 0.3,
+         "stall": 0.5},
+        {**base, "m": 6, "k": 16, "n": 12, "group": 2, "kind": "random", "out_bits": 8, "stall": 0.7},
+        {**base, "m": 9, "k": 32, "n": 6, "group": 8, "kind": "random", "out_bits": 8, "keep": 0.5},
+        {**base, "m": 4, "k": 32, "n": 4, "group": 8, "kind": "random", "out_bits": 4, "keep": 0.0},
+    ]
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("name", RQ_CONFIGS)
+def test_cosim_requantized_runs_bit_exact(name, simulator):
+    """The core with its output stage: int8/int4 results equal golden.requantize of the golden sums."""
+    params = RQ_CONFIGS[name]
+    all_cases = rq_cases(4) + rq_cases(8)
+    bad = BAD + RQ_BAD
+    report = cosim(TripCore(**params), toplevel="trip_core", simulator=simulator, bench="sim.bench_trip_core",
+                   config={"params": params, "cases": all_cases,
+                           "bad": [{"registers": {"SHIFT": 1, "OUT_BITS": 8, **r}, "error": int(e)}
+                                   for r, e in bad]}).report
+    assert report["mismatches"] == 0 and len(report["cases"]) == len(all_cases)
+    assert report["flagged"] == [int(e) for _, e in bad]
+    for c in report["cases"]:
+        if not c["full_rate"]:
+            continue
+        paced = c["group"] * c["a_bits"] // 4 < params["rows"] * params["a_lanes"] * params["cols"] * \
+            params["w_lanes"] // params["requant_lanes"]
+        if paced:       # the requantizer sets the pace: the model's first-order term, within the 2% target
+            assert abs(c["cycles"] - c["predicted"]) <= 0.02 * c["cycles"], c
+        else:
+            assert c["cycles"] == c["predicted"], c
+    for c in report["cases"]:
+        if c["kind"] in ("max", "min"):         # extreme sums × largest multipliers: every output on a rail
+            assert c["clamped"] == c["m"] * c["n"], c
+
+
 LIMITS = CoreLimits(tokens=2, channels=4, max_k=64, max_k_total=128)
 
 
@@ -73,4 +134,25 @@ def test_driver_refuses_bad_runs_before_sending(kwargs, error, message):
     args = dict(x=np.zeros((2, 32), int), w=np.zeros((3, 32), int), group_size=16, a_bits=4, limits=LIMITS)
     args.update(kwargs)
     with pytest.raises(error, match=message):
+        prepare_run(args.pop("x"), args.pop("w"), **args)
+
+
+RQ_LIMITS = CoreLimits(tokens=2, channels=4, max_k=64, max_k_total=128, requant_lanes=4, max_groups=4, acc_bits=20)
+
+
+def _rq(n: int = 3, groups: int = 2, m: int = 2) -> golden.RequantParams:
+    return golden.RequantParams(np.ones((n, groups), int), np.ones(m, int), 4, 8)
+
+
+@pytest.mark.parametrize("limits, kwargs, message", [
+    (LIMITS, dict(requant=_rq()), "needed exactly when the core requantizes"),
+    (RQ_LIMITS, dict(), "needed exactly when the core requantizes"),
+    (RQ_LIMITS, dict(group_size=4, requant=_rq(groups=8)), "8 groups exceeds the requantizer's max_groups = 4"),
+    (RQ_LIMITS, dict(requant=_rq(groups=3)), r"wmul \(3, 2\)"),
+    (RQ_LIMITS, dict(requant=_rq(m=2), keep=np.array([True, False])), r"tmul \(1,\)"),
+])
+def test_driver_refuses_bad_requantization(limits, kwargs, message):
+    args = dict(x=np.zeros((2, 32), int), w=np.zeros((3, 32), int), group_size=16, a_bits=4, limits=limits)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
         prepare_run(args.pop("x"), args.pop("w"), **args)

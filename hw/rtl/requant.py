@@ -48,6 +48,7 @@ class Requant(wiring.Component):
     shift : ``In(range(1, 63))``, out_bits8 : ``In(1)``
         Per-run settings: the rounding shift, and 8-bit (1) or 4-bit (0) outputs.
         Hold them steady while beats are in flight.
+    busy : ``Out(1)``: an accepted beat is still in the pipeline or an output waits on ``o``.
 
     Contract
     --------
@@ -81,6 +82,7 @@ class Requant(wiring.Component):
             "o": Out(stream.Signature(self.out_layout)),
             "shift": In(range(1, MAX_SHIFT + 1), init=1),
             "out_bits8": In(1, init=1),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -118,6 +120,8 @@ class Requant(wiring.Component):
                          s2.valid.eq(s1.valid & s1.beat.last), s2.psum.eq(psum), s2.tmul.eq(s1.beat.tmul),
                          s3.valid.eq(s2.valid)]
             m.d.sync += [s3.product[l].eq(s2.psum[l] * s2.tmul[l]) for l in lanes]
+
+        m.d.comb += self.busy.eq(s1.valid | s2.valid | s3.valid | self.o.valid)
 
         # Stage 4 (the output register): round half up as ((p >> (shift-1)) + 1) >> 1, which equals
         # (p + 2**(shift-1)) >> shift without a variable-width constant, then saturate.

@@ -23,7 +23,13 @@ Register map (word addresses; :data:`REGS`), all 32-bit:
  5    A_BITS    4 or 8
  6    CYCLES    read: clock cycles of the last run, start to done
  7    ERROR     read: why the last start was refused (:class:`Error`), 0 if it was not
+ 8    SHIFT     requantization: rounding shift, 1 … 62 (init 1)
+ 9    OUT_BITS  requantization: output width, 4 or 8 (init 8)
 ====  ========  ===========================================================
+
+SHIFT and OUT_BITS only matter to a core that requantizes (they reach the
+``shift``/``out_bits8`` ports), but they are checked on every start, as is
+K/GROUP against ``max_groups`` (the groups one requantized output may sum).
 
 A malformed command never hangs and never touches a stream: the start sets
 ``done`` and ``error`` in the same cycle it would have begun.
@@ -36,9 +42,12 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.requant import MAX_SHIFT
+
 __all__ = ["REGS", "Error", "RegisterPort", "TripSequencer"]
 
-REGS = {"CTRL": 0, "K": 1, "GROUP": 2, "M_TILES": 3, "N_TILES": 4, "A_BITS": 5, "CYCLES": 6, "ERROR": 7}
+REGS = {"CTRL": 0, "K": 1, "GROUP": 2, "M_TILES": 3, "N_TILES": 4, "A_BITS": 5, "CYCLES": 6, "ERROR": 7,
+        "SHIFT": 8, "OUT_BITS": 9}
 
 
 class Error(enum.IntEnum):
@@ -48,13 +57,16 @@ class Error(enum.IntEnum):
     GROUP_DIVIDES_K = 3  # GROUP does not divide K
     A_BITS = 4           # activation bits other than 4 or 8
     NO_TILES = 5         # M_TILES or N_TILES is 0
+    OUT_BITS = 6         # output bits other than 4 or 8
+    SHIFT_RANGE = 7      # SHIFT is 0 or above MAX_SHIFT
+    TOO_MANY_GROUPS = 8  # K/GROUP exceeds max_groups
 
 
 class RegisterPort(wiring.Signature):
     """A minimal synchronous register bus: write on ``we``; ``rdata`` shows ``addr`` combinationally."""
 
     def __init__(self):
-        super().__init__({"addr": Out(3), "wdata": Out(32), "we": Out(1), "rdata": In(32)})
+        super().__init__({"addr": Out(4), "wdata": Out(32), "we": Out(1), "rdata": In(32)})
 
 
 class TripSequencer(wiring.Component):
@@ -68,6 +80,8 @@ class TripSequencer(wiring.Component):
         Depth of the activation buffer: the largest K of one run.
     max_group : int
         Largest GROUP accepted (the array's ``max_k``).
+    max_groups : int
+        Most groups per output (K/GROUP) accepted: the requantizer's ``max_groups``.
 
     Members
     -------
@@ -77,6 +91,8 @@ class TripSequencer(wiring.Component):
     beats : ``Out(stream.Signature(TripArray.beat_layout))``: to the array.
     done_outputs : ``In(1)``: pulses when the array hands one finished group downstream
         (the run is done only after its last group left).
+    downstream_busy : ``In(1)``: a stage after the array still holds results (done waits for it).
+    groups, shift, out_bits8 : ``Out``: K/GROUP of the current run, SHIFT, OUT_BITS == 8.
 
     Contract
     --------
@@ -86,13 +102,14 @@ class TripSequencer(wiring.Component):
     the low nibble of each int8 lane is used.
     """
 
-    def __init__(self, *, tokens: int, channels: int, max_k_total: int = 4096, max_group: int = 4096):
+    def __init__(self, *, tokens: int, channels: int, max_k_total: int = 4096, max_group: int = 4096,
+                 max_groups: int = 4096):
         for name, value in (("tokens", tokens), ("channels", channels), ("max_k_total", max_k_total),
-                            ("max_group", max_group)):
+                            ("max_group", max_group), ("max_groups", max_groups)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.tokens, self.channels = tokens, channels
-        self.max_k_total, self.max_group = max_k_total, max_group
+        self.max_k_total, self.max_group, self.max_groups = max_k_total, max_group, max_groups
         self.act_layout = data.ArrayLayout(signed(8), tokens)
         self.weight_layout = data.ArrayLayout(signed(4), channels)
         self.beat_layout = data.StructLayout({
@@ -106,6 +123,10 @@ class TripSequencer(wiring.Component):
             "weights": In(stream.Signature(self.weight_layout)),
             "beats": Out(stream.Signature(self.beat_layout)),
             "done_outputs": In(1),
+            "downstream_busy": In(1),
+            "groups": Out(range(1, max_groups + 1), init=1),
+            "shift": Out(range(1, MAX_SHIFT + 1), init=1),
+            "out_bits8": Out(1, init=1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -113,14 +134,17 @@ class TripSequencer(wiring.Component):
         kbits = max(self.max_k_total, self.max_group).bit_length() + 1
         k_reg, group, m_tiles, n_tiles = (Signal(32, name=n) for n in ("k_reg", "group", "m_tiles", "n_tiles"))
         a_bits, cycles = Signal(32), Signal(32)
+        shift, out_bits = Signal(32, init=1), Signal(32, init=8)
         busy, done = Signal(), Signal()
-        error = Signal(3)
+        error = Signal(4)
+        n_groups = Signal(32)                  # K/GROUP, counted by the divisibility check
         start = Signal()
 
         # --- register port --------------------------------------------------------------
         regs = self.regs
         writable = {REGS["K"]: k_reg, REGS["GROUP"]: group, REGS["M_TILES"]: m_tiles,
-                    REGS["N_TILES"]: n_tiles, REGS["A_BITS"]: a_bits}
+                    REGS["N_TILES"]: n_tiles, REGS["A_BITS"]: a_bits, REGS["SHIFT"]: shift,
+                    REGS["OUT_BITS"]: out_bits}
         with m.If(regs.we & ~busy):           # shape registers are frozen while a run is busy
             with m.Switch(regs.addr):
                 for addr, reg in writable.items():
@@ -192,18 +216,27 @@ class TripSequencer(wiring.Component):
                         m.d.sync += [error.eq(Error.A_BITS), done.eq(1)]
                     with m.Elif((m_tiles == 0) | (n_tiles == 0)):
                         m.d.sync += [error.eq(Error.NO_TILES), done.eq(1)]
+                    with m.Elif((out_bits != 4) & (out_bits != 8)):
+                        m.d.sync += [error.eq(Error.OUT_BITS), done.eq(1)]
+                    with m.Elif((shift == 0) | (shift > MAX_SHIFT)):
+                        m.d.sync += [error.eq(Error.SHIFT_RANGE), done.eq(1)]
                     with m.Else():
-                        m.d.sync += [busy.eq(1), check.eq(k_reg), a8.eq(a_bits == 8), m_left.eq(m_tiles)]
+                        m.d.sync += [busy.eq(1), check.eq(k_reg), n_groups.eq(0), a8.eq(a_bits == 8),
+                                     m_left.eq(m_tiles)]
                         m.next = "CHECK"
             with m.State("CHECK"):            # GROUP divides K: subtract until 0 (K/GROUP cycles)
                 with m.If(check == 0):
-                    m.next = "LOAD"
-                    m.d.sync += k.eq(0)
+                    with m.If(n_groups > self.max_groups):
+                        m.d.sync += [error.eq(Error.TOO_MANY_GROUPS), done.eq(1), busy.eq(0)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "LOAD"
+                        m.d.sync += k.eq(0)
                 with m.Elif(check < group):
                     m.d.sync += [error.eq(Error.GROUP_DIVIDES_K), done.eq(1), busy.eq(0)]
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += check.eq(check - group)
+                    m.d.sync += [check.eq(check - group), n_groups.eq(n_groups + 1)]
             with m.State("LOAD"):             # K activation words into the buffer
                 with m.If(self.act.valid):
                     with m.If(k == k_reg - 1):
@@ -233,11 +266,12 @@ class TripSequencer(wiring.Component):
                     with m.Else():
                         m.next = "LOAD"
             with m.State("DRAIN"):            # every issued group must have left the array
-                with m.If((pending == 0) & ~b_valid):
+                with m.If((pending == 0) & ~b_valid & ~self.downstream_busy):
                     m.d.sync += [busy.eq(0), done.eq(1)]
                     m.next = "IDLE"
         # Outside the FSM so that they are plain continuous assignments (Icarus evaluates an
         # `always @*` output only once an input changes, so it would read X until the first start).
+        m.d.comb += [self.groups.eq(n_groups), self.shift.eq(shift), self.out_bits8.eq(out_bits == 8)]
         loading = fsm.ongoing("LOAD")
         m.d.comb += [self.act.ready.eq(loading), wport.addr.eq(k), wport.data.eq(self.act.payload),
                      wport.en.eq(loading & self.act.valid)]

@@ -1,0 +1,112 @@
+"""Requantization of whole array tiles: cuts each ``tokens × channels`` tile of group sums into
+``lanes``-wide chunks, pairs every sum with its multipliers, and feeds :class:`~hw.rtl.requant.Requant`.
+
+The array hands over one tile per weight group; this stage needs, for every
+such tile, one ``scales`` beat: the group's weight multiplier of each channel
+lane and the multiplier of each token lane (:func:`golden.requant.requant_params`).
+It counts groups itself (``groups`` per output tile), so the first and last
+group of every output tile are marked without help from the array.
+"""
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.requant import MAX_SHIFT, MULT_BITS
+from .requant import Requant
+
+__all__ = ["TileRequant"]
+
+
+class TileRequant(wiring.Component):
+    """Tile-to-chunk adapter in front of a ``lanes``-wide :class:`Requant`.
+
+    Parameters
+    ----------
+    tokens, channels, acc_bits : int
+        The array's tile (:class:`~hw.rtl.trip_array.TripArray`'s ``out_layout``).
+    lanes : int
+        Outputs per beat; must divide ``tokens · channels``.  A tile takes
+        ``chunks = tokens · channels / lanes`` cycles to pass, so the array is
+        never slowed while a group lasts at least ``chunks`` beats.
+    max_groups, mult_bits : int
+        As :class:`Requant` (the register widths follow from them).
+
+    Members
+    -------
+    i : ``In(stream.Signature(tokens × channels × signed(acc_bits)))``: one tile per group.
+    scales : ``In(stream.Signature({wmul: channels × unsigned(mult_bits), tmul: tokens × unsigned(mult_bits)}))``
+        One beat per tile of ``i``, in the same order.
+    o : ``Out(stream.Signature(lanes × signed(8)))``: ``chunks`` words per output tile,
+        token-major (word ``c`` lane ``l`` is tile element ``c·lanes + l``).
+    groups : ``In(range(1, max_groups + 1))``, shift, out_bits8
+        Per-run settings; hold them while a run is in flight.
+    busy : ``Out(1)``: something accepted has not yet left on ``o``.
+
+    Contract
+    --------
+    A tile and its scales beat are taken together in the cycle its last chunk
+    enters the requantizer; each chunk enters one per cycle while ``o`` is
+    taken.  The group counter resets to 0 on ``rst`` only: runs must send
+    whole output tiles (``groups`` tiles each).
+    """
+
+    def __init__(self, *, tokens: int, channels: int, lanes: int, acc_bits: int, max_groups: int,
+                 mult_bits: int = MULT_BITS):
+        for name, value in (("tokens", tokens), ("channels", channels), ("lanes", lanes)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if (tokens * channels) % lanes:
+            raise ValueError(f"{lanes} lanes do not divide a {tokens}×{channels} tile")
+        self.tokens, self.channels, self.lanes = tokens, channels, lanes
+        self.chunks = tokens * channels // lanes
+        self.acc_bits, self.mult_bits, self.max_groups = acc_bits, mult_bits, max_groups
+        self.requant = Requant(lanes=lanes, chunks=self.chunks, acc_bits=acc_bits, max_groups=max_groups,
+                               mult_bits=mult_bits)
+        self.tile_layout = data.ArrayLayout(data.ArrayLayout(signed(acc_bits), channels), tokens)
+        self.scales_layout = data.StructLayout({
+            "wmul": data.ArrayLayout(unsigned(mult_bits), channels),
+            "tmul": data.ArrayLayout(unsigned(mult_bits), tokens),
+        })
+        super().__init__({
+            "i": In(stream.Signature(self.tile_layout)),
+            "scales": In(stream.Signature(self.scales_layout)),
+            "o": Out(stream.Signature(self.requant.out_layout)),
+            "groups": In(range(1, max_groups + 1), init=1),
+            "shift": In(range(1, MAX_SHIFT + 1), init=1),
+            "out_bits8": In(1, init=1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.requant = rq = self.requant
+        wiring.connect(m, rq.o, wiring.flipped(self.o))
+        m.d.comb += [rq.shift.eq(self.shift), rq.out_bits8.eq(self.out_bits8), self.busy.eq(rq.busy)]
+
+        chunk = Signal(range(self.chunks))
+        group = Signal(range(self.max_groups))
+        both = self.i.valid & self.scales.valid
+        enter = both & rq.i.ready
+        tile_done = enter & (chunk == self.chunks - 1)
+        m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done), self.scales.ready.eq(tile_done),
+                     rq.i.payload.first.eq(group == 0), rq.i.payload.last.eq(group == self.groups - 1)]
+        with m.If(enter):
+            m.d.sync += chunk.eq(chunk + 1)
+            with m.If(tile_done):
+                m.d.sync += [chunk.eq(0), group.eq(0)]
+                with m.If(group != self.groups - 1):
+                    m.d.sync += group.eq(group + 1)
+
+        # Chunk c's lane l is tile element f = c·lanes + l: token f // channels, channel f % channels.
+        # The accumulators are already in that order in the tile's bits; multipliers need a mux per lane.
+        lane_bits = self.lanes * self.acc_bits
+        m.d.comb += rq.i.payload.acc.as_value().eq(self.i.payload.as_value().word_select(chunk, lane_bits))
+        for lane in range(self.lanes):
+            elems = [c * self.lanes + lane for c in range(self.chunks)]
+            wmul = Cat(*(self.scales.payload.wmul[f % self.channels] for f in elems))
+            tmul = Cat(*(self.scales.payload.tmul[f // self.channels] for f in elems))
+            m.d.comb += [rq.i.payload.wmul[lane].eq(wmul.word_select(chunk, self.mult_bits)),
+                         rq.i.payload.tmul[lane].eq(tmul.word_select(chunk, self.mult_bits))]
+        return m
