@@ -7,7 +7,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the simulators need: iverilog/vvp for Icarus; g++, make and perl for Verilator's builds.
-APT_PACKAGES := iverilog g++ make perl
+# g++-aarch64-linux-gnu cross-compiles the CPU fallback's Arm (NEON dot product) path in the tests.
+APT_PACKAGES := iverilog g++ make perl g++-aarch64-linux-gnu
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system-deps demo table plan test test-all bench clean help
@@ -23,12 +24,13 @@ system-deps:
 	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	command -v perl >/dev/null || missing="$$missing perl"; \
+	command -v aarch64-linux-gnu-g++ >/dev/null || missing="$$missing g++-aarch64-linux-gnu"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
-$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml setup.py $(wildcard cpu/csrc/*)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -1,0 +1,183 @@
+// torch bindings of the W4 kernels: argument checks, the scratch buffers, dispatch and threading.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "w4_kernels.h"
+
+namespace {
+
+enum class Path { Scalar, Avx2, Vnni, Neon };
+
+Path parse_path(const std::string& impl) {
+    if (impl == "auto") {
+        if (w4::has_vnni()) return Path::Vnni;
+        if (w4::has_avx2()) return Path::Avx2;
+        if (w4::has_neon()) return Path::Neon;
+        return Path::Scalar;
+    }
+    if (impl == "scalar") return Path::Scalar;
+    if (impl == "avx2" && w4::has_avx2()) return Path::Avx2;
+    if (impl == "vnni" && w4::has_vnni()) return Path::Vnni;
+    if (impl == "neon" && w4::has_neon()) return Path::Neon;
+    TORCH_CHECK(false, "kernel path '", impl, "' is not available on this CPU/build; available: ",
+                "scalar", w4::has_avx2() ? ", avx2" : "", w4::has_vnni() ? ", vnni" : "",
+                w4::has_neon() ? ", neon" : "");
+}
+
+// The SIMD loops step over whole blocks of a group; other group sizes take the scalar loop.
+bool fits(Path path, int64_t group) {
+    switch (path) {
+        case Path::Avx2: case Path::Vnni: return group % 64 == 0;
+        case Path::Neon: return group % 32 == 0;
+        default: return true;
+    }
+}
+
+// Reused across calls (grown, never shrunk): the hot path allocates only when a bigger call comes.
+struct ScratchBuffers {
+    std::vector<int8_t> even, odd;
+    std::vector<int32_t> sums;
+};
+thread_local ScratchBuffers scratch;
+
+}  // namespace
+
+// Checks shared by every entry point; returns (M, K, N, G).
+std::array<int64_t, 4> check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
+    TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu(), "w4 kernels run on CPU tensors");
+    TORCH_CHECK(x.scalar_type() == torch::kInt8, "activations must be int8, got ", x.scalar_type());
+    TORCH_CHECK(w.scalar_type() == torch::kUInt8, "packed weights must be uint8, got ", w.scalar_type());
+    TORCH_CHECK(x.dim() == 2 && w.dim() == 2, "need x (M, K) and packed w (N, K/2); got ", x.sizes(), " and ",
+                w.sizes());
+    TORCH_CHECK(x.is_contiguous() && w.is_contiguous(), "x and w must be contiguous");
+    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+    TORCH_CHECK(K % 2 == 0 && w.size(1) * 2 == K, "shape mismatch: x has K = ", K, " but packed w holds ",
+                w.size(1) * 2, " values per row");
+    TORCH_CHECK(group >= 1 && K % group == 0, "group size ", group, " does not divide K = ", K);
+    return {M, K, N, K / group};
+}
+
+const char* dtype_name(torch::ScalarType type) {
+    switch (type) {
+        case torch::kInt8: return "int8";
+        case torch::kInt32: return "int32";
+        case torch::kInt64: return "int64";
+        case torch::kFloat32: return "float32";
+        default: return "other";
+    }
+}
+
+torch::Tensor output(c10::optional<torch::Tensor> out, torch::IntArrayRef shape, torch::ScalarType type) {
+    if (!out.has_value()) return torch::empty(shape, type);
+    TORCH_CHECK(out->scalar_type() == type && out->is_contiguous() && out->sizes() == shape,
+                "out must be a contiguous ", dtype_name(type), " tensor of shape ", shape, "; got ",
+                dtype_name(out->scalar_type()), " ", out->sizes());
+    return *out;
+}
+
+template <typename T>
+const T* table(const torch::Tensor& t, torch::ScalarType type, torch::IntArrayRef shape, const char* name) {
+    TORCH_CHECK(t.scalar_type() == type && t.is_contiguous() && t.sizes() == shape,
+                name, " must be a contiguous ", dtype_name(type), " tensor of shape ", shape, "; got ",
+                dtype_name(t.scalar_type()), " ", t.sizes());
+    return t.data_ptr<T>();
+}
+
+void launch(w4::Problem& p, const std::string& impl) {
+    Path path = parse_path(impl);
+    if (!fits(path, p.group)) path = Path::Scalar;
+    const int64_t G = p.K / p.group;
+    w4::Scratch s{nullptr, nullptr, nullptr};
+    if (path != Path::Scalar) {
+        scratch.even.resize(static_cast<size_t>(p.M * p.K / 2));
+        scratch.odd.resize(static_cast<size_t>(p.M * p.K / 2));
+        scratch.sums.resize(static_cast<size_t>(p.M * G));
+        s = {scratch.even.data(), scratch.odd.data(), scratch.sums.data()};
+        w4::prepare(p, s);
+    }
+    // Threads split output channels in multiples of 4 (the AVX2 loop's row block).
+    const int64_t grain = std::max<int64_t>(4, (p.N / (4 * at::get_num_threads()) + 3) / 4 * 4);
+    at::parallel_for(0, p.N, grain, [&](int64_t n0, int64_t n1) {
+        switch (path) {
+            case Path::Avx2: w4::group_sums_avx2(p, s, n0, n1); break;
+            case Path::Vnni: w4::group_sums_vnni(p, s, n0, n1); break;
+            case Path::Neon: w4::group_sums_neon(p, s, n0, n1); break;
+            default: w4::group_sums_scalar(p, n0, n1);
+        }
+    });
+}
+
+w4::Problem problem(const torch::Tensor& x, const torch::Tensor& w, const std::array<int64_t, 4>& d,
+                    int64_t group, w4::Epilogue e) {
+    w4::Problem p{};
+    p.x = x.data_ptr<int8_t>();
+    p.w = w.data_ptr<uint8_t>();
+    p.M = d[0]; p.K = d[1]; p.N = d[2]; p.group = group;
+    p.epilogue = e;
+    return p;
+}
+
+torch::Tensor group_sums(const torch::Tensor& x, const torch::Tensor& w, int64_t group, const std::string& impl,
+                         c10::optional<torch::Tensor> out) {
+    auto d = check_operands(x, w, group);
+    torch::Tensor result = output(out, {d[0], d[2], d[3]}, torch::kInt32);
+    auto p = problem(x, w, d, group, w4::Epilogue::Sums);
+    p.sums_out = result.data_ptr<int32_t>();
+    launch(p, impl);
+    return result;
+}
+
+torch::Tensor scaled(const torch::Tensor& x, const torch::Tensor& w, int64_t group, const torch::Tensor& x_scale,
+                     const torch::Tensor& w_scale, const std::string& impl, c10::optional<torch::Tensor> out) {
+    auto d = check_operands(x, w, group);
+    torch::Tensor result = output(out, {d[0], d[2]}, torch::kFloat32);
+    auto p = problem(x, w, d, group, w4::Epilogue::Scaled);
+    p.x_scale = table<float>(x_scale, torch::kFloat32, {d[0]}, "x_scale");
+    p.w_scale = table<float>(w_scale, torch::kFloat32, {d[2], d[3]}, "w_scale");
+    p.y_out = result.data_ptr<float>();
+    launch(p, impl);
+    return result;
+}
+
+torch::Tensor requantized(const torch::Tensor& x, const torch::Tensor& w, int64_t group, const torch::Tensor& wmul,
+                          const torch::Tensor& tmul, int64_t shift, int64_t out_bits, const std::string& impl,
+                          c10::optional<torch::Tensor> out) {
+    auto d = check_operands(x, w, group);
+    TORCH_CHECK(shift >= 1 && shift <= 62, "shift must be in [1, 62], not ", shift);
+    TORCH_CHECK(out_bits == 4 || out_bits == 8, "output bits must be 4 or 8, not ", out_bits);
+    torch::Tensor result = output(out, {d[0], d[2]}, torch::kInt8);
+    auto p = problem(x, w, d, group, w4::Epilogue::Requant);
+    p.wmul = table<int64_t>(wmul, torch::kInt64, {d[2], d[3]}, "wmul");
+    p.tmul = table<int64_t>(tmul, torch::kInt64, {d[0]}, "tmul");
+    p.shift = static_cast<int>(shift);
+    p.lo = -(1 << (out_bits - 1));
+    p.hi = (1 << (out_bits - 1)) - 1;
+    p.q_out = result.data_ptr<int8_t>();
+    launch(p, impl);
+    return result;
+}
+
+std::vector<std::string> available_paths() {
+    std::vector<std::string> paths{"scalar"};
+    if (w4::has_avx2()) paths.push_back("avx2");
+    if (w4::has_vnni()) paths.push_back("vnni");
+    if (w4::has_neon()) paths.push_back("neon");
+    return paths;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "Exact int4-weight group sums on the CPU (scalar, AVX2, AVX-512 VNNI, NEON dot product)";
+    m.def("group_sums", &group_sums, "int32 group sums (M, N, K/group) of int8 x (M, K) and packed int4 w (N, K/2)",
+          py::arg("x"), py::arg("w"), py::arg("group"), py::arg("impl") = "auto", py::arg("out") = py::none());
+    m.def("scaled", &scaled, "float32 (M, N): x_scale[m] * sum_g sums[m, n, g] * w_scale[n, g]",
+          py::arg("x"), py::arg("w"), py::arg("group"), py::arg("x_scale"), py::arg("w_scale"),
+          py::arg("impl") = "auto", py::arg("out") = py::none());
+    m.def("requantized", &requantized, "int8 (M, N): golden.requantize of the group sums",
+          py::arg("x"), py::arg("w"), py::arg("group"), py::arg("wmul"), py::arg("tmul"), py::arg("shift"),
+          py::arg("out_bits"), py::arg("impl") = "auto", py::arg("out") = py::none());
+    m.def("available_paths", &available_paths, "kernel paths this build and CPU can run");
+}

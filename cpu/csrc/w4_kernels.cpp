@@ -1,0 +1,244 @@
+// See w4_kernels.h.  The x86 paths are compiled with per-function target attributes and chosen at
+// run time from the CPU's flags, so one binary runs everywhere and uses what the CPU has.
+#include "w4_kernels.h"
+
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define W4_X86 1
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#define W4_NEON 1
+#include <arm_neon.h>
+#endif
+#if defined(W4_EXPECT_NEON) && !defined(W4_NEON)
+#error "built for Arm dot product (W4_EXPECT_NEON) but the NEON path is not compiled in"
+#endif
+
+namespace w4 {
+
+static inline int32_t nibble(uint8_t byte, int high) {
+    int v = high ? (byte >> 4) : (byte & 0xF);
+    return v >= 8 ? v - 16 : v;
+}
+
+void prepare(const Problem& p, const Scratch& s) {
+    const int64_t half = p.K / 2, groups = p.K / p.group;
+    for (int64_t m = 0; m < p.M; ++m) {
+        const int8_t* xr = p.x + m * p.K;
+        for (int64_t k = 0; k < half; ++k) {
+            s.x_even[m * half + k] = xr[2 * k];
+            s.x_odd[m * half + k] = xr[2 * k + 1];
+        }
+        for (int64_t g = 0; g < groups; ++g) {
+            int32_t sum = 0;
+            for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k) sum += xr[k];
+            s.x_group_sum[m * groups + g] = sum;
+        }
+    }
+}
+
+void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums) {
+    const int64_t groups = p.K / p.group;
+    switch (p.epilogue) {
+        case Epilogue::Sums: {
+            int32_t* o = p.sums_out + (m * p.N + n) * groups;
+            for (int64_t g = 0; g < groups; ++g) o[g] = sums[g];
+            break;
+        }
+        case Epilogue::Scaled: {
+            const float* ws = p.w_scale + n * groups;
+            float acc = 0.0f;
+            for (int64_t g = 0; g < groups; ++g) acc += static_cast<float>(sums[g]) * ws[g];
+            p.y_out[m * p.N + n] = acc * p.x_scale[m];
+            break;
+        }
+        case Epilogue::Requant: {
+            // 128-bit: a 32-bit sum × 16-bit multiplier summed over groups × 16-bit token multiplier
+            // can pass 64 bits (golden.requant_bits), and golden switches to exact integers there too.
+            const int64_t* wm = p.wmul + n * groups;
+            __int128 psum = 0;
+            for (int64_t g = 0; g < groups; ++g) psum += static_cast<__int128>(sums[g]) * wm[g];
+            __int128 r = (psum * p.tmul[m] + (static_cast<__int128>(1) << (p.shift - 1))) >> p.shift;
+            p.q_out[m * p.N + n] = static_cast<int8_t>(r < p.lo ? p.lo : (r > p.hi ? p.hi : r));
+            break;
+        }
+    }
+}
+
+// Per-thread room for the group sums of one block of outputs (grown, never shrunk).
+static int32_t* sums_buffer(int64_t count) {
+    thread_local std::vector<int32_t> buf;
+    if (static_cast<int64_t>(buf.size()) < count) buf.resize(static_cast<size_t>(count));
+    return buf.data();
+}
+
+void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
+    const int64_t groups = p.K / p.group, half = p.K / 2;
+    int32_t* sums = sums_buffer(groups);
+    for (int64_t n = n0; n < n1; ++n) {
+        const uint8_t* wr = p.w + n * half;
+        for (int64_t m = 0; m < p.M; ++m) {
+            const int8_t* xr = p.x + m * p.K;
+            for (int64_t g = 0; g < groups; ++g) {
+                int32_t acc = 0;
+                for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k)
+                    acc += static_cast<int32_t>(xr[k]) * nibble(wr[k >> 1], static_cast<int>(k & 1));
+                sums[g] = acc;
+            }
+            finish(p, m, n, sums);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIMD form shared by every path: with u = nibble XOR 8 (= w + 8, in 0..15, unsigned),
+//   sum x·w = sum x·u − 8 · sum x,
+// so an unsigned×signed byte dot product (maddubs, dpbusd, udot-free sdot on NEON) does the work
+// and the per-group sum of x (from prepare()) corrects it.  u·x ≤ 15·128, so no 16-bit pair
+// saturates.  Low nibbles pair with x's even elements, high nibbles with the odd ones.
+// ---------------------------------------------------------------------------------------------
+
+#ifdef W4_X86
+__attribute__((target("avx2")))
+static inline int32_t hsum_avx2(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// NR weight rows × MR activation rows, one group: each weight block is unpacked once and used MR
+// times, each activation block loaded once and used NR times; the NR·MR accumulators stay in registers.
+template <int NR, int MR>
+__attribute__((target("avx2"), always_inline))
+static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int64_t g, int32_t* sums) {
+    const int64_t groups = p.K / p.group, half = p.K / 2, gh = p.group / 2;
+    const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(0x08), ones = _mm256_set1_epi16(1);
+    __m256i acc[NR][MR];
+    for (int r = 0; r < NR; ++r)
+        for (int q = 0; q < MR; ++q) acc[r][q] = _mm256_setzero_si256();
+    for (int64_t j = g * gh; j < (g + 1) * gh; j += 32) {
+        __m256i lo[NR], hi[NR];
+        for (int r = 0; r < NR; ++r) {
+            __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.w + (n + r) * half + j));
+            lo[r] = _mm256_xor_si256(_mm256_and_si256(packed, mask), eight);
+            hi[r] = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), eight);
+        }
+        for (int q = 0; q < MR; ++q) {
+            __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.x_even + (m + q) * half + j));
+            __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.x_odd + (m + q) * half + j));
+            for (int r = 0; r < NR; ++r) {
+                __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], e), _mm256_maddubs_epi16(hi[r], o));
+                acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(d, ones));   // |d| ≤ 7680
+            }
+        }
+    }
+    for (int r = 0; r < NR; ++r)
+        for (int q = 0; q < MR; ++q)
+            sums[(r * MR + q) * groups + g] = hsum_avx2(acc[r][q]) - 8 * s.x_group_sum[(m + q) * groups + g];
+}
+
+template <int NR, int MR>
+__attribute__((target("avx2")))
+static void block_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int32_t* sums) {
+    const int64_t groups = p.K / p.group;
+    for (int64_t g = 0; g < groups; ++g) tile_avx2<NR, MR>(p, s, n, m, g, sums);
+    for (int r = 0; r < NR; ++r)
+        for (int q = 0; q < MR; ++q) finish(p, m + q, n + r, sums + (r * MR + q) * groups);
+}
+
+__attribute__((target("avx2")))
+bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
+    int32_t* sums = sums_buffer(8 * (p.K / p.group));
+    // Prefill: 2 weight rows × 4 tokens (8 accumulators); decode: 4 weight rows × 1 token.
+    int64_t n = n0;
+    for (; n + 2 <= n1 && p.M >= 4; n += 2) {
+        int64_t m = 0;
+        for (; m + 4 <= p.M; m += 4) block_avx2<2, 4>(p, s, n, m, sums);
+        for (; m < p.M; ++m) block_avx2<2, 1>(p, s, n, m, sums);
+    }
+    for (; n + 4 <= n1; n += 4)
+        for (int64_t m = 0; m < p.M; ++m) block_avx2<4, 1>(p, s, n, m, sums);
+    for (; n < n1; ++n)
+        for (int64_t m = 0; m < p.M; ++m) block_avx2<1, 1>(p, s, n, m, sums);
+    return true;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
+    const int64_t groups = p.K / p.group, half = p.K / 2, gh = p.group / 2;
+    int32_t* sums = sums_buffer(groups);
+    const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(0x08);
+    for (int64_t n = n0; n < n1; ++n) {
+        const uint8_t* wr = p.w + n * half;
+        for (int64_t m = 0; m < p.M; ++m) {
+            const int8_t* xe = s.x_even + m * half;
+            const int8_t* xo = s.x_odd + m * half;
+            for (int64_t g = 0; g < groups; ++g) {
+                __m256i acc = _mm256_setzero_si256();
+                for (int64_t j = g * gh; j < (g + 1) * gh; j += 32) {
+                    __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j));
+                    __m256i lo = _mm256_xor_si256(_mm256_and_si256(packed, mask), eight);
+                    __m256i hi = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), eight);
+                    acc = _mm256_dpbusd_epi32(acc, lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xe + j)));
+                    acc = _mm256_dpbusd_epi32(acc, hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xo + j)));
+                }
+                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+                sums[g] = _mm_cvtsi128_si32(t) - 8 * s.x_group_sum[m * groups + g];
+            }
+            finish(p, m, n, sums);
+        }
+    }
+    return true;
+}
+
+bool has_avx2() { return __builtin_cpu_supports("avx2"); }
+bool has_vnni() {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+#else
+bool group_sums_avx2(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
+bool group_sums_vnni(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
+bool has_avx2() { return false; }
+bool has_vnni() { return false; }
+#endif
+
+#ifdef W4_NEON
+// Signed dot products: the nibbles are sign-extended (shift left 4, arithmetic shift right 4), so
+// no offset correction is needed here; x_group_sum is unused.
+bool group_sums_neon(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
+    const int64_t groups = p.K / p.group, half = p.K / 2, gh = p.group / 2;
+    int32_t* sums = sums_buffer(groups);
+    for (int64_t n = n0; n < n1; ++n) {
+        const uint8_t* wr = p.w + n * half;
+        for (int64_t m = 0; m < p.M; ++m) {
+            const int8_t* xe = s.x_even + m * half;
+            const int8_t* xo = s.x_odd + m * half;
+            for (int64_t g = 0; g < groups; ++g) {
+                int32x4_t acc = vdupq_n_s32(0);
+                for (int64_t j = g * gh; j < (g + 1) * gh; j += 16) {
+                    int8x16_t packed = vreinterpretq_s8_u8(vld1q_u8(wr + j));
+                    int8x16_t lo = vshrq_n_s8(vshlq_n_s8(packed, 4), 4);
+                    int8x16_t hi = vshrq_n_s8(packed, 4);
+                    acc = vdotq_s32(acc, lo, vld1q_s8(xe + j));
+                    acc = vdotq_s32(acc, hi, vld1q_s8(xo + j));
+                }
+                sums[g] = vaddvq_s32(acc);
+            }
+            finish(p, m, n, sums);
+        }
+    }
+    return true;
+}
+bool has_neon() { return true; }
+#else
+bool group_sums_neon(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
+bool has_neon() { return false; }
+#endif
+
+}  // namespace w4

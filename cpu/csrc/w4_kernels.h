@@ -1,0 +1,63 @@
+// Integer kernels of the CPU fallback: exact int32 group sums of int8 (or int4) activations times
+// packed int4 weights.  Plain C++ (no torch), so every path also builds with a cross compiler.
+//
+// Layout (golden.pack_int4): weight row n holds K int4 values in K/2 bytes; element 2k is the low
+// nibble of byte k, element 2k+1 the high nibble, two's complement.
+//
+// out[m][n][g] = sum over k in group g of x[m][k] * w[n][k], exactly as golden.group_accumulators.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace w4 {
+
+// What happens to the G group sums of one output (m, n) once they are known.
+enum class Epilogue {
+    Sums,       // int32 out[m][n][g] = the sums themselves
+    Scaled,     // float y[m][n] = x_scale[m] · Σ_g sums[g] · w_scale[n][g]   (float32, g in order)
+    Requant,    // int8 q[m][n] = clamp((Σ_g sums[g]·wmul[n][g]) · tmul[m] + 2^(shift-1)) >> shift)
+};
+
+struct Problem {
+    const int8_t* x;        // (M, K) activations, row-major
+    const uint8_t* w;       // (N, K/2) packed int4 weights, row-major
+    int64_t M, K, N, group;
+    Epilogue epilogue;
+    int32_t* sums_out;      // Sums: (M, N, G)
+    float* y_out;           // Scaled: (M, N)
+    const float* x_scale;   //   (M,)
+    const float* w_scale;   //   (N, G)
+    int8_t* q_out;          // Requant: (M, N)
+    const int64_t* wmul;    //   (N, G), unsigned multipliers
+    const int64_t* tmul;    //   (M,)
+    int shift, lo, hi;      //   rounding shift in [1, 62], clamp range
+};
+
+// Apply the problem's epilogue to the G sums of output (m, n).
+void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums);
+
+// Every path computes rows n in [n0, n1) of the output for all M; callers split N across threads.
+// The SIMD paths need scratch: x split into even and odd elements and per-group sums of x
+// (prepare() fills it once per call, shared by all threads).
+struct Scratch {
+    int8_t* x_even;         // (M, K/2)
+    int8_t* x_odd;          // (M, K/2)
+    int32_t* x_group_sum;   // (M, G)
+};
+
+void prepare(const Problem& p, const Scratch& s);
+
+void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
+bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);   // false: not built in
+bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
+bool group_sums_neon(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
+
+// Which SIMD paths this build contains and this CPU can run.
+bool has_avx2();
+bool has_vnni();
+bool has_neon();
+
+// The SIMD paths work on whole 64-element blocks (32 packed bytes) of a group.
+constexpr int64_t kBlock = 64;
+
+}  // namespace w4

@@ -1,0 +1,113 @@
+"""Python face of the compiled W4 kernels (``cpu._w4``): checks, dispatch, and the one warning.
+
+:func:`group_sums` returns exactly :func:`golden.group_accumulators` of the
+unpacked weights, on every path; the tests hold each path to that.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+import golden
+
+from . import _w4
+
+__all__ = ["PATHS", "available_paths", "best_path", "group_sums", "pack_weights", "requantized_matmul",
+           "scaled_matmul"]
+
+#: Every path the source has; :func:`available_paths` says which this build and CPU can run.
+PATHS = ("scalar", "avx2", "vnni", "neon")
+_warned = False
+
+
+def available_paths() -> list[str]:
+    return list(_w4.available_paths())
+
+
+def best_path() -> str:
+    """The path ``impl="auto"`` takes; warns once when only the portable scalar loop is left."""
+    global _warned
+    paths = available_paths()
+    if paths == ["scalar"] and not _warned:
+        warnings.warn("this CPU has none of AVX2, AVX-512 VNNI or Arm dot product: the W4 kernels run their "
+                      "portable scalar loop (exact, but slow)", RuntimeWarning, stacklevel=3)
+        _warned = True
+    return {"vnni": "vnni", "avx2": "avx2", "neon": "neon"}.get(paths[-1], "scalar")
+
+
+def pack_weights(w: np.ndarray) -> torch.Tensor:
+    """int4 weights (N, K) as the kernels and the export store them: (N, K/2) uint8, two per byte."""
+    return torch.from_numpy(golden.pack_int4(w))
+
+
+def _checked_path(x: torch.Tensor, w_packed: torch.Tensor, group: int, a_bits: int, impl: str,
+                  check_range: bool) -> str:
+    if a_bits not in (4, 8):
+        raise ValueError(f"activation bits must be 4 or 8, not {a_bits!r}")
+    if not isinstance(x, torch.Tensor) or not isinstance(w_packed, torch.Tensor):
+        raise TypeError("x and w_packed must be torch tensors")
+    if x.dtype != torch.int8:
+        raise TypeError(f"activations must be an int8 tensor (int4 values live in int8), not {x.dtype}")
+    if w_packed.dtype != torch.uint8:
+        raise TypeError(f"packed weights must be a uint8 tensor, not {w_packed.dtype}")
+    if x.dim() != 2 or w_packed.dim() != 2 or x.shape[1] != 2 * w_packed.shape[1]:
+        raise ValueError(f"shape mismatch: need x (M, K) and packed weights (N, K/2); got {tuple(x.shape)} "
+                         f"and {tuple(w_packed.shape)}")
+    if not x.is_contiguous() or not w_packed.is_contiguous():
+        raise ValueError("x and w_packed must be contiguous (call .contiguous() once, outside the hot loop)")
+    if not isinstance(group, int) or group < 1 or x.shape[1] % group:
+        raise ValueError(f"group size {group!r} does not divide K = {x.shape[1]}")
+    if check_range and a_bits == 4 and x.numel() and (int(x.min()) < -8 or int(x.max()) > 7):
+        raise OverflowError(f"int4 activations must lie in [-8, 7]; got [{int(x.min())}, {int(x.max())}]")
+    if impl not in ("auto", *PATHS):
+        raise ValueError(f"unknown kernel path {impl!r}; choose auto or one of {PATHS}")
+    return best_path() if impl == "auto" else impl
+
+
+def _run(fn, *args):
+    try:
+        return fn(*args)
+    except RuntimeError as err:       # the extension's own checks (path, tables, out buffer): one line
+        raise ValueError(str(err).splitlines()[0]) from None
+
+
+def group_sums(x: torch.Tensor, w_packed: torch.Tensor, group: int, *, a_bits: int = 8, impl: str = "auto",
+               out: torch.Tensor | None = None, check_range: bool = True) -> torch.Tensor:
+    """Exact int32 group sums ``(M, N, K // group)`` of int8/int4 activations ``x (M, K)`` and packed
+    int4 weights ``w_packed (N, K/2)``: :func:`golden.group_accumulators`.
+
+    ``a_bits`` 4 or 8: int4 activations are int8 tensors holding values in ``[-8, 7]``;
+    ``check_range`` verifies that (one pass over ``x``; turn it off in a hot loop whose inputs
+    come from a quantizer).  ``impl`` forces a path (``"scalar"``, ``"avx2"``, ``"vnni"``,
+    ``"neon"``); ``out`` reuses a buffer so the call allocates nothing.
+    """
+    path = _checked_path(x, w_packed, group, a_bits, impl, check_range)
+    return _run(_w4.group_sums, x, w_packed, group, path, out)
+
+
+def scaled_matmul(x: torch.Tensor, w_packed: torch.Tensor, group: int, x_scale: torch.Tensor,
+                  w_scale: torch.Tensor, *, a_bits: int = 8, impl: str = "auto", out: torch.Tensor | None = None,
+                  check_range: bool = True) -> torch.Tensor:
+    """Float32 ``(M, N)``: ``x_scale[m] · Σ_g sums[m, n, g] · w_scale[n, g]`` with the exact sums of
+    :func:`group_sums`, fused (the sums never reach memory).  The float arithmetic is float32 in
+    group order, so it agrees with :func:`golden.group_scaled` (float64) to float32 rounding."""
+    path = _checked_path(x, w_packed, group, a_bits, impl, check_range)
+    return _run(_w4.scaled, x, w_packed, group, x_scale, w_scale, path, out)
+
+
+def requantized_matmul(x: torch.Tensor, w_packed: torch.Tensor, group: int, params: golden.RequantParams, *,
+                       a_bits: int = 8, impl: str = "auto", out: torch.Tensor | None = None,
+                       check_range: bool = True) -> torch.Tensor:
+    """int8 ``(M, N)`` equal to :func:`golden.requantize` of the group sums, fused; ``params`` from
+    :func:`golden.requant_params` (multipliers of ``mult_bits`` ≤ 16, checked)."""
+    path = _checked_path(x, w_packed, group, a_bits, impl, check_range)
+    if params.out_bits not in golden.requant.OUT_BITS:
+        raise ValueError(f"output bits must be 4 or 8, not {params.out_bits!r}")
+    wmul = torch.as_tensor(golden.check_int(params.wmul, params.mult_bits, signed=False, name="wmul"))
+    tmul = torch.as_tensor(golden.check_int(params.tmul, params.mult_bits, signed=False, name="tmul"))
+    if params.mult_bits > golden.requant.MULT_BITS:
+        raise ValueError(f"multipliers of {params.mult_bits} bits exceed the kernel's {golden.requant.MULT_BITS}")
+    return _run(_w4.requantized, x, w_packed, group, wmul.contiguous(), tmul.reshape(-1).contiguous(),
+                int(params.shift), int(params.out_bits), path, out)

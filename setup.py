@@ -1,0 +1,17 @@
+"""Builds the CPU fallback's C++ kernels (``cpu._w4``) as a torch extension at install time.
+
+Everything else about the package is in pyproject.toml.  torch must already be installed
+(``make install`` installs the pins first, then this package with ``--no-build-isolation``).
+"""
+from setuptools import setup
+from torch.utils.cpp_extension import BuildExtension, CppExtension
+
+setup(
+    ext_modules=[CppExtension(
+        "cpu._w4", ["cpu/csrc/bindings.cpp", "cpu/csrc/w4_kernels.cpp"],
+        # -O3 for the loops; no -march: the SIMD paths carry their own target attributes and are
+        # chosen from the CPU's flags at run time, so the build runs on any x86-64 or Arm CPU.
+        extra_compile_args=["-O3", "-std=c++17"],
+    )],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},
+)

@@ -1,0 +1,151 @@
+"""The CPU fallback's W4 kernels: every path this CPU runs equals golden.group_accumulators exactly."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import cpu
+import golden
+
+PATHS = cpu.available_paths()
+SRC = Path(cpu.__file__).parent / "csrc"
+
+SHAPES = [  # (M, K, N, group): decode and prefill rows, ragged N (the 4-row SIMD block), every group form
+    (1, 128, 8, 64), (1, 4096, 13, 128), (3, 256, 5, 64), (7, 192, 9, 32), (2, 64, 4, 16),
+    (4, 768, 17, 768), (1, 2, 1, 2), (16, 512, 3, 128), (6, 256, 7, 64), (0, 128, 4, 64),
+]
+
+
+def _operands(m, k, n, a_bits, seed):
+    rng = np.random.default_rng(seed)
+    lo, hi = golden.int_range(a_bits)
+    return rng.integers(lo, hi + 1, (m, k)).astype(np.int8), rng.integers(-8, 8, (n, k))
+
+
+def test_this_machine_has_a_simd_path():
+    """CI's machines are x86-64 with AVX2: the fast path must be built in, not silently missing."""
+    assert "scalar" in PATHS and len(PATHS) >= 2, PATHS
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("a_bits", (4, 8))
+@pytest.mark.parametrize("shape", SHAPES)
+def test_group_sums_bit_exact(path, a_bits, shape):
+    m, k, n, group = shape
+    x, w = _operands(m, k, n, a_bits, seed=m * 31 + n)
+    got = cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), group, a_bits=a_bits, impl=path)
+    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, group, x_bits=a_bits))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("xv, wv", [(-128, -8), (-128, 7), (127, -8), (127, 7), (-8, -8), (7, 7), (0, -8)])
+def test_extremes_in_every_lane(path, xv, wv):
+    """Every lane at the int8/int4 corners, over a whole 4096-long group: the int32 bounds of a real K."""
+    x, w = np.full((2, 4096), xv, np.int8), np.full((6, 4096), wv)
+    got = cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), 4096, impl=path)
+    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 4096))
+    assert int(got[0, 0, 0]) == 4096 * xv * wv
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_out_buffer_is_reused(path):
+    x, w = _operands(3, 256, 9, 8, seed=5)
+    out = torch.empty(3, 9, 4, dtype=torch.int32)
+    got = cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), 64, impl=path, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    assert np.array_equal(out.numpy(), golden.group_accumulators(x, w, 64))
+
+
+def _call(**kw):
+    args = dict(x=torch.zeros(2, 128, dtype=torch.int8), w_packed=torch.zeros(3, 64, dtype=torch.uint8), group=64)
+    args.update(kw)
+    return cpu.group_sums(args.pop("x"), args.pop("w_packed"), args.pop("group"), **args)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(x=torch.zeros(2, 128, dtype=torch.float32)), TypeError, "must be an int8 tensor"),
+    (dict(w_packed=torch.zeros(3, 64, dtype=torch.int8)), TypeError, "must be a uint8 tensor"),
+    (dict(w_packed=torch.zeros(3, 32, dtype=torch.uint8)), ValueError, "shape mismatch"),
+    (dict(x=torch.zeros(1, 2, 128, dtype=torch.int8)), ValueError, "shape mismatch"),
+    (dict(x=torch.zeros(128, 2, dtype=torch.int8).t()), ValueError, "must be contiguous"),
+    (dict(x=torch.zeros(2, 256, dtype=torch.int8)[:, ::2]), ValueError, "must be contiguous"),
+    (dict(group=48), ValueError, "does not divide K = 128"),
+    (dict(a_bits=6), ValueError, "4 or 8, not 6"),
+    (dict(a_bits=4, x=torch.full((2, 128), 9, dtype=torch.int8)), OverflowError, r"\[-8, 7\]"),
+    (dict(impl="sse9"), ValueError, "unknown kernel path"),
+    (dict(out=torch.zeros(2, 3, 2, dtype=torch.int64)), ValueError, "out must be a contiguous int32"),
+])
+def test_bad_input_is_refused(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        _call(**kwargs)
+
+
+def test_unavailable_path_names_the_available_ones():
+    missing = [p for p in cpu.PATHS if p not in PATHS]
+    assert missing, "every path is available here; nothing to refuse"
+    with pytest.raises(ValueError, match="available: scalar"):
+        _call(impl=missing[0])
+
+
+def test_arm_dot_product_path_compiles():
+    """The NEON path cannot run here; it must at least build for an Armv8.2 edge CPU with dot product."""
+    cxx = shutil.which("aarch64-linux-gnu-g++")
+    assert cxx, "aarch64-linux-gnu-g++ is missing: `make install` installs it (Debian g++-aarch64-linux-gnu)"
+    obj = subprocess.run([cxx, "-std=c++17", "-O2", "-march=armv8.2-a+dotprod", "-Wall", "-Werror", "-c",
+                          str(SRC / "w4_kernels.cpp"), "-o", "/dev/null", "-DW4_EXPECT_NEON"],
+                         capture_output=True, text=True)
+    assert obj.returncode == 0, obj.stderr
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(1, 4096, 13, 128), (5, 256, 9, 64), (3, 96, 7, 32), (0, 128, 4, 64)])
+def test_fused_scaling_matches_golden(path, shape):
+    """The fused float epilogue: the same exact sums, scaled in float32 (golden uses float64)."""
+    m, k, n, group = shape
+    x, w = _operands(m, k, n, 8, seed=n)
+    rng = np.random.default_rng(n)
+    xs, ws = rng.uniform(1e-3, 1e-1, m).astype(np.float32), rng.uniform(1e-3, 1e-1, (n, k // group)).astype(np.float32)
+    got = cpu.scaled_matmul(torch.from_numpy(x), cpu.pack_weights(w), group, torch.from_numpy(xs),
+                            torch.from_numpy(ws), impl=path).numpy()
+    ref = golden.group_scaled(golden.group_accumulators(x, w, group), ws, xs)
+    assert got.shape == (m, n) and np.allclose(got, ref, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(ref).max(initial=0))))
+    scalar = cpu.scaled_matmul(torch.from_numpy(x), cpu.pack_weights(w), group, torch.from_numpy(xs),
+                               torch.from_numpy(ws), impl="scalar").numpy()
+    assert np.array_equal(got, scalar)          # every path does the same float operations in the same order
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("out_bits", golden.requant.OUT_BITS)
+@pytest.mark.parametrize("kind", ["random", "max", "min"])
+def test_fused_requantization_bit_exact(path, out_bits, kind):
+    m, k, n, group = 6, 512, 11, 64
+    if kind == "random":
+        x, w = _operands(m, k, n, 8, seed=3)
+        rng = np.random.default_rng(4)
+        top = (1 << golden.requant.MULT_BITS) - 1
+        wmul, tmul = rng.integers(1, top + 1, (n, k // group)), rng.integers(1, top + 1, m)
+        from sim.stimulus import spread_shift
+        shift = spread_shift(golden.group_accumulators(x, w, group), wmul, tmul, out_bits)
+    else:       # the widest products: 128-bit intermediate territory, every output on a rail
+        x = np.full((m, k), -128, np.int8)
+        w = np.full((n, k), -8 if kind == "max" else 7)
+        wmul, tmul, shift = np.full((n, k // group), 65535), np.full(m, 65535), 1
+    params = golden.RequantParams(wmul, tmul, shift, out_bits)
+    got = cpu.requantized_matmul(torch.from_numpy(x), cpu.pack_weights(w), group, params, impl=path).numpy()
+    ref = golden.requantize(golden.group_accumulators(x, w, group), wmul, tmul, shift, out_bits)
+    assert np.array_equal(got, ref)
+    if kind != "random":
+        assert np.isin(ref, golden.int_range(out_bits)).all()
+
+
+def test_requantization_refuses_bad_parameters():
+    x, w = torch.zeros(2, 128, dtype=torch.int8), torch.zeros(3, 64, dtype=torch.uint8)
+    ok = dict(wmul=np.ones((3, 2), int), tmul=np.ones(2, int), shift=4, out_bits=8)
+    for change, error, message in [(dict(out_bits=6), ValueError, "4 or 8"), (dict(shift=0), ValueError, r"\[1, 62\]"),
+                                   (dict(wmul=np.ones((3, 3), int)), ValueError, r"wmul must be a contiguous int64"),
+                                   (dict(tmul=np.full(2, 1 << 16)), OverflowError, "tmul")]:
+        with pytest.raises(error, match=message):
+            cpu.requantized_matmul(x, w, 64, golden.RequantParams(**{**ok, **change}))
