@@ -6,7 +6,7 @@ into memories, the core runs free, and all 1,152 result tiles are read back and
 compared with the golden group sums.  Printed per width: the Verilator build,
 the preload, the run and the read-back, and simulated cycles per second.
 
-    python -m benchmarks.trip_cosim_speed [--tokens 128] [--k 768] [--n 768] [--no-optimize]
+    python -m benchmarks.trip_cosim_speed [--tokens 128] [--k 768] [--n 768]
 """
 from __future__ import annotations
 
@@ -26,8 +26,6 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=768)
     p.add_argument("--group", type=int, default=128)
     p.add_argument("--device", default="ecp5-85f")
-    p.add_argument("--no-optimize", dest="optimize", action="store_false",
-                   help="compile the Verilator model with its default -Os instead of -O2 (faster build, slower run)")
     args = p.parse_args(argv)
     params = core_params(args.device, max_k=args.group, max_k_total=args.k)
     tokens, channels = params["rows"] * params["a_lanes"], params["cols"] * params["w_lanes"]
@@ -38,10 +36,9 @@ def main(argv=None) -> int:
               "seed": a} for a in (4, 8)]
     t0 = time.perf_counter()
     result = cosim(TripHarness(params, **depths), toplevel="trip_harness", simulator="verilator",
-                   bench="sim.bench_trip_fast", config={"params": params, "depths": depths, "cases": cases},
-                   optimize=args.optimize)
+                   bench="sim.bench_trip_fast", config={"params": params, "depths": depths, "cases": cases})
     wall = time.perf_counter() - t0
-    print(f"{args.device} core {tokens}×{channels} (Verilator {'-O2' if args.optimize else '-Os'}), layer {args.k}→{args.n}, {args.tokens} tokens, "
+    print(f"{args.device} core {tokens}×{channels}, layer {args.k}→{args.n}, {args.tokens} tokens, "
           f"group {args.group}: Verilator build {result.build_seconds:.1f} s, bench {result.run_seconds:.1f} s "
           f"(wall {wall:.1f} s in all)")
     for c in result.report["cases"]:

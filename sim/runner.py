@@ -47,13 +47,8 @@ def bench_config() -> dict:
 
 
 def cosim(component: wiring.Component, *, toplevel: str, simulator: str, bench: str,
-          config: dict, build_root: Path = BUILD_ROOT, quiet: bool = True,
-          optimize: bool = False) -> CosimResult:
-    """Co-simulate ``component`` with cocotb bench module ``bench`` (e.g. ``"sim.bench_simd_mul4"``).
-
-    ``optimize`` compiles Verilator's model with ``-O2`` instead of its default ``-Os``: a slower
-    build for a faster run, worth it for long simulations of big cores only.
-    """
+          config: dict, build_root: Path = BUILD_ROOT, quiet: bool = True) -> CosimResult:
+    """Co-simulate ``component`` with cocotb bench module ``bench`` (e.g. ``"sim.bench_simd_mul4"``)."""
     from cocotb_tools.runner import get_runner
     from cocotb_tools.check_results import get_results
 
@@ -61,10 +56,7 @@ def cosim(component: wiring.Component, *, toplevel: str, simulator: str, bench: 
         raise ValueError(f"unknown simulator {simulator!r}; choose one of {SIMULATORS}")
     require_simulator(simulator)
     text = verilog.convert(component, name=toplevel, emit_src=False)
-    build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else []
-    if optimize and simulator == "verilator":
-        build_args += ["-CFLAGS", "-O2"]      # after OPT_FAST's -Os on the compiler line, so it wins
-    key = hashlib.sha256((simulator + " ".join(build_args) + text).encode()).hexdigest()[:12]
+    key = hashlib.sha256((simulator + text).encode()).hexdigest()[:12]
     build_dir = Path(build_root) / "cosim" / f"{toplevel}-{simulator}-{key}"
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{toplevel}.v"
@@ -73,6 +65,7 @@ def cosim(component: wiring.Component, *, toplevel: str, simulator: str, bench: 
 
     runner = get_runner(simulator)
     t0 = time.perf_counter()
+    build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else []
     runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, always=False,
                  timescale=_TIMESCALE, build_args=build_args, log_file=build_dir / "build.log" if quiet else None)
     t1 = time.perf_counter()

@@ -2,6 +2,7 @@
 // run time from the CPU's flags, so one binary runs everywhere and uses what the CPU has.
 #include "w4_kernels.h"
 
+#include <algorithm>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -34,23 +35,23 @@ void prepare(const Problem& p, const Scratch& s) {
         for (int64_t g = 0; g < groups; ++g) {
             int32_t sum = 0;
             for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k) sum += xr[k];
-            s.x_group_sum[m * groups + g] = sum;
+            s.x_group_sum[g * p.M + m] = sum;
         }
     }
 }
 
-void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums) {
+void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums, int64_t stride) {
     const int64_t groups = p.K / p.group;
     switch (p.epilogue) {
         case Epilogue::Sums: {
             int32_t* o = p.sums_out + (m * p.N + n) * groups;
-            for (int64_t g = 0; g < groups; ++g) o[g] = sums[g];
+            for (int64_t g = 0; g < groups; ++g) o[g] = sums[g * stride];
             break;
         }
         case Epilogue::Scaled: {
             const float* ws = p.w_scale + n * groups;
             float acc = 0.0f;
-            for (int64_t g = 0; g < groups; ++g) acc += static_cast<float>(sums[g]) * ws[g];
+            for (int64_t g = 0; g < groups; ++g) acc += static_cast<float>(sums[g * stride]) * ws[g];
             p.y_out[m * p.N + n] = acc * p.x_scale[m];
             break;
         }
@@ -59,7 +60,7 @@ void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums) {
             // can pass 64 bits (golden.requant_bits), and golden switches to exact integers there too.
             const int64_t* wm = p.wmul + n * groups;
             __int128 psum = 0;
-            for (int64_t g = 0; g < groups; ++g) psum += static_cast<__int128>(sums[g]) * wm[g];
+            for (int64_t g = 0; g < groups; ++g) psum += static_cast<__int128>(sums[g * stride]) * wm[g];
             __int128 r = (psum * p.tmul[m] + (static_cast<__int128>(1) << (p.shift - 1))) >> p.shift;
             p.q_out[m * p.N + n] = static_cast<int8_t>(r < p.lo ? p.lo : (r > p.hi ? p.hi : r));
             break;
@@ -87,7 +88,7 @@ void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
                     acc += static_cast<int32_t>(xr[k]) * nibble(wr[k >> 1], static_cast<int>(k & 1));
                 sums[g] = acc;
             }
-            finish(p, m, n, sums);
+            finish(p, m, n, sums, 1);
         }
     }
 }
@@ -111,54 +112,101 @@ static inline int32_t hsum_avx2(__m256i v) {
 
 // NR weight rows × MR activation rows, one group: each weight block is unpacked once and used MR
 // times, each activation block loaded once and used NR times; the NR·MR accumulators stay in registers.
-template <int NR, int MR>
+// Products are summed in 16 bits for up to 4 steps of 32 bytes (|one step| ≤ 7680, four ≤ 30720),
+// then widened to 32 bits, so the widening costs a quarter of what it would per step.
+// STEPS > 0: the group is exactly STEPS ≤ 4 steps (group 64, 128, 192 or 256), known when compiling,
+// so the loop unrolls and no 32-bit partials are kept; STEPS = 0: any multiple of 64, at run time.
+template <int NR, int MR, int STEPS>
 __attribute__((target("avx2"), always_inline))
 static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int64_t g, int32_t* sums) {
-    const int64_t groups = p.K / p.group, half = p.K / 2, gh = p.group / 2;
+    constexpr int T = NR * MR;
+    const int64_t half = p.K / 2, gh = STEPS ? 32 * STEPS : p.group / 2;
     const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(0x08), ones = _mm256_set1_epi16(1);
-    __m256i acc[NR][MR];
-    for (int r = 0; r < NR; ++r)
-        for (int q = 0; q < MR; ++q) acc[r][q] = _mm256_setzero_si256();
-    for (int64_t j = g * gh; j < (g + 1) * gh; j += 32) {
+    __m256i acc[T], part[T];
+    for (int t = 0; t < T; ++t) acc[t] = part[t] = _mm256_setzero_si256();
+    int steps = 0;
+    const uint8_t* wg = p.w + n * half + g * gh;
+    const int8_t* eg = s.x_even + m * half + g * gh;
+    const int8_t* og = s.x_odd + m * half + g * gh;
+    for (int64_t j = 0; j < gh; j += 32) {
         __m256i lo[NR], hi[NR];
         for (int r = 0; r < NR; ++r) {
-            __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.w + (n + r) * half + j));
+            __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * half + j));
             lo[r] = _mm256_xor_si256(_mm256_and_si256(packed, mask), eight);
             hi[r] = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), eight);
         }
         for (int q = 0; q < MR; ++q) {
-            __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.x_even + (m + q) * half + j));
-            __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.x_odd + (m + q) * half + j));
-            for (int r = 0; r < NR; ++r) {
-                __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], e), _mm256_maddubs_epi16(hi[r], o));
-                acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(d, ones));   // |d| ≤ 7680
+            __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(eg + q * half + j));
+            __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(og + q * half + j));
+            for (int r = 0; r < NR; ++r)
+                part[r * MR + q] = _mm256_add_epi16(part[r * MR + q], _mm256_add_epi16(
+                    _mm256_maddubs_epi16(lo[r], e), _mm256_maddubs_epi16(hi[r], o)));
+        }
+        if (!STEPS && ++steps == 4) {
+            for (int t = 0; t < T; ++t) {
+                acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(part[t], ones));
+                part[t] = _mm256_setzero_si256();
             }
+            steps = 0;
         }
     }
-    for (int r = 0; r < NR; ++r)
-        for (int q = 0; q < MR; ++q)
-            sums[(r * MR + q) * groups + g] = hsum_avx2(acc[r][q]) - 8 * s.x_group_sum[(m + q) * groups + g];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(part[t], ones));
+    // sums holds this tile's outputs side by side: sums[g·T + t], t = r·MR + q.
+    const int32_t* xsum = s.x_group_sum + g * p.M + m;
+    if constexpr (T == 8 && MR == 4) {
+        // Eight horizontal sums at once: two rounds of hadd, then fold the 128-bit halves.
+        __m256i h01 = _mm256_hadd_epi32(acc[0], acc[1]), h23 = _mm256_hadd_epi32(acc[2], acc[3]);
+        __m256i h45 = _mm256_hadd_epi32(acc[4], acc[5]), h67 = _mm256_hadd_epi32(acc[6], acc[7]);
+        __m256i a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67);
+        __m256i total = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+        // minus 8·Σx of tokens q = 0..3, for both weight rows
+        __m256i corr = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xsum)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + g * T), _mm256_sub_epi32(total, _mm256_slli_epi32(corr, 3)));
+    } else {
+        for (int t = 0; t < T; ++t) sums[g * T + t] = hsum_avx2(acc[t]) - 8 * xsum[t % MR];
+    }
+}
+
+template <int NR, int MR, int STEPS>
+__attribute__((target("avx2")))
+static void groups_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int32_t* sums) {
+    const int64_t groups = p.K / p.group;
+    for (int64_t g = 0; g < groups; ++g) tile_avx2<NR, MR, STEPS>(p, s, n, m, g, sums);
 }
 
 template <int NR, int MR>
 __attribute__((target("avx2")))
 static void block_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int32_t* sums) {
-    const int64_t groups = p.K / p.group;
-    for (int64_t g = 0; g < groups; ++g) tile_avx2<NR, MR>(p, s, n, m, g, sums);
+    switch (p.group) {
+        case 64: groups_avx2<NR, MR, 1>(p, s, n, m, sums); break;
+        case 128: groups_avx2<NR, MR, 2>(p, s, n, m, sums); break;
+        case 256: groups_avx2<NR, MR, 4>(p, s, n, m, sums); break;
+        default: groups_avx2<NR, MR, 0>(p, s, n, m, sums);
+    }
     for (int r = 0; r < NR; ++r)
-        for (int q = 0; q < MR; ++q) finish(p, m + q, n + r, sums + (r * MR + q) * groups);
+        for (int q = 0; q < MR; ++q) finish(p, m + q, n + r, sums + r * MR + q, NR * MR);
 }
 
 __attribute__((target("avx2")))
 bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
     int32_t* sums = sums_buffer(8 * (p.K / p.group));
-    // Prefill: 2 weight rows × 4 tokens (8 accumulators); decode: 4 weight rows × 1 token.
+    // Prefill: 2 weight rows × 4 tokens (8 accumulators).  Cache blocking: a chunk of 32 weight rows
+    // (64 KiB at K = 4096) stays in L2 while every 4-token block (16 KiB, L1) passes over it, so the
+    // weights come from memory once and the activations from L2, not once per weight row.
     int64_t n = n0;
-    for (; n + 2 <= n1 && p.M >= 4; n += 2) {
-        int64_t m = 0;
-        for (; m + 4 <= p.M; m += 4) block_avx2<2, 4>(p, s, n, m, sums);
-        for (; m < p.M; ++m) block_avx2<2, 1>(p, s, n, m, sums);
+    if (p.M >= 4) {
+        constexpr int64_t kChunk = 32;
+        for (; n + 2 <= n1; n += kChunk) {
+            const int64_t end = n + std::min<int64_t>(kChunk, (n1 - n) / 2 * 2);
+            int64_t m = 0;
+            for (; m + 4 <= p.M; m += 4)
+                for (int64_t r = n; r < end; r += 2) block_avx2<2, 4>(p, s, r, m, sums);
+            for (; m < p.M; ++m)
+                for (int64_t r = n; r < end; r += 2) block_avx2<2, 1>(p, s, r, m, sums);
+            if (end - n < kChunk) { n = end; break; }
+        }
     }
+    // Decode: 4 weight rows × 1 token.
     for (; n + 4 <= n1; n += 4)
         for (int64_t m = 0; m < p.M; ++m) block_avx2<4, 1>(p, s, n, m, sums);
     for (; n < n1; ++n)
@@ -188,9 +236,9 @@ bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
                 __m128i t = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
                 t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
                 t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-                sums[g] = _mm_cvtsi128_si32(t) - 8 * s.x_group_sum[m * groups + g];
+                sums[g] = _mm_cvtsi128_si32(t) - 8 * s.x_group_sum[g * p.M + m];
             }
-            finish(p, m, n, sums);
+            finish(p, m, n, sums, 1);
         }
     }
     return true;
@@ -230,7 +278,7 @@ bool group_sums_neon(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
                 }
                 sums[g] = vaddvq_s32(acc);
             }
-            finish(p, m, n, sums);
+            finish(p, m, n, sums, 1);
         }
     }
     return true;

@@ -33,8 +33,8 @@ struct Problem {
     int shift, lo, hi;      //   rounding shift in [1, 62], clamp range
 };
 
-// Apply the problem's epilogue to the G sums of output (m, n).
-void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums);
+// Apply the problem's epilogue to the G sums of output (m, n): sums[g · stride].
+void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums, int64_t stride);
 
 // Every path computes rows n in [n0, n1) of the output for all M; callers split N across threads.
 // The SIMD paths need scratch: x split into even and odd elements and per-group sums of x
@@ -42,7 +42,7 @@ void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums);
 struct Scratch {
     int8_t* x_even;         // (M, K/2)
     int8_t* x_odd;          // (M, K/2)
-    int32_t* x_group_sum;   // (M, G)
+    int32_t* x_group_sum;   // (G, M): the tokens of one group side by side
 };
 
 void prepare(const Problem& p, const Scratch& s);
