@@ -11,7 +11,9 @@ setup(
         "cpu._w4", ["cpu/csrc/bindings.cpp", "cpu/csrc/w4_kernels.cpp"],
         # -O3 for the loops; no -march: the SIMD paths carry their own target attributes and are
         # chosen from the CPU's flags at run time, so the build runs on any x86-64 or Arm CPU.
-        extra_compile_args=["-O3", "-std=c++17"],
+        # -fopenmp: at::parallel_for is compiled into this extension, and without OpenMP it runs serially.
+        extra_compile_args=["-O3", "-std=c++17", "-fopenmp"],
+        extra_link_args=["-fopenmp"],
     )],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},
 )

@@ -150,3 +150,18 @@ def test_requantization_refuses_bad_parameters():
                                    (dict(tmul=np.full(2, 1 << 16)), OverflowError, "tmul")]:
         with pytest.raises(error, match=message):
             cpu.requantized_matmul(x, w, 64, golden.RequantParams(**{**ok, **change}))
+
+
+def test_a_cpu_without_fast_paths_warns_once_and_stays_exact(monkeypatch):
+    """On a CPU with none of the SIMD paths, auto falls back to the scalar loop with one warning."""
+    import cpu.kernels as kernels
+    monkeypatch.setattr(kernels, "available_paths", lambda: ["scalar"])
+    monkeypatch.setattr(kernels, "_warned", False)
+    x, w = _operands(3, 256, 5, 8, seed=9)
+    with pytest.warns(RuntimeWarning, match="portable scalar loop"):
+        got = cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), 64)
+    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 64))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the second call must not warn again
+        cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), 64)
