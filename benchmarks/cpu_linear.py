@@ -5,8 +5,8 @@ For each shape, decode (M = 1) and prefill (M = 128) rows, one run measures:
 * ``fp32``: ``torch.nn.functional.linear`` on float32 weights;
 * ``int8 dyn``: ``torch.ao.nn.quantized.dynamic.Linear`` (fbgemm; per-tensor int8 weights,
   activations quantized on the fly);
-* ``W4A8``: per-token int8 activations (golden's quantizer) and this project's packed-int4
-  kernel with its fused float epilogue (``cpu.scaled_matmul``), group 128.
+* ``W4A8``: per-token int8 activations (``cpu.quantize_rows``, golden's quantizer compiled) and
+  this project's packed-int4 kernel with its fused float epilogue (``cpu.scaled_matmul``), group 128.
 
 Also printed: the machine's read bandwidth (a large ``torch.sum``) and the share of it W4A8
 decode reaches on its weight bytes.  Times are medians of repeated calls after warm-up.
@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 import cpu
-from golden.quant import QuantSpec, qparams, quantize
 
 SHAPES = [(4096, 4096), (4096, 11008), (768, 3072)]     # (in K, out N)
 ROWS = [1, 128]
@@ -51,12 +50,10 @@ def w4a8_layer(k: int, n: int, rng: np.random.Generator):
     w = rng.integers(-8, 8, (n, k))
     packed = cpu.pack_weights(w)
     w_scale = torch.from_numpy(rng.uniform(1e-3, 1e-2, (n, k // GROUP)).astype(np.float32))
-    spec = QuantSpec(8, symmetric=True, granularity="row")
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        scale, zero = qparams(x, spec)
-        xq = quantize(x, spec, scale, zero).to(torch.int8)
-        return cpu.scaled_matmul(xq, packed, GROUP, scale.reshape(-1).float(), w_scale, check_range=False)
+        xq, scale = cpu.quantize_rows(x, 8)
+        return cpu.scaled_matmul(xq, packed, GROUP, scale, w_scale, check_range=False)
     return run, packed.numel()
 
 

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 import golden
+import golden.quant as golden_quant
 
 from . import _w4
 
-__all__ = ["PATHS", "available_paths", "best_path", "group_sums", "pack_weights", "requantized_matmul",
-           "scaled_matmul"]
+__all__ = ["PATHS", "available_paths", "best_path", "group_sums", "pack_weights", "quantize_rows",
+           "requantized_matmul", "scaled_matmul"]
 
 #: Every path the source has; :func:`available_paths` says which this build and CPU can run.
 PATHS = ("scalar", "avx2", "vnni", "neon")
@@ -71,6 +72,21 @@ def _run(fn, *args):
         return fn(*args)
     except RuntimeError as err:       # the extension's own checks (path, tables, out buffer): one line
         raise ValueError(str(err).splitlines()[0]) from None
+
+
+def quantize_rows(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token symmetric int8/int4 activations of float ``x (M, K)`` and their float32 steps ``(M,)``:
+    the integers and scales of :func:`golden.quant.qparams` / :func:`golden.quant.quantize` with a
+    symmetric per-row spec, bit for bit, without their tensor temporaries (decode calls it per token)."""
+    if bits not in (4, 8):
+        raise ValueError(f"activation bits must be 4 or 8, not {bits!r}")
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.dim() != 2:
+        raise TypeError(f"x must be a float32 tensor (M, K), not {getattr(x, 'dtype', type(x))} "
+                        f"{tuple(getattr(x, 'shape', ()))}")
+    if not x.is_contiguous():
+        raise ValueError("x must be contiguous")
+    q, scale = _run(_w4.quantize_rows, x, bits, golden_quant.MIN_SCALE)
+    return q, scale
 
 
 def group_sums(x: torch.Tensor, w_packed: torch.Tensor, group: int, *, a_bits: int = 8, impl: str = "auto",

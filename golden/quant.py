@@ -28,7 +28,7 @@ __all__ = ["GRANULARITIES", "QuantError", "QuantSpec", "qparams", "quantize", "d
 
 GRANULARITIES = ("tensor", "row", "group", "column")
 SUPPORTED_BITS = (4, 8)
-_MIN_SCALE = 1e-8   # an all-zero slice still gets a finite scale
+MIN_SCALE = 1e-8   # an all-zero slice still gets a finite scale
 
 
 class QuantError(ValueError):
@@ -107,9 +107,9 @@ def _params_from_range(lo: torch.Tensor, hi: torch.Tensor, spec: QuantSpec) -> t
     qmin, qmax = spec.qrange
     if spec.symmetric:
         scale = torch.maximum(lo.abs(), hi.abs()) / qmax
-        return scale.clamp_min(_MIN_SCALE), torch.zeros_like(scale)
+        return scale.clamp_min(MIN_SCALE), torch.zeros_like(scale)
     lo, hi = lo.clamp(max=0), hi.clamp(min=0)   # zero must be representable exactly
-    scale = ((hi - lo) / (qmax - qmin)).clamp_min(_MIN_SCALE)
+    scale = ((hi - lo) / (qmax - qmin)).clamp_min(MIN_SCALE)
     zero = torch.clamp(torch.round(-lo / scale) + qmin, qmin, qmax)
     return scale, zero
 

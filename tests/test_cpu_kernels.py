@@ -165,3 +165,27 @@ def test_a_cpu_without_fast_paths_warns_once_and_stays_exact(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # the second call must not warn again
         cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), 64)
+
+
+@pytest.mark.parametrize("bits", (4, 8))
+def test_quantize_rows_equals_golden(bits):
+    """The compiled per-token quantizer gives golden's integers and steps bit for bit, ties included."""
+    from golden.quant import QuantSpec, qparams, quantize
+    rng = np.random.default_rng(bits)
+    x = torch.from_numpy(rng.standard_normal((9, 512)).astype(np.float32)) * torch.logspace(-3, 3, 9)[:, None]
+    x[1] = 0.0                                                  # all-zero row: the minimum step
+    x[2, :8] = torch.tensor([0.5, -0.5, 1.5, -2.5, 3.5, 7.0, -7.0, 1.0]) * 2   # exact halves after scaling
+    x[3, 5] = 3069.0                                            # one outlier, as SmolLM2's sink token
+    spec = QuantSpec(bits, symmetric=True, granularity="row")
+    scale, zero = qparams(x, spec)
+    q, s = cpu.quantize_rows(x.contiguous(), bits)
+    assert torch.equal(s, scale.reshape(-1)) and torch.equal(q.to(torch.int32), quantize(x, spec, scale, zero))
+
+
+def test_quantize_rows_refuses_bad_input():
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        cpu.quantize_rows(torch.tensor([[1.0, float("nan")]]))
+    with pytest.raises(ValueError, match="4 or 8"):
+        cpu.quantize_rows(torch.zeros(1, 4), 6)
+    with pytest.raises(TypeError, match="float32"):
+        cpu.quantize_rows(torch.zeros(1, 4, dtype=torch.float64))

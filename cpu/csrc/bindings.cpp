@@ -2,7 +2,10 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -161,6 +164,42 @@ torch::Tensor requantized(const torch::Tensor& x, const torch::Tensor& w, int64_
     return result;
 }
 
+// Symmetric per-token quantization exactly as golden.quant (qparams + quantize, symmetric "row"):
+// scale = max(max|x|, in float32) / qmax, at least min_scale; q = clamp(round-half-even(x / scale)).
+std::vector<torch::Tensor> quantize_rows(const torch::Tensor& x, int64_t bits, double min_scale) {
+    TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 2 && x.is_contiguous(),
+                "x must be a contiguous float32 CPU tensor (M, K)");
+    TORCH_CHECK(bits == 4 || bits == 8, "activation bits must be 4 or 8, not ", bits);
+    const int64_t M = x.size(0), K = x.size(1);
+    const float qmax = static_cast<float>((1 << (bits - 1)) - 1), qmin = -qmax - 1;
+    const float floor = static_cast<float>(min_scale);
+    torch::Tensor q = torch::empty({M, K}, torch::kInt8), scale = torch::empty({M}, torch::kFloat32);
+    const float* xp = x.data_ptr<float>();
+    int8_t* qp = q.data_ptr<int8_t>();
+    float* sp = scale.data_ptr<float>();
+    std::atomic<bool> finite{true};
+    at::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
+        for (int64_t m = m0; m < m1; ++m) {
+            const float* row = xp + m * K;
+            float top = 0.0f;
+            bool ok = true;
+            for (int64_t k = 0; k < K; ++k) {
+                ok &= std::isfinite(row[k]);
+                top = std::max(top, std::fabs(row[k]));
+            }
+            if (!ok) { finite = false; continue; }
+            const float s = std::max(top / qmax, floor);
+            sp[m] = s;
+            for (int64_t k = 0; k < K; ++k) {
+                float v = std::nearbyint(row[k] / s);        // the default rounding mode: half to even
+                qp[m * K + k] = static_cast<int8_t>(std::min(std::max(v, qmin), qmax));
+            }
+        }
+    });
+    TORCH_CHECK(finite.load(), "activations hold NaN/Inf values; refusing to quantize");
+    return {q, scale};
+}
+
 std::vector<std::string> available_paths() {
     std::vector<std::string> paths{"scalar"};
     if (w4::has_avx2()) paths.push_back("avx2");
@@ -179,5 +218,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("requantized", &requantized, "int8 (M, N): golden.requantize of the group sums",
           py::arg("x"), py::arg("w"), py::arg("group"), py::arg("wmul"), py::arg("tmul"), py::arg("shift"),
           py::arg("out_bits"), py::arg("impl") = "auto", py::arg("out") = py::none());
+    m.def("quantize_rows", &quantize_rows, "int8 (M, K) and float32 scales (M,): golden's symmetric per-token quantizer",
+          py::arg("x"), py::arg("bits"), py::arg("min_scale"));
     m.def("available_paths", &available_paths, "kernel paths this build and CPU can run");
 }

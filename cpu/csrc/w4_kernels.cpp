@@ -121,7 +121,8 @@ __attribute__((target("avx2"), always_inline))
 static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int64_t g, int32_t* sums) {
     constexpr int T = NR * MR;
     const int64_t half = p.K / 2, gh = STEPS ? 32 * STEPS : p.group / 2;
-    const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(0x08), ones = _mm256_set1_epi16(1);
+    const __m256i mask = _mm256_set1_epi8(0x0F), eight88 = _mm256_set1_epi8(static_cast<char>(0x88));
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[T], part[T];
     for (int t = 0; t < T; ++t) acc[t] = part[t] = _mm256_setzero_si256();
     int steps = 0;
@@ -129,11 +130,24 @@ static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int6
     const int8_t* eg = s.x_even + m * half + g * gh;
     const int8_t* og = s.x_odd + m * half + g * gh;
     for (int64_t j = 0; j < gh; j += 32) {
+        if constexpr (MR == 1) {        // decode: each weight row is used once, so unpack and use it at once
+            __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(eg + j));
+            __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(og + j));
+            for (int r = 0; r < NR; ++r) {
+                __m256i u = _mm256_xor_si256(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * half + j)), eight88);
+                __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(u, mask), e),
+                                             _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(u, 4), mask), o));
+                part[r] = _mm256_add_epi16(part[r], d);
+            }
+        } else {
         __m256i lo[NR], hi[NR];
         for (int r = 0; r < NR; ++r) {
-            __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * half + j));
-            lo[r] = _mm256_xor_si256(_mm256_and_si256(packed, mask), eight);
-            hi[r] = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), eight);
+            // XOR 0x88 turns both two's-complement nibbles into w + 8 at once
+            __m256i u = _mm256_xor_si256(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * half + j)), eight88);
+            lo[r] = _mm256_and_si256(u, mask);
+            hi[r] = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
         }
         for (int q = 0; q < MR; ++q) {
             __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(eg + q * half + j));
@@ -141,6 +155,7 @@ static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int6
             for (int r = 0; r < NR; ++r)
                 part[r * MR + q] = _mm256_add_epi16(part[r * MR + q], _mm256_add_epi16(
                     _mm256_maddubs_epi16(lo[r], e), _mm256_maddubs_epi16(hi[r], o)));
+        }
         }
         if (!STEPS && ++steps == 4) {
             for (int t = 0; t < T; ++t) {
@@ -153,14 +168,15 @@ static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int6
     for (int t = 0; t < T; ++t) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(part[t], ones));
     // sums holds this tile's outputs side by side: sums[g·T + t], t = r·MR + q.
     const int32_t* xsum = s.x_group_sum + g * p.M + m;
-    if constexpr (T == 8 && MR == 4) {
+    if constexpr (T == 8 && (MR == 4 || MR == 1)) {
         // Eight horizontal sums at once: two rounds of hadd, then fold the 128-bit halves.
         __m256i h01 = _mm256_hadd_epi32(acc[0], acc[1]), h23 = _mm256_hadd_epi32(acc[2], acc[3]);
         __m256i h45 = _mm256_hadd_epi32(acc[4], acc[5]), h67 = _mm256_hadd_epi32(acc[6], acc[7]);
         __m256i a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67);
         __m256i total = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
-        // minus 8·Σx of tokens q = 0..3, for both weight rows
-        __m256i corr = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xsum)));
+        // minus 8·Σx: tokens q = 0..3 for both weight rows (MR = 4), or the one token (MR = 1)
+        __m256i corr = MR == 4 ? _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xsum)))
+                               : _mm256_set1_epi32(xsum[0]);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + g * T), _mm256_sub_epi32(total, _mm256_slli_epi32(corr, 3)));
     } else {
         for (int t = 0; t < T; ++t) sums[g * T + t] = hsum_avx2(acc[t]) - 8 * xsum[t % MR];
@@ -206,7 +222,9 @@ bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
             if (end - n < kChunk) { n = end; break; }
         }
     }
-    // Decode: 4 weight rows × 1 token.
+    // Decode: 8 weight rows × 1 token, then 4.
+    for (; n + 8 <= n1; n += 8)
+        for (int64_t m = 0; m < p.M; ++m) block_avx2<8, 1>(p, s, n, m, sums);
     for (; n + 4 <= n1; n += 4)
         for (int64_t m = 0; m < p.M; ++m) block_avx2<4, 1>(p, s, n, m, sums);
     for (; n < n1; ++n)
