@@ -1,0 +1,86 @@
+"""The whole quantized model on the CPU fallback: every W4 linear runs on the compiled kernels.
+
+:func:`to_cpu_fallback` swaps each :class:`golden.qmodel.QuantLinear` with 4-bit symmetric
+weights and symmetric int4/int8 activations for a :class:`CpuLinear`, which
+
+1. quantizes the input per token with :func:`cpu.quantize_rows` (golden's quantizer, bit for bit),
+2. computes the exact int32 group sums and scales them in the same pass
+   (:func:`cpu.scaled_matmul`: ``x_scale · Σ_g sums_g · w_scale_g`` in float32),
+3. adds the bias.
+
+The integers are exactly the fake-quant model's; the only difference is where float rounding
+happens.  The fake-quant layer multiplies dequantized floats (``F.linear`` in float32); here the
+integer sums are exact and only the per-group scaling rounds.  Layers outside that form (8-bit
+weights, float or asymmetric activations) stay as they are, and :func:`to_cpu_fallback` says
+which.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from golden.qmodel import QuantLinear, quant_layers
+
+from .kernels import pack_weights, quantize_rows, scaled_matmul
+
+__all__ = ["CpuLinear", "to_cpu_fallback"]
+
+
+class CpuLinear(nn.Module):
+    """One W4A4/W4A8 linear layer on the compiled kernels (float in, float out)."""
+
+    def __init__(self, name: str, packed: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
+                 a_bits: int, group: int):
+        super().__init__()
+        self.name, self.a_bits, self.group = name, a_bits, group
+        self.out_features, self.in_features = packed.shape[0], packed.shape[1] * 2
+        self.register_buffer("packed", packed.contiguous())
+        self.register_buffer("w_scale", w_scale.float().reshape(self.out_features, -1).contiguous())
+        self.bias = None if bias is None else nn.Parameter(bias.detach().float(), requires_grad=False)
+
+    @classmethod
+    def from_quant_linear(cls, layer: QuantLinear) -> "CpuLinear":
+        reason = unsupported(layer)
+        if reason:
+            raise ValueError(f"{layer.name}: {reason}")
+        group = layer.w_spec.group_width(layer.in_features)
+        packed = pack_weights(layer.weight_q.numpy().astype("int64"))
+        return cls(layer.name, packed, layer.weight_scale, layer.bias, layer.a_spec.bits, group)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, self.in_features).float().contiguous()
+        xq, scale = quantize_rows(rows, self.a_bits)
+        y = scaled_matmul(xq, self.packed, self.group, scale, self.w_scale, a_bits=self.a_bits, check_range=False)
+        if self.bias is not None:
+            y += self.bias
+        return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}->{self.out_features}, W4 group {self.group}, A{self.a_bits} (cpu kernels)"
+
+
+def unsupported(layer: QuantLinear) -> str | None:
+    """Why ``layer`` cannot run on the kernels, or None when it can."""
+    if layer.w_spec is None or layer.w_spec.bits != 4 or not layer.w_spec.symmetric:
+        return "the kernels take 4-bit symmetric weights only"
+    if layer.a_spec is None:
+        return "float activations (the bit plan keeps this layer in float)"
+    if not layer.a_spec.symmetric:
+        return "the kernels take symmetric activations only"
+    if layer.in_features % 2:
+        return "an odd input width cannot be packed two per byte"
+    return None
+
+
+def to_cpu_fallback(model: nn.Module) -> dict[str, str]:
+    """Replace (in place) every quantized linear the kernels can run; returns ``{name: why}`` of the rest."""
+    kept = {}
+    for name, layer in quant_layers(model).items():
+        reason = unsupported(layer)
+        if reason:
+            kept[name] = reason
+            continue
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, CpuLinear.from_quant_linear(layer))
+    return kept

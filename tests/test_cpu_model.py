@@ -1,0 +1,56 @@
+"""The whole quantized model on the CPU kernels: same integers as the fake-quant model, float rounding only."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model
+from cpu.model import CpuLinear, to_cpu_fallback
+from golden.export import export_model, load_export
+from golden.qmodel import QuantConfig, QuantLinear, quant_layers, quantize_model
+
+
+def _with_biases(model):
+    """transformers starts biases at zero; give them values so that a lost bias shows."""
+    g = torch.Generator().manual_seed(7)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear) and m.bias is not None:
+            m.bias.data = torch.randn(m.bias.shape, generator=g) * 0.5
+    return model
+
+
+@pytest.mark.parametrize("a_bits, group", [(8, 64), (4, 32), (8, None)])
+def test_fallback_model_follows_the_fake_quant_model(family, a_bits, group, tmp_path):
+    fake = quantize_model(_with_biases(tiny_model(family)),
+                          QuantConfig("t", w_bits=4, a_bits=a_bits, group_size=group))
+    on_cpu = copy.deepcopy(fake)
+    assert to_cpu_fallback(on_cpu) == {}
+    assert not quant_layers(on_cpu) and any(isinstance(m, CpuLinear) for m in on_cpu.modules())
+    ids = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, got = fake(ids).logits, on_cpu(ids).logits
+    # Same integers everywhere; float32 rounding differs (scaled exact sums vs F.linear of dequantized
+    # floats) and can flip an activation's rounding downstream, so the logits agree closely, not exactly.
+    assert torch.allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max())), \
+        float((got - want).abs().max())
+
+    # Layer by layer, against the export's float64 oracle on the integers: float32 rounding only.
+    export_model(fake, tmp_path / "m.safetensors")
+    _, layers = load_export(tmp_path / "m.safetensors")
+    x = torch.randn(5, 64)
+    for name, layer in quant_layers(fake).items():
+        if layer.in_features != 64:
+            continue
+        oracle = layers[name].forward(x)
+        mine = CpuLinear.from_quant_linear(layer)(x).numpy()
+        assert np.allclose(mine, oracle, rtol=1e-5, atol=1e-5 * float(np.abs(oracle).max())), name
+
+
+def test_layers_the_kernels_cannot_run_stay_and_are_named():
+    model = quantize_model(tiny_model("llama"), QuantConfig("t", w_bits=8, a_bits=8, group_size=64))
+    kept = to_cpu_fallback(model)
+    assert kept and all("4-bit symmetric weights" in why for why in kept.values())
+    assert all(isinstance(m, QuantLinear) for m in quant_layers(model).values())
+    with pytest.raises(ValueError, match="4-bit symmetric weights only"):
+        CpuLinear.from_quant_linear(next(iter(quant_layers(model).values())))
