@@ -54,3 +54,15 @@ def test_layers_the_kernels_cannot_run_stay_and_are_named():
     assert all(isinstance(m, QuantLinear) for m in quant_layers(model).values())
     with pytest.raises(ValueError, match="4-bit symmetric weights only"):
         CpuLinear.from_quant_linear(next(iter(quant_layers(model).values())))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--eval-tokens", "1"], "at least 2"),
+    (["--decode-tokens", "0"], "at least 1"),
+    (["--model", "/nonexistent/model"], "/nonexistent/model"),
+])
+def test_run_command_refuses_bad_input_in_one_line(argv, message, capsys):
+    from cpu.run import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
