@@ -11,11 +11,18 @@ For each shape, decode (M = 1) and prefill (M = 128) rows, one run measures:
 Also printed: the machine's read bandwidth (a large ``torch.sum``) and the share of it W4A8
 decode reaches on its weight bytes.  Times are medians of repeated calls after warm-up.
 
-    python -m benchmarks.cpu_linear [--repeats 20] [--threads N]
+A model's layers together are far larger than the last-level cache, so each call reads its
+weights from memory.  To measure that and not a cache-resident layer, every method cycles
+through enough copies of its layer to fill ``--working-set`` MiB (default 256) of weights
+(``--working-set 0``: one copy, the cache-hot case).
+
+    python -m benchmarks.cpu_linear [--repeats 20] [--threads N] [--working-set MIB]
 """
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import statistics
 import time
 
@@ -46,38 +53,60 @@ def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
     return a.numel() * 4 / median_seconds(lambda: a.sum(), repeats)
 
 
-def w4a8_layer(k: int, n: int, rng: np.random.Generator):
+def copies(layer_bytes: int, working_set: int) -> int:
+    return max(1, math.ceil(working_set / layer_bytes))
+
+
+def fp32_layers(k: int, n: int, working_set: int):
+    weights = itertools.cycle([torch.randn(n, k) for _ in range(copies(4 * n * k, working_set))])
+    return lambda x: torch.nn.functional.linear(x, next(weights))
+
+
+def dynamic_int8_layers(k: int, n: int, working_set: int):
+    def one():
+        lin = torch.nn.Sequential(torch.nn.Linear(k, n, bias=False))
+        return torch.ao.quantization.quantize_dynamic(lin, {torch.nn.Linear}, dtype=torch.qint8)
+    layers = itertools.cycle([one() for _ in range(copies(n * k, working_set))])
+    return lambda x: next(layers)(x)
+
+
+def w4a8_layers(k: int, n: int, rng: np.random.Generator, working_set: int):
     w = rng.integers(-8, 8, (n, k))
-    packed = cpu.pack_weights(w)
     w_scale = torch.from_numpy(rng.uniform(1e-3, 1e-2, (n, k // GROUP)).astype(np.float32))
+    packed = itertools.cycle([cpu.pack_weights(w) for _ in range(copies(n * k // 2, working_set))])
 
     def run(x: torch.Tensor) -> torch.Tensor:
         xq, scale = cpu.quantize_rows(x, 8)
-        return cpu.scaled_matmul(xq, packed, GROUP, scale, w_scale, check_range=False)
-    return run, packed.numel()
+        return cpu.scaled_matmul(xq, next(packed), GROUP, scale, w_scale, check_range=False)
+    return run, n * k // 2
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cpu_linear", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=20, help="timed calls per measurement (median reported)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--working-set", type=int, default=256,
+                   help="MiB of weights each method cycles through, so calls read memory, not cache "
+                        "(default 256; 0 = one copy, cache-hot)")
     args = p.parse_args(argv)
+    working_set = args.working_set << 20
     if args.threads:
         torch.set_num_threads(args.threads)
     bw = read_bandwidth()
     print(f"{torch.get_num_threads()} threads, kernel path {cpu.best_path()} (available: "
-          f"{', '.join(cpu.available_paths())}); read bandwidth {bw / 1e9:.1f} GB/s")
+          f"{', '.join(cpu.available_paths())}); read bandwidth {bw / 1e9:.1f} GB/s; "
+          f"working set {args.working_set} MiB of weights per method")
     print(f"{'shape K→N':>14} {'M':>4} {'fp32 ms':>9} {'int8 dyn ms':>12} {'W4A8 ms':>9} "
           f"{'W4A8 vs fp32':>13} {'vs int8 dyn':>12} {'W4A8 GB/s':>10} {'of bw':>6}")
     rng = np.random.default_rng(0)
     for k, n in SHAPES:
-        lin = torch.nn.Linear(k, n, bias=False)
-        dyn = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8)
-        ours, weight_bytes = w4a8_layer(k, n, rng)
+        fp32 = fp32_layers(k, n, working_set)
+        dyn = dynamic_int8_layers(k, n, working_set)
+        ours, weight_bytes = w4a8_layers(k, n, rng, working_set)
         for m in ROWS:
             x = torch.randn(m, k)
             with torch.inference_mode():
-                t_fp = median_seconds(lambda: torch.nn.functional.linear(x, lin.weight), args.repeats)
+                t_fp = median_seconds(lambda: fp32(x), args.repeats)
                 t_dyn = median_seconds(lambda: dyn(x), args.repeats)
                 t_ours = median_seconds(lambda: ours(x), args.repeats)
             rate = weight_bytes / t_ours
