@@ -14,22 +14,12 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
 
 import golden
 from hw.rtl.simd_mul4 import SimdMul4
-from sim.drivers import StreamSink, StreamSource, decode, encode
+from sim.drivers import StreamSink, StreamSource, assert_latency, decode, encode, reset_stream_dut
 from sim.runner import bench_config
 from sim.stimulus import int4_vectors
-
-
-async def reset(dut, cycles: int = 2) -> None:
-    dut.i__valid.value = 0
-    dut.o__ready.value = 1
-    dut.rst.value = 1
-    for _ in range(cycles):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
 
 
 @cocotb.test()
@@ -44,7 +34,7 @@ async def simd_mul4(dut):
     expected = golden.simd_mul4(a, w, lay.acc_depth)
 
     Clock(dut.clk, 10, unit="ns").start()
-    await reset(dut)
+    await reset_stream_dut(dut, out_ready=1)
     source = StreamSource(dut.clk, dut.i__payload, dut.i__valid, dut.i__ready,
                           idle=cfg.get("idle", 0.0), seed=cfg.get("seed", 0))
     sink = StreamSink(dut.clk, dut.o__payload, dut.o__valid, dut.o__ready)
@@ -63,9 +53,7 @@ async def simd_mul4(dut):
         raise AssertionError(
             f"{len(bad)} of {n_out} outputs differ from golden.simd_mul4; first at output {g}: "
             f"a={a[grp].tolist()} w={w[grp].tolist()} got={got[g].tolist()} expected={expected[g].tolist()}")
-    last_inputs = np.array(source.accept_cycles)[lay.acc_depth - 1::lay.acc_depth]
-    latencies = set((np.array(sink.cycles) - last_inputs).tolist())
-    assert latencies == {model.latency}, f"latency {sorted(latencies)} cycles, contract says {model.latency}"
+    assert_latency(source, sink, np.arange(len(rows)) % lay.acc_depth == lay.acc_depth - 1, model.latency)
 
     cycles = sink.cycles[-1] + 1
     with open(cfg["report"], "w") as f:

@@ -17,23 +17,15 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.triggers import FallingEdge
 
 from hw.rtl.trip_array import TripArray
 from sim.cycle_model import array_cycles
-from sim.drivers import StreamSink, StreamSource, decode, encode
+from sim.drivers import StreamSink, StreamSource, assert_latency, decode, encode, expect_no_more_outputs, \
+    reset_stream_dut
 from sim.runner import bench_config
 from sim.stimulus import matmul_operands
 from sim.trip_schedule import array_schedule
-
-
-async def reset(dut, cycles: int = 2) -> None:
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    dut.rst.value = 1
-    for _ in range(cycles):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
 
 
 @cocotb.test()
@@ -41,7 +33,7 @@ async def trip_array(dut):
     cfg = bench_config()
     model = TripArray(**cfg["params"])
     Clock(dut.clk, 10, unit="ns").start()
-    await reset(dut)
+    await reset_stream_dut(dut)
     results = []
     for n, case in enumerate(cfg["cases"]):
         x, w = matmul_operands(case["kind"], case["m"], case["k"], case["n"], case["a_bits"], seed=case["seed"])
@@ -60,13 +52,7 @@ async def trip_array(dut):
         else:           # every token pruned: nothing is sent and nothing may come out
             await FallingEdge(dut.clk)
         seconds = time.perf_counter() - t0
-        for _ in range(model.latency + 2):      # drain, and nothing extra may come out
-            await FallingEdge(dut.clk)
-            dut.o__ready.value = 1
-            await ReadOnly()
-            assert not dut.o__valid.value, f"case {case}: an output beyond the {len(sched.expected)} expected"
-        await FallingEdge(dut.clk)
-        dut.o__ready.value = 0
+        await expect_no_more_outputs(dut, model.latency + 2, f"case {case}")     # drain; nothing extra
         got = decode(model.out_layout, sink.words).reshape(sched.expected.shape)
         bad = np.argwhere(got != sched.expected)
         if len(bad):
@@ -78,9 +64,7 @@ async def trip_array(dut):
         if not idle and not stall and len(sched.expected):
             predicted = array_cycles(len(sched.beats), model.latency)
             assert cycles == predicted, f"case {case}: {cycles} cycles, the cycle model says {predicted}"
-            last_beats = np.array(source.accept_cycles)[sched.beats[:, -1] == 1]
-            latencies = set((np.array(sink.cycles) - last_beats).tolist())
-            assert latencies == {model.latency}, f"latency {sorted(latencies)}, contract says {model.latency}"
+            assert_latency(source, sink, sched.beats[:, -1] == 1, model.latency)
         results.append({**case, "beats": len(sched.beats), "outputs": len(sched.expected), "cycles": cycles,
                         "max_abs": int(np.abs(sched.expected).max()) if sched.expected.size else 0,
                         "seconds": seconds})

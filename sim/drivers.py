@@ -16,7 +16,8 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 from cocotb.triggers import FallingEdge, ReadOnly
 
-__all__ = ["layout_leaves", "encode", "decode", "StreamSource", "StreamSink"]
+__all__ = ["layout_leaves", "encode", "decode", "StreamSource", "StreamSink", "reset_stream_dut",
+           "expect_no_more_outputs", "assert_latency"]
 
 
 def layout_leaves(layout, offset: int = 0) -> list[tuple[int, int, bool]]:
@@ -126,3 +127,33 @@ class StreamSink:
                     return
             await FallingEdge(self.clk)
         raise TimeoutError(f"stream sink got {len(self.words)} of {count} words in {timeout_cycles} cycles")
+
+
+async def reset_stream_dut(dut, *, out_ready: int = 0, cycles: int = 2) -> None:
+    """Idle the ``i``/``o`` streams of a one-input, one-output component and hold reset for ``cycles``."""
+    dut.i__valid.value = 0
+    dut.o__ready.value = out_ready
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await FallingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def expect_no_more_outputs(dut, cycles: int, what: str) -> None:
+    """Take ``o`` for ``cycles`` more cycles and fail if a word comes (``what`` names the case);
+    leaves ``o.ready`` low."""
+    for _ in range(cycles):
+        await FallingEdge(dut.clk)
+        dut.o__ready.value = 1
+        await ReadOnly()
+        assert not dut.o__valid.value, f"{what}: an output beyond the expected ones"
+    await FallingEdge(dut.clk)
+    dut.o__ready.value = 0
+
+
+def assert_latency(source: StreamSource, sink: StreamSink, finishing: np.ndarray, latency: int) -> None:
+    """Every output left exactly ``latency`` cycles after the input that finished it
+    (``finishing``: a bool per sent word, True where a word completes an output)."""
+    ends = np.array(source.accept_cycles)[np.asarray(finishing, dtype=bool)]
+    measured = set((np.array(sink.cycles) - ends).tolist())
+    assert measured == {latency}, f"latency {sorted(measured)} cycles, the contract says {latency}"
