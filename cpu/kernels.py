@@ -23,19 +23,24 @@ PATHS = ("scalar", "avx2", "vnni", "neon")
 _warned = False
 
 
+#: What this build and CPU can run, slowest first; CPU flags do not change, so it is read once.
+_AVAILABLE = tuple(_w4.available_paths())
+
+
 def available_paths() -> list[str]:
-    return list(_w4.available_paths())
+    return list(_AVAILABLE)
 
 
 def best_path() -> str:
-    """The path ``impl="auto"`` takes; warns once when only the portable scalar loop is left."""
+    """The fastest available path (what ``impl="auto"`` takes); warns once when only the portable scalar
+    loop is left."""
     global _warned
     paths = available_paths()
     if paths == ["scalar"] and not _warned:
         warnings.warn("this CPU has none of AVX2, AVX-512 VNNI or Arm dot product: the W4 kernels run their "
                       "portable scalar loop (exact, but slow)", RuntimeWarning, stacklevel=3)
         _warned = True
-    return {"vnni": "vnni", "avx2": "avx2", "neon": "neon"}.get(paths[-1], "scalar")
+    return paths[-1]
 
 
 def pack_weights(w: np.ndarray) -> torch.Tensor:

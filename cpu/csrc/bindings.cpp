@@ -15,20 +15,24 @@ namespace {
 
 enum class Path { Scalar, Avx2, Vnni, Neon };
 
+// In order of preference (the last one is the fastest), as cpu.kernels.best_path relies on.
+std::vector<std::string> available_paths() {
+    std::vector<std::string> paths{"scalar"};
+    if (w4::has_avx2()) paths.push_back("avx2");
+    if (w4::has_vnni()) paths.push_back("vnni");
+    if (w4::has_neon()) paths.push_back("neon");
+    return paths;
+}
+
+// The caller (cpu.kernels) picks the path; an unavailable one is refused, never silently replaced.
 Path parse_path(const std::string& impl) {
-    if (impl == "auto") {
-        if (w4::has_vnni()) return Path::Vnni;
-        if (w4::has_avx2()) return Path::Avx2;
-        if (w4::has_neon()) return Path::Neon;
-        return Path::Scalar;
-    }
     if (impl == "scalar") return Path::Scalar;
     if (impl == "avx2" && w4::has_avx2()) return Path::Avx2;
     if (impl == "vnni" && w4::has_vnni()) return Path::Vnni;
     if (impl == "neon" && w4::has_neon()) return Path::Neon;
-    TORCH_CHECK(false, "kernel path '", impl, "' is not available on this CPU/build; available: ",
-                "scalar", w4::has_avx2() ? ", avx2" : "", w4::has_vnni() ? ", vnni" : "",
-                w4::has_neon() ? ", neon" : "");
+    std::string known;
+    for (const auto& p : available_paths()) known += (known.empty() ? "" : ", ") + p;
+    TORCH_CHECK(false, "kernel path '", impl, "' is not available on this CPU/build; available: ", known);
 }
 
 // The SIMD loops step over whole blocks of a group; other group sizes take the scalar loop.
@@ -200,24 +204,16 @@ std::vector<torch::Tensor> quantize_rows(const torch::Tensor& x, int64_t bits, d
     return {q, scale};
 }
 
-std::vector<std::string> available_paths() {
-    std::vector<std::string> paths{"scalar"};
-    if (w4::has_avx2()) paths.push_back("avx2");
-    if (w4::has_vnni()) paths.push_back("vnni");
-    if (w4::has_neon()) paths.push_back("neon");
-    return paths;
-}
-
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.doc() = "Exact int4-weight group sums on the CPU (scalar, AVX2, AVX-512 VNNI, NEON dot product)";
     m.def("group_sums", &group_sums, "int32 group sums (M, N, K/group) of int8 x (M, K) and packed int4 w (N, K/2)",
-          py::arg("x"), py::arg("w"), py::arg("group"), py::arg("impl") = "auto", py::arg("out") = py::none());
+          py::arg("x"), py::arg("w"), py::arg("group"), py::arg("impl"), py::arg("out") = py::none());
     m.def("scaled", &scaled, "float32 (M, N): x_scale[m] * sum_g sums[m, n, g] * w_scale[n, g]",
           py::arg("x"), py::arg("w"), py::arg("group"), py::arg("x_scale"), py::arg("w_scale"),
-          py::arg("impl") = "auto", py::arg("out") = py::none());
+          py::arg("impl"), py::arg("out") = py::none());
     m.def("requantized", &requantized, "int8 (M, N): golden.requantize of the group sums",
           py::arg("x"), py::arg("w"), py::arg("group"), py::arg("wmul"), py::arg("tmul"), py::arg("shift"),
-          py::arg("out_bits"), py::arg("impl") = "auto", py::arg("out") = py::none());
+          py::arg("out_bits"), py::arg("impl"), py::arg("out") = py::none());
     m.def("quantize_rows", &quantize_rows, "int8 (M, K) and float32 scales (M,): golden's symmetric per-token quantizer",
           py::arg("x"), py::arg("bits"), py::arg("min_scale"));
     m.def("available_paths", &available_paths, "kernel paths this build and CPU can run");

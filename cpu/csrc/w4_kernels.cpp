@@ -251,10 +251,7 @@ bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
                     acc = _mm256_dpbusd_epi32(acc, lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xe + j)));
                     acc = _mm256_dpbusd_epi32(acc, hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xo + j)));
                 }
-                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-                sums[g] = _mm_cvtsi128_si32(t) - 8 * s.x_group_sum[g * p.M + m];
+                sums[g] = hsum_avx2(acc) - 8 * s.x_group_sum[g * p.M + m];
             }
             finish(p, m, n, sums, 1);
         }
