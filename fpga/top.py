@@ -1,0 +1,83 @@
+"""Board tops: the host link on a UART, wired to an amaranth-boards platform's pins.
+
+:class:`UartLink` is platform-free (pins ``rx``/``tx`` as ports) so the
+simulations exercise exactly what the board runs; :class:`BoardTop` adds
+the platform's clock, UART pins and LEDs.
+"""
+from __future__ import annotations
+
+from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+from amaranth.build import ResourceError
+from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .link import HostLink
+from .uart import UartRx, UartTx
+
+__all__ = ["BoardTop", "UartLink"]
+
+
+class UartLink(wiring.Component):
+    """:class:`~fpga.link.HostLink` behind an 8N1 UART of ``divisor`` clock cycles per bit.
+
+    Members: ``rx`` (In, the serial line from the host, idle high), ``tx`` (Out),
+    ``busy`` (a run is in progress), ``rx_error`` (a receive overrun or framing
+    error happened since reset: the host sent faster than the link reads).
+    """
+
+    def __init__(self, link: HostLink, divisor: int):
+        self.link, self.divisor = link, divisor
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "rx_error": Out(1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.link = link = self.link
+        m.submodules.uart_rx = rx = UartRx(self.divisor)
+        m.submodules.uart_tx = tx = UartTx(self.divisor)
+        wiring.connect(m, rx.o, link.rx)
+        wiring.connect(m, link.tx, tx.i)
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx), self.busy.eq(link.busy),
+                     self.rx_error.eq(rx.overrun | rx.frame_error)]
+        return m
+
+
+class BoardTop(Elaboratable):
+    """The whole design on a board: :class:`UartLink` on ``uart`` 0, LED 0 lit while a run is busy,
+    LED 1 lit after a receive error (when the board has them).
+
+    With ``pll_verilog`` (a module ``pll`` from yowasp-icepll/ecppll) the design clock is the PLL's
+    ``clk_hz`` output, held in reset until the PLL locks; otherwise it is the board's oscillator.
+    """
+
+    def __init__(self, link: HostLink, divisor: int, *, pll_verilog: str | None = None, clk_hz: float = 0):
+        self.uart_link = UartLink(link, divisor)
+        self.pll_verilog, self.clk_hz = pll_verilog, clk_hz
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        if self.pll_verilog:
+            platform.add_file("pll.v", self.pll_verilog)
+            m.domains.sync = sync = ClockDomain("sync")
+            m.submodules.osc = osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+            pll_out, locked = Signal(), Signal()
+            ports = (("clock_in", "clock_out") if "clock_in" in self.pll_verilog else ("clkin", "clkout0"))
+            m.submodules.pll = Instance("pll", **{f"i_{ports[0]}": osc.i, f"o_{ports[1]}": pll_out,
+                                                  "o_locked": locked})
+            m.d.comb += sync.clk.eq(pll_out)
+            m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+            platform.add_clock_constraint(pll_out, self.clk_hz)
+        m.submodules.uart_link = ul = self.uart_link
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx_pin = rx_pin = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_pin = tx_pin = io.Buffer("o", uart.tx)
+        m.d.comb += [ul.rx.eq(rx_pin.i), tx_pin.o.eq(ul.tx)]
+        for index, signal in enumerate((ul.busy, ul.rx_error)):
+            try:
+                led = platform.request("led", index, dir="-")
+            except ResourceError:       # boards with fewer LEDs simply show less
+                break
+            m.submodules[f"led_{index}"] = led_pin = io.Buffer("o", led)
+            m.d.comb += led_pin.o.eq(signal)
+        return m

