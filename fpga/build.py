@@ -75,7 +75,7 @@ def _pll(family: str, in_mhz: float, out_mhz: float, work: Path) -> tuple[str, f
     work.mkdir(parents=True, exist_ok=True)
     args = [tool, "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-f", "pll.v"]
     if family == "ice40":
-        args += ["-m", "-q"]
+        args += ["-m", "-q", "-p"]     # SB_PLL40_PAD: on the UP5K the PLL sits on the clock pin's pad
     run = subprocess.run(args, cwd=work, capture_output=True, text=True)
     text = (work / "pll.v").read_text() if (work / "pll.v").exists() else ""
     if run.returncode != 0 or "module pll" not in text:

@@ -60,14 +60,18 @@ class BoardTop(Elaboratable):
         if self.pll_verilog:
             platform.add_file("pll.v", self.pll_verilog)
             m.domains.sync = sync = ClockDomain("sync")
-            m.submodules.osc = osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+            osc_pin = platform.request(platform.default_clk, dir="-")
             pll_out, locked = Signal(), Signal()
-            ports = (("clock_in", "clock_out") if "clock_in" in self.pll_verilog else ("clkin", "clkout0"))
-            m.submodules.pll = Instance("pll", **{f"i_{ports[0]}": osc.i, f"o_{ports[1]}": pll_out,
+            if "SB_PLL40_PAD" in self.pll_verilog:      # the iCE40 PLL takes the pad itself, no I/O buffer
+                clk_in, ports = osc_pin.io, ("clock_in", "clock_out")
+            else:
+                m.submodules.osc = osc = io.Buffer("i", osc_pin)
+                clk_in, ports = osc.i, ("clkin", "clkout0")
+            m.submodules.pll = Instance("pll", **{f"i_{ports[0]}": clk_in, f"o_{ports[1]}": pll_out,
                                                   "o_locked": locked})
             m.d.comb += sync.clk.eq(pll_out)
             m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
-            platform.add_clock_constraint(pll_out, self.clk_hz)
+            platform.add_clock_constraint(sync.clk, self.clk_hz)
         m.submodules.uart_link = ul = self.uart_link
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx_pin = rx_pin = io.Buffer("i", uart.rx)
