@@ -142,7 +142,7 @@ def test_host_refuses_what_the_board_cannot_hold(raw_board):
         board.group_sums(torch.zeros(2, 32, dtype=torch.int8), ck.pack_weights(w), 16)
     with pytest.raises(ValueError, match="int8"):
         board.group_sums(torch.zeros(2, 128, dtype=torch.int16), ck.pack_weights(w), 16)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="129 words do not fit the board's weights memory"):
         board.load(1, np.zeros((129, 8), np.int64))
 
 
