@@ -33,8 +33,9 @@ from sim.drivers import decode, encode
 from sim.trip_driver import CoreLimits, prepare_run
 from sim.trip_schedule import kept_rows
 
+from .link import (CORE_FIELDS, INFO_FIELDS, NAK, OVERFLOW_BIT, PROTOCOL_VERSION, Memories, Op, operand_layouts,
+                   word_bytes)
 from .sizing import silence_unused
-from .link import CORE_FIELDS, INFO_FIELDS, NAK, OVERFLOW_BIT, PROTOCOL_VERSION, Memories, Op, word_bytes
 
 __all__ = ["Board", "BoardError", "LinkInfo", "Transport"]
 
@@ -95,10 +96,7 @@ class Board:
                              f"{PROTOCOL_VERSION}: rebuild the bitstream or update the host")
         self._core = self.info.core()
         self.limits = CoreLimits.of(self._core)
-        self._layouts = {Memories.ACT: self._core.sequencer.act_layout,
-                         Memories.WEIGHTS: self._core.sequencer.weight_layout}
-        if self._core.requant:
-            self._layouts[Memories.SCALES] = self._core.requant.scales_layout
+        self._layouts = operand_layouts(self._core)
 
     # --- wire level -------------------------------------------------------------------------------------
     def _send(self, data: bytes) -> None:

@@ -45,7 +45,7 @@ from hw.rtl.replay import Replay
 from hw.rtl.trip_sequencer import REGS
 from hw.trip_core import TripCore
 
-__all__ = ["INFO_FIELDS", "NAK", "PROTOCOL_VERSION", "HostLink", "Memories", "Op"]
+__all__ = ["INFO_FIELDS", "NAK", "PROTOCOL_VERSION", "HostLink", "Memories", "Op", "operand_layouts", "word_bytes"]
 
 PROTOCOL_VERSION = 1
 NAK = 0xFF
@@ -75,6 +75,14 @@ def word_bytes(layout) -> int:
     return math.ceil(Shape.cast(layout).width / 8)
 
 
+def operand_layouts(core: TripCore) -> dict[Memories, object]:
+    """The word layout of each operand memory a core needs (scales only when it requantizes)."""
+    layouts = {Memories.ACT: core.sequencer.act_layout, Memories.WEIGHTS: core.sequencer.weight_layout}
+    if core.requant:
+        layouts[Memories.SCALES] = core.requant.scales_layout
+    return layouts
+
+
 class HostLink(wiring.Component):
     """TripCore + activation/weight/scale memories + a byte-addressed result memory, driven by commands on ``rx``.
 
@@ -92,17 +100,12 @@ class HostLink(wiring.Component):
         self.core = TripCore(**core)
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
-        self.params = dict(core, requant_lanes=core.get("requant_lanes") or 0,
-                           max_groups=self.core.max_groups if self.core.requant else 0)
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
-        self.layouts = {Memories.ACT: self.core.sequencer.act_layout,
-                        Memories.WEIGHTS: self.core.sequencer.weight_layout}
-        if self.core.requant:
-            self.layouts[Memories.SCALES] = self.core.requant.scales_layout
+        self.layouts = operand_layouts(self.core)
         self.result_bytes = result_bytes
-        self.info = {**{f: self.params[f] for f in CORE_FIELDS}, "version": PROTOCOL_VERSION,
-                     "requant_lanes": self.params["requant_lanes"], "max_groups": self.params["max_groups"],
-                     "act_depth": act_depth, "weight_depth": weight_depth, "scale_depth": scale_depth,
+        self.info = {**{f: core[f] for f in CORE_FIELDS}, "version": PROTOCOL_VERSION,
+                     "requant_lanes": core.get("requant_lanes") or 0,
+                     "max_groups": self.core.max_groups if self.core.requant else 0, "act_depth": act_depth, "weight_depth": weight_depth, "scale_depth": scale_depth,
                      "result_bytes": result_bytes, "clk_hz": int(clk_hz), "baud": int(baud)}
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "busy": Out(1)})
 
