@@ -28,6 +28,7 @@ DSPS_PER_REQUANT_LANE = {"ecp5": 5}        # iCE40: not mapped (16-bit DSPs, and
 RAM_SHARE = 0.85                           # of the device's blocks; the rest is slack for the placer
 MIN_GROUP = 32                             # the smallest group one run's result memory must hold
 SHARES = {"weights": 0.5, "act": 0.2, "results": 0.15, "scales": 0.15}
+MAX_DEPTH = 1 << 15                        # LOAD counts words in 16 bits; stay a power of two below that
 
 
 def ram_blocks(family: str, width: int, depth: int) -> int:
@@ -39,7 +40,7 @@ def ram_blocks(family: str, width: int, depth: int) -> int:
 
 def _deepest(family: str, width: int, blocks: int, minimum: int) -> int:
     depth = minimum
-    while ram_blocks(family, width, depth * 2) <= blocks and depth < 1 << 16 - 1:
+    while ram_blocks(family, width, depth * 2) <= blocks and depth < MAX_DEPTH:
         depth *= 2
     return depth
 
