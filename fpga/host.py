@@ -31,7 +31,7 @@ from hw.rtl.trip_sequencer import REGS, Error
 from hw.trip_core import TripCore
 from sim.drivers import decode, encode
 from sim.trip_driver import CoreLimits, prepare_run
-from sim.trip_schedule import kept_rows
+from sim.trip_schedule import kept_rows, tiles_to_sums, words_to_outputs
 
 from .link import (CORE_FIELDS, INFO_FIELDS, NAK, OVERFLOW_BIT, PROTOCOL_VERSION, Memories, Op, operand_layouts,
                    word_bytes)
@@ -239,10 +239,10 @@ class Board:
             expected_words = mt * nt * t * c // lim.requant_lanes
             if len(words) != expected_words:
                 raise BoardError(f"the board returned {len(words)} result words, expected {expected_words}")
-            return vals.reshape(mt, nt, t, c).transpose(0, 2, 1, 3).reshape(mt * t, nt * c)
+            return words_to_outputs(vals, mt, nt, t, c)
         if len(words) != mt * nt * groups:
             raise BoardError(f"the board returned {len(words)} result tiles, expected {mt * nt * groups}")
-        return vals.reshape(mt, nt, groups, t, c).transpose(0, 3, 1, 4, 2).reshape(mt * t, nt * c, groups)
+        return tiles_to_sums(vals.reshape(-1, t, c), mt, nt, groups)
 
     def group_sums(self, x: torch.Tensor, w_packed: torch.Tensor, group: int, *, a_bits: int = 8,
                    keep: np.ndarray | None = None, **_ignored) -> torch.Tensor:

@@ -41,15 +41,33 @@ def kept_rows(x: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
     return x[mask]
 
 
-def expected_tiles(x_kept: np.ndarray, w: np.ndarray, group_size: int, a_bits: int, tokens: int,
-                   channels: int) -> np.ndarray:
-    """Golden group sums in the order the hardware emits them: token tile, channel tile, group."""
-    acc = golden.group_accumulators(x_kept, w, group_size, x_bits=a_bits)
+def sums_to_tiles(acc: np.ndarray, tokens: int, channels: int) -> np.ndarray:
+    """Group sums ``(M, N, G)`` as the hardware emits them: ``tokens × channels`` tiles ordered by token
+    tile, channel tile, group (edges padded with zeros)."""
     m_pad, n_pad = -acc.shape[0] % tokens, -acc.shape[1] % channels
-    acc = np.pad(acc.astype(np.int64), ((0, m_pad), (0, n_pad), (0, 0)))
+    acc = np.pad(np.asarray(acc, np.int64), ((0, m_pad), (0, n_pad), (0, 0)))
     mt, nt, g = acc.shape[0] // tokens, acc.shape[1] // channels, acc.shape[2]
     # (mt, tokens, nt, channels, g) -> (mt, nt, g, tokens, channels)
     return acc.reshape(mt, tokens, nt, channels, g).transpose(0, 2, 4, 1, 3).reshape(-1, tokens, channels)
+
+
+def tiles_to_sums(tiles: np.ndarray, m_tiles: int, n_tiles: int, groups: int) -> np.ndarray:
+    """Inverse of :func:`sums_to_tiles`: ``(m_tiles·tokens, n_tiles·channels, groups)``, padding kept."""
+    t, c = tiles.shape[-2:]
+    return tiles.reshape(m_tiles, n_tiles, groups, t, c).transpose(0, 3, 1, 4, 2).reshape(m_tiles * t, n_tiles * c,
+                                                                                          groups)
+
+
+def words_to_outputs(words: np.ndarray, m_tiles: int, n_tiles: int, tokens: int, channels: int) -> np.ndarray:
+    """Inverse of the requantized word order of :func:`requant_schedule`: ``(m_tiles·tokens, n_tiles·channels)``."""
+    return (np.asarray(words).reshape(m_tiles, n_tiles, tokens, channels).transpose(0, 2, 1, 3)
+            .reshape(m_tiles * tokens, n_tiles * channels))
+
+
+def expected_tiles(x_kept: np.ndarray, w: np.ndarray, group_size: int, a_bits: int, tokens: int,
+                   channels: int) -> np.ndarray:
+    """Golden group sums in the order the hardware emits them: token tile, channel tile, group."""
+    return sums_to_tiles(golden.group_accumulators(x_kept, w, group_size, x_bits=a_bits), tokens, channels)
 
 
 def array_schedule(x: np.ndarray, w: np.ndarray, group_size: int, a_bits: int, tokens: int,

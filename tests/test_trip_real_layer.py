@@ -8,6 +8,7 @@ from hw.trip_core import TripCore
 from sim.runner import cosim
 from sim.toolchain import SIMULATORS
 from sim.trip_driver import CoreLimits, prepare_run
+from sim.trip_schedule import sums_to_tiles
 
 #: Block 16 follows the pruning point (after block 15); the shipped plan runs k_proj at A8, o_proj at A4.
 LAYERS = ["model.layers.16.self_attn.k_proj", "model.layers.16.self_attn.o_proj"]
@@ -34,10 +35,7 @@ def test_export_oracle_and_golden_agree_on_the_captured_layers(real_layers):
         run = prepare_run(real.x, real.layer.weight, group_size=real.layer.group_size, a_bits=real.a_bits,
                           limits=limits, keep=real.keep)
         oracle = real.oracle()                                # (kept, out, groups) from the export
-        t, c = limits.tokens, limits.channels
-        padded = np.pad(oracle, ((0, -oracle.shape[0] % t), (0, -oracle.shape[1] % c), (0, 0)))
-        tiles = padded.reshape(-1, t, padded.shape[1] // c, c, oracle.shape[2]).transpose(0, 2, 4, 1, 3)
-        assert np.array_equal(run.expected, tiles.reshape(-1, t, c))
+        assert np.array_equal(run.expected, sums_to_tiles(oracle, limits.tokens, limits.channels))
         bits.add(real.a_bits)
     assert bits == {4, 8}                                     # one layer of each width, from the plan
 
