@@ -30,13 +30,18 @@ Results are stored as bytes: each result word (group-sum tile, or requantized
 lanes) as ``ceil(width/8)`` little-endian bytes, in the order the core emits
 them.  Serialising a word takes one cycle per byte; the core waits meanwhile,
 and CYCLES counts it.
+
+Timing: everything the link decides on is registered first (the opcode as one flag per
+command, the register bus to the core, the core's status, end-of-count flags, the result
+byte select in two stages).  That costs a cycle or two per command and none per byte, and
+keeps the link's paths shorter than the core's on the iCE40 build.
 """
 from __future__ import annotations
 
 import enum
 import math
 
-from amaranth import Array, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.hdl import Shape
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -128,15 +133,23 @@ class HostLink(wiring.Component):
         byte_idx = Signal(range(max(word_bytes(layout) for layout in self.layouts.values()) + 1))
         load_addr = Signal(range(max(self.depths.values()) + 1))
         load_words = Signal(16)
+        # Registered at the LOAD command, so the per-byte path compares small registers only (the
+        # 16-bit address compare in that path set the iCE40 build's critical path).
+        bytes_per_word = Signal(8)
+        words_left = Signal(16)
+        load_finished = Signal()
         commit = Signal()
         read_addr = Signal(32)
         read_left = Signal(32)
+        # Registered with the counters they describe, so SEND_BYTES decides on single bits (the 32-bit
+        # compares there were on the iCE40 build's critical path).
+        read_done, read_in_range = Signal(), Signal()
         m.d.comb += self.tx.payload.eq(0)
 
         # --- operand memories and their replays ----------------------------------------------------------
         start = Signal()
         counts = {}
-        m_tiles = Signal(32, init=1)
+        m_tiles = Signal(range(core.max_tiles + 1), init=1)
         for sel, layout in self.layouts.items():
             width, depth = Shape.cast(layout).width, self.depths[sel]
             mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
@@ -144,7 +157,7 @@ class HostLink(wiring.Component):
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(load_addr), wp.data.eq(word[:width]), wp.en.eq(commit & (mem_sel == sel))]
             counts[sel] = count = Signal(range(depth + 1), name=f"count_{sel.name.lower()}")
-            replay = Replay(width, depth)
+            replay = Replay(width, depth, max_repeat=core.max_tiles)
             m.submodules[f"replay_{sel.name.lower()}"] = replay
             rp = mem.read_port()
             target = streams[sel]
@@ -166,21 +179,40 @@ class HostLink(wiring.Component):
         res_count = Signal(32)
         overflow = Signal()
         res_word = Signal(res_bytes * 8)
-        last_byte = res_byte == res_bytes - 1
-        m.d.comb += [res_word.eq(core.results.payload.as_value()[:res_width]),
-                     core.results.ready.eq(last_byte), res_wp.addr.eq(res_count[:len(res_wp.addr)]),
-                     res_wp.data.eq(res_word.word_select(res_byte, 8)),
-                     res_wp.en.eq(core.results.valid & (res_count < self.result_bytes))]
+        # Registered with res_byte: it is the core's results.ready, at the head of the ready chain
+        # back through the array to the sequencer.
+        last_byte = Signal(init=res_bytes == 1)
+        room = Signal(init=1)                # res_count < result_bytes, registered with res_count
+        # The byte select is a wide mux (46 bytes on the iCE40 build), so it is two pipeline stages: an
+        # 8-byte chunk, then the byte in it; the write address and enable follow two cycles behind.
+        chunk, byte_q, addr_q, en_q = Signal(64), Signal(3), Signal.like(res_wp.addr), Signal()
+        wr_addr, wr_data, wr_en = Signal.like(res_wp.addr), Signal(8), Signal()
+        m.d.comb += [res_word.eq(core.results.payload.as_value()[:res_width]), core.results.ready.eq(last_byte),
+                     res_wp.addr.eq(wr_addr), res_wp.data.eq(wr_data), res_wp.en.eq(wr_en)]
+        padded = Cat(res_word, Const(0, -res_bytes % 8 * 8))
+        m.d.sync += [chunk.eq(padded.word_select(res_byte >> 3, 64)), byte_q.eq(res_byte[:3]),
+                     addr_q.eq(res_count[:len(res_wp.addr)]), en_q.eq(core.results.valid & room),
+                     wr_data.eq(chunk.word_select(byte_q, 8)), wr_addr.eq(addr_q), wr_en.eq(en_q)]
         with m.If(start):
-            m.d.sync += [res_count.eq(0), res_byte.eq(0), overflow.eq(0)]
+            m.d.sync += [res_count.eq(0), res_byte.eq(0), last_byte.eq(res_bytes == 1), overflow.eq(0), room.eq(1)]
         with m.Elif(core.results.valid):
-            m.d.sync += [res_count.eq(res_count + 1), res_byte.eq(Mux(last_byte, 0, res_byte + 1))]
-            with m.If(res_count >= self.result_bytes):
+            m.d.sync += [res_count.eq(res_count + 1), res_byte.eq(Mux(last_byte, 0, res_byte + 1)),
+                         last_byte.eq(Mux(last_byte, res_bytes == 1, res_byte == res_bytes - 2)),
+                         room.eq(res_count + 1 < self.result_bytes)]
+            with m.If(~room):
                 m.d.sync += overflow.eq(1)
 
         # --- register bus ---------------------------------------------------------------------------------
-        reg_addr = Signal(4)
-        m.d.comb += [core.regs.addr.eq(reg_addr), core.regs.wdata.eq(args[8:40]), core.regs.we.eq(0)]
+        # Registered, so the command decoder and the core's register logic are separate timing paths
+        # (together they were the iCE40 build's critical path).  A write lands the cycle after it is
+        # issued; a read shows rdata the cycle after the address is set.
+        reg_addr, reg_wdata, reg_we = Signal(4), Signal(32), Signal()
+        m.d.comb += [core.regs.addr.eq(reg_addr), core.regs.wdata.eq(reg_wdata), core.regs.we.eq(reg_we)]
+        m.d.sync += reg_we.eq(0)
+        # The core's status as of the previous cycle (RUN_WAIT decides on these registered copies: the
+        # register read mux straight into the link's decision was a critical path too).
+        status, results_waiting = Signal(3), Signal()
+        m.d.sync += [status.eq(core.regs.rdata[:3]), results_waiting.eq(core.results.valid)]
 
         info_bytes = b"".join(int(self.info[f]).to_bytes(4, "little") for f in INFO_FIELDS)
         m.submodules.info_rom = info_rom = memory.Memory(shape=8, depth=len(info_bytes), init=list(info_bytes))
@@ -192,31 +224,47 @@ class HostLink(wiring.Component):
         # The read port follows read_addr every cycle, so in SEND_BYTE it shows that address's byte.
         m.d.comb += [res_rp.addr.eq(read_addr[:len(res_rp.addr)]), res_rp.en.eq(1)]
 
+        # Whether the arguments (if they are a LOAD's) ask for a memory that is not there or more words
+        # than it holds: registered from args every cycle (args settle a cycle before EXECUTE), so the
+        # 16-bit compare is not in EXECUTE's decision path.
+        load_refused = Signal()
+        # The opcode decoded once into one flag per command, as it arrives: the state machine then
+        # branches on single bits, not on 8-bit compares (which were on the iCE40 critical path).
+        # At most one flag is set, so the branches below are independent `If`s, not a priority chain.
+        is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Op}
+        unknown_op = Signal()
+        known = [self.rx.payload == o for o in Op]
+        m.d.sync += load_refused.eq((args[:8] >= len(Memories)) | (args[8:24] > depth_rom[args[:2]]))
+
         def expect(count: int):
-            m.d.sync += [n_args.eq(count), got.eq(0), args.eq(0)]
+            # args is not cleared: every command reads only the bytes it was sent.
+            m.d.sync += [n_args.eq(count), got.eq(0)]
             m.next = "ARGS"
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.sync += op.eq(self.rx.payload)
-                    with m.Switch(self.rx.payload):
-                        with m.Case(Op.REG_WRITE):
-                            expect(5)
-                        with m.Case(Op.REG_READ):
-                            expect(1)
-                        with m.Case(Op.LOAD):
-                            expect(3)
-                        with m.Case(Op.RUN):
-                            m.next = "RUN"
-                        with m.Case(Op.READ):
-                            expect(8)
-                        with m.Case(Op.INFO):
-                            m.d.sync += [read_addr.eq(0), read_left.eq(len(info_bytes)), reading_info.eq(1)]
-                            m.next = "SEND_BYTES"
-                        with m.Default():
-                            m.next = "NAK"
+                    m.d.sync += [op.eq(self.rx.payload), unknown_op.eq(~Cat(*known).any())]
+                    m.d.sync += [is_op[o].eq(hit) for o, hit in zip(Op, known)]
+                    m.next = "DECODE"
+            with m.State("DECODE"):            # from the registered opcode: the UART's output is a path apart
+                with m.If(is_op[Op.REG_WRITE]):
+                    expect(5)
+                with m.If(is_op[Op.REG_READ]):
+                    expect(1)
+                with m.If(is_op[Op.LOAD]):
+                    expect(3)
+                with m.If(is_op[Op.RUN]):
+                    m.next = "RUN"
+                with m.If(is_op[Op.READ]):
+                    expect(8)
+                with m.If(is_op[Op.INFO]):
+                    m.d.sync += [read_addr.eq(0), read_left.eq(len(info_bytes)), reading_info.eq(1),
+                                 read_done.eq(0)]
+                    m.next = "SEND_BYTES"
+                with m.If(unknown_op):
+                    m.next = "NAK"
             with m.State("ARGS"):
                 with m.If(got == n_args):
                     m.next = "EXECUTE"
@@ -225,31 +273,31 @@ class HostLink(wiring.Component):
                     with m.If(self.rx.valid):
                         m.d.sync += [args.word_select(got, 8).eq(self.rx.payload), got.eq(got + 1)]
             with m.State("EXECUTE"):
-                with m.Switch(op):
-                    with m.Case(Op.REG_WRITE):
-                        with m.If(args[:8] == REGS["CTRL"]):
-                            m.next = "NAK"
-                        with m.Else():
-                            m.d.comb += [reg_addr.eq(args[:8]), core.regs.we.eq(1)]
-                            with m.If(args[:8] == REGS["M_TILES"]):
-                                m.d.sync += m_tiles.eq(args[8:40])
-                            m.d.sync += reply_left.eq(0)
-                            m.next = "REPLY"
-                    with m.Case(Op.REG_READ):
-                        m.d.comb += reg_addr.eq(args[:8])
-                        m.d.sync += [reply.eq(core.regs.rdata), reply_left.eq(4)]
+                with m.If(is_op[Op.REG_WRITE]):
+                    with m.If(args[:8] == REGS["CTRL"]):
+                        m.next = "NAK"
+                    with m.Else():
+                        m.d.sync += [reg_addr.eq(args[:8]), reg_wdata.eq(args[8:40]), reg_we.eq(1)]
+                        with m.If(args[:8] == REGS["M_TILES"]):
+                            m.d.sync += m_tiles.eq(args[8:40])
+                        m.d.sync += reply_left.eq(0)
                         m.next = "REPLY"
-                    with m.Case(Op.LOAD):
-                        sel, words = args[:8], args[8:24]
-                        with m.If((sel >= len(Memories)) | (words > depth_rom[sel[:2]])):
-                            m.next = "NAK"
-                        with m.Else():
-                            m.d.sync += [mem_sel.eq(sel), load_words.eq(words), load_addr.eq(0), byte_idx.eq(0),
-                                         word.eq(0)]
-                            m.next = "LOAD_GO"
-                    with m.Case(Op.READ):
-                        m.d.sync += [read_addr.eq(args[:32]), read_left.eq(args[32:64]), reading_info.eq(0)]
-                        m.next = "SEND_BYTES"
+                with m.If(is_op[Op.REG_READ]):
+                    m.d.sync += reg_addr.eq(args[:8])
+                    m.next = "REG_READ"
+                with m.If(is_op[Op.LOAD]):
+                    sel, words = args[:8], args[8:24]
+                    with m.If(load_refused):
+                        m.next = "NAK"
+                    with m.Else():
+                        m.d.sync += [mem_sel.eq(sel), load_words.eq(words), load_addr.eq(0), byte_idx.eq(0),
+                                     bytes_per_word.eq(byte_counts[sel[:2]]), words_left.eq(words),
+                                     load_finished.eq(words == 0)]
+                        m.next = "LOAD_GO"
+                with m.If(is_op[Op.READ]):
+                    m.d.sync += [read_addr.eq(args[:32]), read_left.eq(args[32:64]), reading_info.eq(0),
+                                 read_done.eq(args[32:64] == 0), read_in_range.eq(args[:32] < self.result_bytes)]
+                    m.next = "SEND_BYTES"
             with m.State("LOAD_GO"):
                 # The go-ahead: the host sends data only after this, so a refused LOAD never leaves
                 # data bytes behind to be misread as commands.
@@ -257,9 +305,11 @@ class HostLink(wiring.Component):
                 with m.If(self.tx.ready):
                     m.next = "LOAD"
             with m.State("LOAD"):
+                # Every byte of a word is written before the commit, so the word needs no clearing.
                 with m.If(commit):
-                    m.d.sync += [load_addr.eq(load_addr + 1), byte_idx.eq(0), word.eq(0)]
-                with m.Elif(load_addr == load_words):
+                    m.d.sync += [load_addr.eq(load_addr + 1), byte_idx.eq(0), words_left.eq(words_left - 1),
+                                 load_finished.eq(words_left == 1)]
+                with m.Elif(load_finished):
                     for sel, count in counts.items():
                         with m.If(mem_sel == sel):
                             m.d.sync += count.eq(load_words)
@@ -269,32 +319,36 @@ class HostLink(wiring.Component):
                     m.d.comb += self.rx.ready.eq(1)
                     with m.If(self.rx.valid):
                         m.d.sync += [word.word_select(byte_idx, 8).eq(self.rx.payload), byte_idx.eq(byte_idx + 1)]
-                m.d.comb += commit.eq((byte_idx == byte_counts[mem_sel]) & (load_addr != load_words))
+                m.d.comb += commit.eq((byte_idx == bytes_per_word) & ~load_finished)
+            with m.State("REG_READ"):
+                m.d.sync += [reply.eq(core.regs.rdata), reply_left.eq(4)]
+                m.next = "REPLY"
             with m.State("RUN"):
-                m.d.comb += [reg_addr.eq(REGS["CTRL"]), core.regs.wdata.eq(1), core.regs.we.eq(1), start.eq(1)]
-                m.d.sync += self.busy.eq(1)
+                m.d.comb += start.eq(1)        # rewinds the replays; the core starts a cycle later
+                m.d.sync += [reg_addr.eq(REGS["CTRL"]), reg_wdata.eq(1), reg_we.eq(1), self.busy.eq(1)]
+                m.next = "RUN_START"
+            with m.State("RUN_START"):         # the core takes the start now; its status is new next cycle
+                m.d.sync += status.eq(0)       # so the previous run's "done" is never taken for this one
                 m.next = "RUN_WAIT"
             with m.State("RUN_WAIT"):
-                m.d.comb += reg_addr.eq(REGS["CTRL"])
-                ctrl = core.regs.rdata
-                with m.If(ctrl[1] & ~ctrl[0] & ~core.results.valid):
-                    m.d.sync += [reply.eq(ctrl[:3] | overflow << OVERFLOW_BIT | res_count << 8), reply_left.eq(5),
+                with m.If(status[1] & ~status[0] & ~results_waiting):
+                    m.d.sync += [reply.eq(status | overflow << OVERFLOW_BIT | res_count << 8), reply_left.eq(5),
                                  self.busy.eq(0)]
                     m.next = "REPLY"
             with m.State("SEND_BYTES"):
                 # Result memory reads take a cycle: present the address, then send the byte.
-                with m.If(read_left == 0):
+                with m.If(read_done):
                     m.d.sync += reply_left.eq(0)
                     m.next = "REPLY"
                 with m.Else():
                     m.next = "SEND_BYTE"
             with m.State("SEND_BYTE"):
-                in_range = read_addr < self.result_bytes
                 m.d.comb += [self.tx.valid.eq(1),
                              self.tx.payload.eq(Mux(reading_info, info_rp.data,
-                                                    Mux(in_range, res_rp.data, 0)))]
+                                                    Mux(read_in_range, res_rp.data, 0)))]
                 with m.If(self.tx.ready):
-                    m.d.sync += [read_addr.eq(read_addr + 1), read_left.eq(read_left - 1)]
+                    m.d.sync += [read_addr.eq(read_addr + 1), read_left.eq(read_left - 1),
+                                 read_done.eq(read_left == 1), read_in_range.eq(read_addr + 1 < self.result_bytes)]
                     m.next = "SEND_BYTES"
             with m.State("REPLY"):
                 with m.If(reply_left == 0):

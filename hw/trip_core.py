@@ -21,7 +21,8 @@ from amaranth.lib.wiring import In, Out
 
 from .rtl.tile_requant import TileRequant
 from .rtl.trip_array import TripArray
-from .rtl.trip_sequencer import RegisterPort, TripSequencer
+from .rtl.skid_buffer import SkidBuffer
+from .rtl.trip_sequencer import MAX_TILES, RegisterPort, TripSequencer
 
 __all__ = ["TripCore"]
 
@@ -29,11 +30,12 @@ __all__ = ["TripCore"]
 class TripCore(wiring.Component):
     """A whole TRIP matmul engine: array parameters as :class:`TripArray`, plus ``max_k_total``
     (activation buffer depth, the largest K of one run) and, to requantize on chip,
-    ``requant_lanes`` (outputs per result word) and ``max_groups`` (most groups per output)."""
+    ``requant_lanes`` (outputs per result word) and ``max_groups`` (most groups per output);
+    ``max_tiles`` bounds M_TILES and N_TILES of one run."""
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
                  mul_latency: int = 2, max_k: int = 4096, max_k_total: int = 4096,
-                 requant_lanes: int | None = None, max_groups: int = 64):
+                 requant_lanes: int | None = None, max_groups: int = 64, max_tiles: int = MAX_TILES):
         self.array = TripArray(rows=rows, cols=cols, a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
                                mul_latency=mul_latency, max_k=max_k)
         self.tokens, self.channels = self.array.tokens, self.array.channels
@@ -44,7 +46,8 @@ class TripCore(wiring.Component):
                                        acc_bits=self.array.acc_bits, max_groups=max_groups)
         self.max_groups = max_groups if self.requant else max_k_total
         self.sequencer = TripSequencer(tokens=self.tokens, channels=self.channels, max_k_total=max_k_total,
-                                       max_group=max_k, max_groups=self.max_groups)
+                                       max_group=max_k, max_groups=self.max_groups, max_tiles=max_tiles)
+        self.max_tiles = max_tiles
         ports = {
             "regs": In(RegisterPort()),
             "act": In(stream.Signature(self.sequencer.act_layout)),
@@ -65,7 +68,12 @@ class TripCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.regs), seq.regs)
         wiring.connect(m, wiring.flipped(self.act), seq.act)
         wiring.connect(m, wiring.flipped(self.weights), seq.weights)
-        wiring.connect(m, seq.beats, arr.i)
+        # A register slice between them: the array's stall fans out to all of its pipeline registers,
+        # and without the slice it reached the sequencer's counters in the same cycle (the iCE40
+        # build's critical path).  It costs one cycle per run (sim.cycle_model counts it).
+        m.submodules.beat_slice = beat_slice = SkidBuffer(seq.beat_layout)
+        wiring.connect(m, seq.beats, beat_slice.i)
+        wiring.connect(m, beat_slice.o, arr.i)
         if self.requant:
             m.submodules.requant = rq = self.requant
             wiring.connect(m, arr.o, rq.i)

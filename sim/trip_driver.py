@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import golden
-from hw.rtl.trip_sequencer import REGS
+from hw.rtl.trip_sequencer import MAX_TILES, REGS
 
 from .trip_schedule import _pad, expected_tiles, kept_rows, requant_schedule
 
@@ -30,12 +30,13 @@ class CoreLimits:
     requant_lanes: int | None = None    # outputs per result word when the core requantizes
     max_groups: int | None = None       # most groups per requantized output
     acc_bits: int = 32                  # the group sums' width (what the requantizer assumes)
+    max_tiles: int = MAX_TILES          # most token tiles and most channel tiles of one run
 
     @classmethod
     def of(cls, core) -> "CoreLimits":
         rq = core.requant
         return cls(core.tokens, core.channels, core.max_k, core.max_k_total, rq and rq.lanes,
-                   rq and rq.max_groups, core.array.acc_bits)
+                   rq and rq.max_groups, core.array.acc_bits, core.max_tiles)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ def prepare_run(x: np.ndarray, w: np.ndarray, *, group_size: int, a_bits: int, l
     x_kept = kept_rows(x, keep)
     m_tiles = math.ceil(x_kept.shape[0] / limits.tokens)
     n_tiles = math.ceil(w.shape[0] / limits.channels)
+    if max(m_tiles, n_tiles) > limits.max_tiles:
+        raise ValueError(f"{m_tiles} token tiles × {n_tiles} channel tiles: one run takes at most "
+                         f"{limits.max_tiles} of each; split the layer")
     xs, ws = _pad(x_kept, limits.tokens), _pad(w, limits.channels)
     act = xs.reshape(m_tiles, limits.tokens, k).transpose(0, 2, 1).reshape(-1, limits.tokens)
     wt = ws.reshape(n_tiles, limits.channels, k).transpose(0, 2, 1)              # (n_tiles, K, channels)

@@ -44,7 +44,7 @@ class TripHarness(wiring.Component):
             "regs": In(RegisterPort()),
             "act_load_addr": In(range(act_depth)), "act_load_data": In(self.act_width), "act_load_en": In(1),
             "w_load_addr": In(range(weight_depth)), "w_load_data": In(self.w_width), "w_load_en": In(1),
-            "act_words": In(range(act_depth + 1)), "w_words": In(range(weight_depth + 1)), "m_tiles": In(32),
+            "act_words": In(range(act_depth + 1)), "w_words": In(range(weight_depth + 1)), "m_tiles": In(range(self.core.max_tiles + 1)),
             "go": In(1),
             "res_addr": In(range(result_depth)), "res_data": Out(self.res_width),
             "res_count": Out(range(result_depth + 1)),
@@ -66,7 +66,7 @@ class TripHarness(wiring.Component):
         for name, mem, depth, width, stream, count, repeat in (
                 ("act_replay", act_mem, self.act_depth, self.act_width, core.act, self.act_words, 1),
                 ("w_replay", w_mem, self.weight_depth, self.w_width, core.weights, self.w_words, self.m_tiles)):
-            replay = Replay(width, depth)
+            replay = Replay(width, depth, max_repeat=self.core.max_tiles)
             m.submodules[name] = replay
             rp = mem.read_port()
             m.d.comb += [rp.addr.eq(replay.addr), rp.en.eq(replay.en), replay.data.eq(rp.data),

@@ -24,7 +24,12 @@ BAD = [  # raw register sets the driver refuses; the hardware must flag them too
     ({"K": 48, "GROUP": 0, "M_TILES": 1, "N_TILES": 1, "A_BITS": 8}, Error.GROUP_RANGE),
     ({"K": 48, "GROUP": 32, "M_TILES": 1, "N_TILES": 1, "A_BITS": 8}, Error.GROUP_DIVIDES_K),
     ({"K": 48, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": 6}, Error.A_BITS),
-    ({"K": 48, "GROUP": 16, "M_TILES": 0, "N_TILES": 1, "A_BITS": 4}, Error.NO_TILES),
+    ({"K": 48, "GROUP": 16, "M_TILES": 0, "N_TILES": 1, "A_BITS": 4}, Error.TILES_RANGE),
+    # Legality is judged on the whole written word, not on the bits a register keeps: these truncate to
+    # legal values (K 48, N_TILES 4) and must still be refused.
+    ({"K": (1 << 20) + 48, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": 4}, Error.K_RANGE),
+    ({"K": 48, "GROUP": 16, "M_TILES": 1, "N_TILES": (1 << 16) + 4, "A_BITS": 4}, Error.TILES_RANGE),
+    ({"K": 48, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": (1 << 31) | 8}, Error.A_BITS),
 ]
 
 
@@ -129,6 +134,8 @@ LIMITS = CoreLimits(tokens=2, channels=4, max_k=64, max_k_total=128)
     (dict(w=np.zeros((3, 16), int)), ValueError, "shape mismatch"),
     (dict(keep=np.ones(3, bool)), ValueError, r"one entry per token \(2\)"),
     (dict(x=np.full((2, 32), 8)), OverflowError, "int4 range"),
+    (dict(limits=CoreLimits(tokens=2, channels=1, max_k=64, max_k_total=128, max_tiles=2)), ValueError,
+     r"3 channel tiles: one run takes at most 2"),
 ])
 def test_driver_refuses_bad_runs_before_sending(kwargs, error, message):
     args = dict(x=np.zeros((2, 32), int), w=np.zeros((3, 32), int), group_size=16, a_bits=4, limits=LIMITS)

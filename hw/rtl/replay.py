@@ -15,36 +15,44 @@ __all__ = ["Replay"]
 class Replay(wiring.Component):
     """Stream words ``0 … count-1`` of a memory read port, ``repeat`` times, honouring ``ready``.
 
-    Contract: ``start`` (one cycle) rewinds to word 0 and loads ``repeat``; the
+    Contract: ``start`` (one cycle) rewinds to word 0 and takes ``count`` and
+    ``repeat`` (they are sampled then, so they may change during a replay); the
     first word is valid two cycles later and then one word per cycle while
     ``ready`` is high (the synchronous read port is enabled only when the output
     register moves, so a stall holds the word).  ``count = 0`` or ``repeat = 0``
     streams nothing.  ``addr``/``en``/``data`` connect to a synchronous read port.
+
+    The wrap-around address and "last round" are registered at ``start``, so the
+    per-word path compares ``depth``-wide registers only: it sits between the
+    core's ``ready`` and the memory's read enable, on the iCE40 build's critical path.
     """
 
-    def __init__(self, width: int, depth: int):
-        self.width, self.depth = width, depth
+    def __init__(self, width: int, depth: int, max_repeat: int = (1 << 16) - 1):
+        self.width, self.depth, self.max_repeat = width, depth, max_repeat
         super().__init__({
-            "count": In(range(depth + 1)), "repeat": In(32), "start": In(1),
+            "count": In(range(depth + 1)), "repeat": In(range(max_repeat + 1)), "start": In(1),
             "valid": Out(1), "payload": Out(width), "ready": In(1),
             "addr": Out(range(depth)), "en": Out(1), "data": In(width),
         })
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        ptr = Signal(range(self.depth + 1))
-        left = Signal(32)
+        ptr, last_ptr = Signal(range(self.depth)), Signal(range(self.depth))
+        rounds_left = Signal(range(self.max_repeat + 1))
+        running = Signal()
         load = Signal()
         m.d.comb += [load.eq(~self.valid | self.ready), self.en.eq(load), self.addr.eq(ptr),
                      self.payload.eq(self.data)]
         with m.If(self.start):
-            m.d.sync += [ptr.eq(0), left.eq(self.repeat), self.valid.eq(0)]
+            m.d.sync += [ptr.eq(0), last_ptr.eq(self.count - 1), rounds_left.eq(self.repeat),
+                         running.eq((self.count != 0) & (self.repeat != 0)), self.valid.eq(0)]
         with m.Elif(load):
-            more = (left != 0) & (self.count != 0)
-            m.d.sync += self.valid.eq(more)
-            with m.If(more):
-                with m.If(ptr == self.count - 1):
-                    m.d.sync += [ptr.eq(0), left.eq(left - 1)]
+            m.d.sync += self.valid.eq(running)
+            with m.If(running):
+                with m.If(ptr == last_ptr):
+                    m.d.sync += [ptr.eq(0), rounds_left.eq(rounds_left - 1)]
+                    with m.If(rounds_left == 1):
+                        m.d.sync += running.eq(0)
                 with m.Else():
                     m.d.sync += ptr.eq(ptr + 1)
         return m

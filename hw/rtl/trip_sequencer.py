@@ -18,8 +18,8 @@ Register map (word addresses; :data:`REGS`), all 32-bit:
  0    CTRL      write 1 to bit 0: start.  Read: bit 0 busy, bit 1 done, bit 2 error
  1    K         reduction length, 1 … ``max_k_total``
  2    GROUP     k per accumulator group; divides K; at most ``max_group``
- 3    M_TILES   token tiles (≥ 1)
- 4    N_TILES   channel tiles (≥ 1)
+ 3    M_TILES   token tiles, 1 … ``max_tiles``
+ 4    N_TILES   channel tiles, 1 … ``max_tiles``
  5    A_BITS    4 or 8
  6    CYCLES    read: clock cycles of the last run, start to done
  7    ERROR     read: why the last start was refused (:class:`Error`), 0 if it was not
@@ -33,6 +33,13 @@ K/GROUP against ``max_groups`` (the groups one requantized output may sum).
 
 A malformed command never hangs and never touches a stream: the start sets
 ``done`` and ``error`` in the same cycle it would have begun.
+
+Each register holds only the bits its legal values need (K and GROUP one bit
+more than their limit, M_TILES/N_TILES ``max_tiles``' bits, A_BITS/OUT_BITS 4,
+SHIFT 6), so a read returns the written value's low bits.  Whether a written
+value is legal is decided when it is written, from the whole 32-bit word, and
+kept as a flag: the start only looks at the flags.  That keeps the wide
+comparisons off the start path (it was the critical path of the iCE40 build).
 """
 from __future__ import annotations
 
@@ -44,7 +51,11 @@ from amaranth.lib.wiring import In, Out
 
 from golden.requant import MAX_SHIFT
 
-__all__ = ["REGS", "Error", "RegisterPort", "TripSequencer"]
+__all__ = ["MAX_TILES", "REGS", "Error", "RegisterPort", "TripSequencer"]
+
+#: Default limit of M_TILES and N_TILES: 16-bit tile counters (a 4096-token prefill on 2 token lanes is
+#: 2,048 tiles).
+MAX_TILES = (1 << 16) - 1
 
 REGS = {"CTRL": 0, "K": 1, "GROUP": 2, "M_TILES": 3, "N_TILES": 4, "A_BITS": 5, "CYCLES": 6, "ERROR": 7,
         "SHIFT": 8, "OUT_BITS": 9}
@@ -56,7 +67,7 @@ class Error(enum.IntEnum):
     GROUP_RANGE = 2      # GROUP is 0 or longer than the accumulators allow
     GROUP_DIVIDES_K = 3  # GROUP does not divide K
     A_BITS = 4           # activation bits other than 4 or 8
-    NO_TILES = 5         # M_TILES or N_TILES is 0
+    TILES_RANGE = 5      # M_TILES or N_TILES is 0 or above max_tiles
     OUT_BITS = 6         # output bits other than 4 or 8
     SHIFT_RANGE = 7      # SHIFT is 0 or above MAX_SHIFT
     TOO_MANY_GROUPS = 8  # K/GROUP exceeds max_groups
@@ -82,6 +93,8 @@ class TripSequencer(wiring.Component):
         Largest GROUP accepted (the array's ``max_k``).
     max_groups : int
         Most groups per output (K/GROUP) accepted: the requantizer's ``max_groups``.
+    max_tiles : int
+        Most token tiles and most channel tiles of one run (sets the tile counters' width).
 
     Members
     -------
@@ -103,13 +116,14 @@ class TripSequencer(wiring.Component):
     """
 
     def __init__(self, *, tokens: int, channels: int, max_k_total: int = 4096, max_group: int = 4096,
-                 max_groups: int = 4096):
+                 max_groups: int = 4096, max_tiles: int = MAX_TILES):
         for name, value in (("tokens", tokens), ("channels", channels), ("max_k_total", max_k_total),
-                            ("max_group", max_group), ("max_groups", max_groups)):
+                            ("max_group", max_group), ("max_groups", max_groups), ("max_tiles", max_tiles)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.tokens, self.channels = tokens, channels
         self.max_k_total, self.max_group, self.max_groups = max_k_total, max_group, max_groups
+        self.max_tiles = max_tiles
         self.act_layout = data.ArrayLayout(signed(8), tokens)
         self.weight_layout = data.ArrayLayout(signed(4), channels)
         self.beat_layout = data.StructLayout({
@@ -132,30 +146,49 @@ class TripSequencer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         kbits = max(self.max_k_total, self.max_group).bit_length() + 1
-        k_reg, group, m_tiles, n_tiles = (Signal(32, name=n) for n in ("k_reg", "group", "m_tiles", "n_tiles"))
-        a_bits, cycles = Signal(32), Signal(32)
-        shift, out_bits = Signal(32, init=1), Signal(32, init=8)
+        k_reg, group = Signal(kbits, name="k_reg"), Signal(kbits, name="group")
+        m_tiles, n_tiles = Signal(range(self.max_tiles + 1)), Signal(range(self.max_tiles + 1))
+        a_bits, out_bits, shift = Signal(4), Signal(4, init=8), Signal(6, init=1)
+        cycles = Signal(32)
         busy, done = Signal(), Signal()
         error = Signal(4)
-        n_groups = Signal(32)                  # K/GROUP, counted by the divisibility check
+        n_groups = Signal(kbits)               # K/GROUP, counted by the divisibility check
         start = Signal()
 
         # --- register port --------------------------------------------------------------
         regs = self.regs
-        writable = {REGS["K"]: k_reg, REGS["GROUP"]: group, REGS["M_TILES"]: m_tiles,
-                    REGS["N_TILES"]: n_tiles, REGS["A_BITS"]: a_bits, REGS["SHIFT"]: shift,
-                    REGS["OUT_BITS"]: out_bits}
+        wdata = regs.wdata
+
+        def within(low: int, high: int):
+            return (wdata >= low) & (wdata <= high)
+
+        # Legality of each register, decided from the full word as it is written (a flag per register).
+        legal = {  # register: (stored bits, legal-when expression, reset legality)
+            "K": (k_reg, within(1, self.max_k_total), False),
+            "GROUP": (group, within(1, self.max_group), False),
+            "A_BITS": (a_bits, (wdata == 4) | (wdata == 8), False),
+            "M_TILES": (m_tiles, within(1, self.max_tiles), False),
+            "N_TILES": (n_tiles, within(1, self.max_tiles), False),
+            "OUT_BITS": (out_bits, (wdata == 4) | (wdata == 8), True),
+            "SHIFT": (shift, within(1, MAX_SHIFT), True),
+        }
+        ok = {name: Signal(init=reset, name=f"{name.lower()}_ok") for name, (_, _, reset) in legal.items()}
+        # All of them legal, registered with the write that changes one, so a start decides on one bit
+        # whether it runs (only the error code of a refusal needs the flags one by one).
+        all_ok = Signal()
         with m.If(regs.we & ~busy):           # shape registers are frozen while a run is busy
             with m.Switch(regs.addr):
-                for addr, reg in writable.items():
-                    with m.Case(addr):
-                        m.d.sync += reg.eq(regs.wdata)
-        m.d.comb += start.eq(regs.we & (regs.addr == REGS["CTRL"]) & regs.wdata[0] & ~busy)
+                for name, (reg, is_legal, _) in legal.items():
+                    with m.Case(REGS[name]):
+                        others = [flag for other, flag in ok.items() if other != name]
+                        m.d.sync += [reg.eq(wdata), ok[name].eq(is_legal),
+                                     all_ok.eq(is_legal & Cat(*others).all())]
+        m.d.comb += start.eq(regs.we & (regs.addr == REGS["CTRL"]) & wdata[0] & ~busy)
         with m.Switch(regs.addr):
             with m.Case(REGS["CTRL"]):
                 m.d.comb += regs.rdata.eq(Cat(busy, done, error != 0))
-            for addr, reg in writable.items():
-                with m.Case(addr):
+            for name, (reg, _, _) in legal.items():
+                with m.Case(REGS[name]):
                     m.d.comb += regs.rdata.eq(reg)
             with m.Case(REGS["CYCLES"]):
                 m.d.comb += regs.rdata.eq(cycles)
@@ -172,9 +205,27 @@ class TripSequencer(wiring.Component):
         k = Signal(range(self.max_k_total + 1))
         g = Signal(kbits)                      # position inside the current group
         hi_pass = Signal()                     # A8: the next beat is the hi nibble
-        m_left, n_left = Signal(32), Signal(32)
-        pending = Signal(32)                   # groups issued minus groups delivered
-        check = Signal(32)                     # K - j·GROUP while checking divisibility
+        m_left, n_left = Signal.like(m_tiles), Signal.like(n_tiles)
+        pending = Signal(16)                   # groups issued minus groups delivered (the array holds few)
+        check = Signal(kbits)                  # K - j·GROUP while checking divisibility
+        # K - 1 and GROUP - 1, registered at the start so the per-beat end tests are plain equalities
+        # (the subtract-then-compare was on the iCE40 build's critical path).
+        k_last, g_last = Signal(kbits), Signal(kbits)
+        check_zero, check_neg = Signal(), Signal()
+        # Whether k, g and n_left are at their last value, registered with them: the end tests then sit
+        # off the beat handshake (array ready → fire → counters), which is the core's busiest path.
+        k_is_last, g_is_last, n_is_last = Signal(), Signal(), Signal()
+
+        # ... and the value before the last (K - 2, GROUP - 2; all ones when there is none, which the
+        # counters never reach), so that test is an equality with no adder in front of it either.
+        k_before_last, g_before_last = Signal(kbits), Signal(kbits)
+
+        def advance(counter: Signal, is_last: Signal, last: Signal, before_last: Signal) -> None:
+            """Step ``counter`` to its next value (0 after ``last``) and register whether that is ``last``."""
+            with m.If(is_last):
+                m.d.sync += [counter.eq(0), is_last.eq(last == 0)]
+            with m.Else():
+                m.d.sync += [counter.eq(counter + 1), is_last.eq(counter == before_last)]
         a8 = Signal()
 
         # Stage B: the beat on offer to the array (its activation word comes from rport.data).
@@ -208,55 +259,59 @@ class TripSequencer(wiring.Component):
             with m.State("IDLE"):
                 with m.If(start):
                     m.d.sync += [done.eq(0), error.eq(0), cycles.eq(1)]
-                    with m.If((k_reg == 0) | (k_reg > self.max_k_total)):
-                        m.d.sync += [error.eq(Error.K_RANGE), done.eq(1)]
-                    with m.Elif((group == 0) | (group > self.max_group)):
-                        m.d.sync += [error.eq(Error.GROUP_RANGE), done.eq(1)]
-                    with m.Elif((a_bits != 4) & (a_bits != 8)):
-                        m.d.sync += [error.eq(Error.A_BITS), done.eq(1)]
-                    with m.Elif((m_tiles == 0) | (n_tiles == 0)):
-                        m.d.sync += [error.eq(Error.NO_TILES), done.eq(1)]
-                    with m.Elif((out_bits != 4) & (out_bits != 8)):
-                        m.d.sync += [error.eq(Error.OUT_BITS), done.eq(1)]
-                    with m.Elif((shift == 0) | (shift > MAX_SHIFT)):
-                        m.d.sync += [error.eq(Error.SHIFT_RANGE), done.eq(1)]
+                    with m.If(~all_ok):
+                        # In the documented order of precedence: the first illegal register names the error.
+                        refusals = [(~ok["K"], Error.K_RANGE), (~ok["GROUP"], Error.GROUP_RANGE),
+                                    (~ok["A_BITS"], Error.A_BITS),
+                                    (~ok["M_TILES"] | ~ok["N_TILES"], Error.TILES_RANGE),
+                                    (~ok["OUT_BITS"], Error.OUT_BITS), (~ok["SHIFT"], Error.SHIFT_RANGE)]
+                        m.d.sync += done.eq(1)
+                        for i, (refused, why) in enumerate(refusals):
+                            with (m.If if i == 0 else m.Elif)(refused):
+                                m.d.sync += error.eq(why)
                     with m.Else():
-                        m.d.sync += [busy.eq(1), check.eq(k_reg), n_groups.eq(0), a8.eq(a_bits == 8),
-                                     m_left.eq(m_tiles)]
+                        m.d.sync += [busy.eq(1), check.eq(k_reg), n_groups.eq(0), a8.eq(a_bits[3]),
+                                     m_left.eq(m_tiles), k_last.eq(k_reg - 1), g_last.eq(group - 1),
+                                     k_before_last.eq(k_reg - 2), g_before_last.eq(group - 2),
+                                     check_zero.eq(0), check_neg.eq(0)]
                         m.next = "CHECK"
             with m.State("CHECK"):            # GROUP divides K: subtract until 0 (K/GROUP cycles)
-                with m.If(check == 0):
+                # The sign and zero tests of each remainder are registered with it: comparing and
+                # deciding in one cycle was the iCE40 build's critical path.
+                with m.If(check_neg):
+                    m.d.sync += [error.eq(Error.GROUP_DIVIDES_K), done.eq(1), busy.eq(0)]
+                    m.next = "IDLE"
+                with m.Elif(check_zero):
                     with m.If(n_groups > self.max_groups):
                         m.d.sync += [error.eq(Error.TOO_MANY_GROUPS), done.eq(1), busy.eq(0)]
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "LOAD"
-                        m.d.sync += k.eq(0)
-                with m.Elif(check < group):
-                    m.d.sync += [error.eq(Error.GROUP_DIVIDES_K), done.eq(1), busy.eq(0)]
-                    m.next = "IDLE"
+                        m.d.sync += [k.eq(0), k_is_last.eq(k_last == 0)]
                 with m.Else():
-                    m.d.sync += [check.eq(check - group), n_groups.eq(n_groups + 1)]
+                    remainder = check - group
+                    m.d.sync += [check.eq(remainder), check_zero.eq(remainder == 0), check_neg.eq(remainder < 0),
+                                 n_groups.eq(n_groups + 1)]
             with m.State("LOAD"):             # K activation words into the buffer
                 with m.If(self.act.valid):
-                    with m.If(k == k_reg - 1):
-                        m.d.sync += [k.eq(0), g.eq(0), hi_pass.eq(1), n_left.eq(n_tiles)]
+                    with m.If(k_is_last):
+                        m.d.sync += [g.eq(0), g_is_last.eq(g_last == 0), hi_pass.eq(1), n_left.eq(n_tiles),
+                                     n_is_last.eq(n_tiles == 1)]
                         m.next = "RUN"
-                    with m.Else():
-                        m.d.sync += k.eq(k + 1)
+                    advance(k, k_is_last, k_last, k_before_last)
             with m.State("RUN"):              # issue the beats of every channel tile
                 with m.If(load_b):
                     final_pass = ~a8 | ~hi_pass
-                    group_end = g == group - 1
                     m.d.sync += [b_valid.eq(1), b_hi.eq(a8 & hi_pass), b_lo.eq(a8 & ~hi_pass),
-                                 b_final.eq(final_pass), b_last.eq(final_pass & group_end)]
+                                 b_final.eq(final_pass), b_last.eq(final_pass & g_is_last)]
                     with m.If(a8):
                         m.d.sync += hi_pass.eq(~hi_pass)
                     with m.If(final_pass):
-                        m.d.sync += [g.eq(Mux(group_end, 0, g + 1)), k.eq(k + 1)]
-                        with m.If(k == k_reg - 1):
-                            m.d.sync += [k.eq(0), n_left.eq(n_left - 1)]
-                            with m.If(n_left == 1):
+                        advance(g, g_is_last, g_last, g_before_last)
+                        advance(k, k_is_last, k_last, k_before_last)
+                        with m.If(k_is_last):
+                            m.d.sync += [n_left.eq(n_left - 1), n_is_last.eq(n_left == 2)]
+                            with m.If(n_is_last):
                                 m.d.sync += m_left.eq(m_left - 1)
                                 m.next = "NEXT"
             with m.State("NEXT"):             # last beat of the token tile must leave before a reload
