@@ -106,8 +106,18 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     size = design_for(spec.device)
     link = HostLink(**size.link_args(), clk_hz=int(clk_hz), baud=baud)
     top = BoardTop(link, divisor, pll_verilog=pll, clk_hz=clk_hz)
-    synth_opts = "-dsp" if family == "ice40" else ""
-    nextpnr_opts = f"--seed {seed} --report nextpnr-report.json --timing-allow-fail"
+    # Synthesis runs in two halves with `opt_clean -purge` between them (after flattening, before LUT
+    # mapping).  Amaranth names the bits of its data views `x[0]` next to a wire `x`, and the re-import
+    # after ABC9 asserts on such a pair (`count_id(wire->name) == 0`, YosysHQ/yosys#4349; the ULX3S
+    # build hit it).  Purging the unused named wires first is the workaround given in that issue.
+    family_opts = "-dsp" if family == "ice40" else ""
+    synth_opts = f"{family_opts} -run :map_luts"
+    script_after_synth = f"opt_clean -purge\nsynth_{family} {family_opts} -top top -run map_luts:"
+    # --freq: the purge above also drops the net name Amaranth's clock constraint points at (nextpnr
+    # then warns "net ... does not exist, ignoring clock constraint"), so the design clock's target is
+    # given as nextpnr's default for clocks without one; the oscillator pin keeps its own constraint.
+    nextpnr_opts = (f"--seed {seed} --freq {clk_hz / 1e6:.3f} --report nextpnr-report.json "
+                    "--timing-allow-fail")
     if not quiet:
         core = link.core
         print(f"{spec.name}: {core.tokens}×{core.channels} TRIP array ({core.tokens * core.channels} int4 MACs "
@@ -116,7 +126,7 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
               f", {clk_hz / 1e6:g} MHz, UART {baud} baud; building in {out} …", flush=True)
     try:
         platform.build(top, name="top", build_dir=str(out), do_program=False, synth_opts=synth_opts,
-                       nextpnr_opts=nextpnr_opts, verbose=False)
+                       script_after_synth=script_after_synth, nextpnr_opts=nextpnr_opts, verbose=False)
     except subprocess.CalledProcessError as e:
         raise SystemExit(_failure(out, e)) from None
     seconds = time.monotonic() - started

