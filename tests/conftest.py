@@ -1,6 +1,25 @@
-"""Tiny random-initialised models of every supported family, built in the test (no download)."""
+"""Tiny random-initialised models of every supported family, built in the test (no download), and the
+real SmolLM2 layers the hardware tests share."""
+import numpy as np
 import pytest
 import torch
+
+#: Block 16 follows the pruning point (after block 15); the shipped plan runs k_proj at A8, o_proj at A4.
+REAL_LAYERS = ["model.layers.16.self_attn.k_proj", "model.layers.16.self_attn.o_proj"]
+
+
+@pytest.fixture(scope="session")
+def real_layers(tmp_path_factory):
+    """``[(name, RealLayer, npz path)]`` for :data:`REAL_LAYERS`, captured once per session (it loads and
+    quantizes the shipped model) for every bench that runs them."""
+    from sim.real_layer import capture
+    folder = tmp_path_factory.mktemp("real_layers")
+    cases = []
+    for name, real in capture(REAL_LAYERS).items():
+        path = folder / f"{name}.npz"
+        np.savez(path, x=real.x, w=real.layer.weight.astype(np.int64), keep=real.keep)
+        cases.append((name, real, str(path)))
+    return cases
 
 
 def tiny_model(family: str, seed: int = 0):

@@ -5,6 +5,8 @@ decoder + memories + TRIP core, what the bitstream holds) in Amaranth's simulato
 gives :class:`fpga.host.Board` a pyserial-like port.  Layers bigger than the link's
 memories are cut into several runs, so the tiling of the host is checked too.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,12 @@ RAW = dict(core=dict(rows=2, cols=4, a_lanes=1, w_lanes=2, mul_width=16, mul_lat
 REQUANT = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=64,
                          requant_lanes=2, max_groups=8),
                act_depth=128, weight_depth=128, scale_depth=32, result_bytes=256)
+
+
+# SmolLM2's K = 576 needs deeper memories: an ECP5-shaped link with the requantizer, 9 groups of 64.
+REAL = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=576,
+                      requant_lanes=2, max_groups=9),
+            act_depth=1152, weight_depth=1152, scale_depth=64, result_bytes=256)
 
 
 def simulated(design: dict) -> SimulatedSerial:
@@ -104,6 +112,30 @@ def test_requantized_on_chip_equals_the_cpu_fallback(requant_board, a_bits, out_
     assert np.array_equal(on_board.numpy(), want) and np.array_equal(on_cpu.numpy(), want)
     lo, hi = golden.int_range(out_bits)
     assert ((want == lo) | (want == hi)).any() and not port.rx_error     # some outputs on a rail
+
+
+def test_real_smollm2_layers_through_the_uart(real_layers):
+    """Exported SmolLM2 layers (block 16, the shipped bit plan: k_proj A8, o_proj A4; tokens the shipped
+    pruning plan kept) through the board's whole path: host driver, 8N1 frames, memories, core, on-chip
+    requantizer.  Full K = 576 and the real group size; a slice of 4 kept tokens × 8 output channels (one
+    run per layer, ~5 KB on the wire) keeps the bit-level UART simulation to about 40 s a layer.  The
+    reference is the export's own oracle."""
+    tokens, channels = 4, 8
+    with simulated(REAL) as port:
+        board = Board(port)
+        for name, real, _ in real_layers:
+            out_bits = 4 if real.a_bits == 8 else 8          # one of each output width across the two layers
+            _, p = real.requant(out_bits)
+            x, w = real.x[real.keep][:tokens], real.layer.weight[:channels]
+            params = dataclasses.replace(p, wmul=p.wmul[:channels], tmul=p.tmul[:tokens])
+            want = golden.requantize(real.layer.accumulators(x)[:, :channels], params.wmul, params.tmul,
+                                     params.shift, out_bits)
+            xt, wp = torch.tensor(x, dtype=torch.int8), ck.pack_weights(w)
+            got = board.requantized_matmul(xt, wp, real.layer.group_size, params, a_bits=real.a_bits)
+            assert np.array_equal(got.numpy(), want), name
+            assert np.array_equal(ck.requantized_matmul(xt, wp, real.layer.group_size, params,
+                                                        a_bits=real.a_bits).numpy(), want), name
+        assert board.stats.runs == 2 and not port.rx_error
 
 
 def test_raw_board_requantizes_on_the_host(raw_board):

@@ -10,21 +10,7 @@ from sim.toolchain import SIMULATORS
 from sim.trip_driver import CoreLimits, prepare_run
 from sim.trip_schedule import sums_to_tiles
 
-#: Block 16 follows the pruning point (after block 15); the shipped plan runs k_proj at A8, o_proj at A4.
-LAYERS = ["model.layers.16.self_attn.k_proj", "model.layers.16.self_attn.o_proj"]
 PARAMS = dict(rows=2, cols=8, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=1536)
-
-
-@pytest.fixture(scope="module")
-def real_layers(tmp_path_factory):
-    from sim.real_layer import capture
-    folder = tmp_path_factory.mktemp("real_layers")
-    cases = []
-    for name, real in capture(LAYERS).items():
-        path = folder / f"{name}.npz"
-        np.savez(path, x=real.x, w=real.layer.weight.astype(np.int64), keep=real.keep)
-        cases.append((name, real, str(path)))
-    return cases
 
 
 def test_export_oracle_and_golden_agree_on_the_captured_layers(real_layers):
