@@ -57,12 +57,13 @@ test: install  ## Unit tests, formal proofs and cocotb co-simulation on Verilato
 test-all: install  ## Everything, including the slow suites
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
-bench: install  ## Benchmarks: simulator speed, TRIP utilisation/cycles, 768×768 co-sim time, TRIP synthesis, CPU kernels
+bench: install  ## Benchmarks: simulator speed, TRIP utilisation/cycles, 768×768 co-sim time, TRIP synthesis, CPU kernels, FPGA builds and throughput (the ULX3S build takes ~30 min)
 	$(PY) -m benchmarks.sim_speed
 	$(PY) -m benchmarks.trip_perf
 	$(PY) -m benchmarks.trip_cosim_speed
 	$(PY) -m benchmarks.trip_synth
 	$(PY) -m benchmarks.cpu_linear
+	$(PY) -m benchmarks.fpga_throughput --build --boards icebreaker ulx3s-85f
 
 clean:  ## Remove build products (keeps .venv)
 	rm -rf build .pytest_cache
