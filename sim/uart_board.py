@@ -16,6 +16,11 @@ from amaranth.sim import Simulator
 
 from fpga.top import UartLink
 
+#: An idle board (see ``host_to_board``) waits this long in real time for the host between idle steps.
+IDLE_WAIT_S = 0.0005
+#: Byte times of an idle line (and no run) after which the board counts as idle.
+QUIET_BYTES = 4
+
 __all__ = ["SimulatedSerial"]
 
 
@@ -70,12 +75,27 @@ class SimulatedSerial:
 
         async def host_to_board(ctx):
             ctx.set(top.rx, 1)
+            quiet = 0                                       # cycles the board has been idle
             while not self._stop.is_set():
                 try:
                     byte = self._to_board.get_nowait()
                 except queue.Empty:
-                    await ctx.tick().repeat(4 * d)
-                    continue
+                    # Nothing to send, the board transmits nothing and runs nothing: wait for the host a
+                    # little in real time instead of simulating idle cycles flat out.  An idle simulation
+                    # holds the GIL; with several boards open it starved the one in use (3× slower).
+                    # "Transmits nothing": its line has stayed idle for a few byte times (stop bits and
+                    # gaps between reply bytes are idle too).
+                    quiet = quiet + 4 * d if ctx.get(top.tx) and not ctx.get(top.busy) else 0
+                    if quiet >= QUIET_BYTES * 10 * d:
+                        try:
+                            byte = self._to_board.get(timeout=IDLE_WAIT_S)
+                        except queue.Empty:
+                            await ctx.tick().repeat(4 * d)
+                            continue
+                    else:
+                        await ctx.tick().repeat(4 * d)
+                        continue
+                quiet = 0
                 for bit in [0] + [byte >> i & 1 for i in range(8)] + [1]:
                     ctx.set(top.rx, bit)
                     await ctx.tick().repeat(d)
