@@ -16,8 +16,9 @@ from amaranth.sim import Simulator
 
 from fpga.top import UartLink
 
-#: An idle board (see ``host_to_board``) waits this long in real time for the host between idle steps.
-IDLE_WAIT_S = 0.0005
+#: An idle board (see ``host_to_board``) waits up to this long in real time for the host between idle
+#: steps of 4 bit times (a byte from the host ends the wait at once), so an idle board costs almost nothing.
+IDLE_WAIT_S = 0.05
 #: Byte times of an idle line (and no run) after which the board counts as idle.
 QUIET_BYTES = 4
 
@@ -81,7 +82,7 @@ class SimulatedSerial:
                     byte = self._to_board.get_nowait()
                 except queue.Empty:
                     # Nothing to send, the board transmits nothing and runs nothing: wait for the host a
-                    # little in real time instead of simulating idle cycles flat out.  An idle simulation
+                    # while in real time instead of simulating idle cycles flat out.  An idle simulation
                     # holds the GIL; with several boards open it starved the one in use (3× slower).
                     # "Transmits nothing": its line has stayed idle for a few byte times (stop bits and
                     # gaps between reply bytes are idle too).
