@@ -12,7 +12,9 @@ setup(
         # -O3 for the loops; no -march: the SIMD paths carry their own target attributes and are
         # chosen from the CPU's flags at run time, so the build runs on any x86-64 or Arm CPU.
         # -fopenmp: at::parallel_for is compiled into this extension, and without OpenMP it runs serially.
-        extra_compile_args=["-O3", "-std=c++17", "-fopenmp"],
+        # -ffp-contract=off: the scaled epilogue must round each float product and sum on its own, as
+        # golden.linear.scaled_linear defines; GCC would fuse them into FMAs where the target has them (Arm).
+        extra_compile_args=["-O3", "-std=c++17", "-fopenmp", "-ffp-contract=off"],
         extra_link_args=["-fopenmp"],
     )],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},

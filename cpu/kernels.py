@@ -112,8 +112,9 @@ def scaled_matmul(x: torch.Tensor, w_packed: torch.Tensor, group: int, x_scale: 
                   w_scale: torch.Tensor, *, a_bits: int = 8, impl: str = "auto", out: torch.Tensor | None = None,
                   check_range: bool = True) -> torch.Tensor:
     """Float32 ``(M, N)``: ``x_scale[m] · Σ_g sums[m, n, g] · w_scale[n, g]`` with the exact sums of
-    :func:`group_sums`, fused (the sums never reach memory).  The float arithmetic is float32 in
-    group order, so it agrees with :func:`golden.group_scaled` (float64) to float32 rounding."""
+    :func:`group_sums`, fused (the sums never reach memory).  The float arithmetic is
+    :func:`golden.linear.scaled_linear`'s, operation for operation (float32, group order, no fused
+    multiply-add), so the result is bit-identical to it."""
     path = _checked_path(x, w_packed, group, a_bits, impl, check_range)
     return _run(_w4.scaled, x, w_packed, group, x_scale, w_scale, path, out)
 

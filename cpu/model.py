@@ -8,11 +8,10 @@ weights and symmetric int4/int8 activations for a :class:`CpuLinear`, which
    (:func:`cpu.scaled_matmul`: ``x_scale · Σ_g sums_g · w_scale_g`` in float32),
 3. adds the bias.
 
-The integers are exactly the fake-quant model's; the only difference is where float rounding
-happens.  The fake-quant layer multiplies dequantized floats (``F.linear`` in float32); here the
-integer sums are exact and only the per-group scaling rounds.  Layers outside that form (8-bit
-weights, float or asymmetric activations) stay as they are, and :func:`to_cpu_fallback` says
-which.
+The fake-quant layer computes the same integers and the same float32 operations in the same
+order (:func:`golden.linear.scaled_linear`), so the fallback's outputs, logits and perplexity
+are the fake-quant model's bit for bit.  Layers outside that form (8-bit weights, float or
+asymmetric activations) stay as they are, and :func:`to_cpu_fallback` says which.
 """
 from __future__ import annotations
 

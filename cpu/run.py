@@ -4,7 +4,7 @@
 
 Quantizes the model with RTN (weights in groups, per-token activations), scores the fake-quant
 model and the same model with every W4 linear on the compiled kernels over the same tokens,
-and prints both perplexities and the largest per-token difference in log-likelihood.  Then it
+and prints both perplexities, which must be identical bit for bit (it exits 2 if not).  Then it
 times prefill (one window) and greedy decode with a KV cache, for the float model and for the
 fallback.  With no --model it uses SmolLM2-135M-Instruct and the shipped WikiText-2 text.
 """
@@ -71,10 +71,11 @@ def main(argv=None) -> int:
         a = score(fake, ids_eval, args.seq_len, desc="fake-quant")
         b = score(on_cpu, ids_eval, args.seq_len, desc="cpu kernels")
         diff = (a.nll - b.nll).abs()
+        same = "bit-identical" if torch.equal(a.nll, b.nll) else "NOT identical"
         print(f"W4A{args.a_bits} RTN, weight groups of {cfg.group_size}, {a.predicted} predictions, kernel path "
               f"{best_path()}:")
         print(f"  perplexity: fake-quant {a.ppl:.4f}, cpu kernels {b.ppl:.4f} "
-              f"({100 * (b.ppl / a.ppl - 1):+.3f}%); largest per-token |Δ log-likelihood| "
+              f"({100 * (b.ppl / a.ppl - 1):+.3f}%, per-token log-likelihoods {same}); largest |Δ| "
               f"{float(diff[~diff.isnan()].max()):.2e}; scoring took {a.seconds:.1f} s and {b.seconds:.1f} s")
         prompt = ids[: args.prefill_tokens].unsqueeze(0)
         rows = [("float32", float_model), (f"W4A{args.a_bits} cpu kernels", on_cpu)]
@@ -86,6 +87,9 @@ def main(argv=None) -> int:
                   f"({dec / base[1]:.2f}×)")
         if not math.isfinite(b.ppl):
             raise ValueError("the fallback produced a non-finite perplexity")
+        if not torch.equal(a.nll, b.nll):
+            raise ValueError("the fallback's log-likelihoods differ from the fake-quant model's; both should "
+                             "compute golden.linear.scaled_linear exactly")
         return 0
 
     return run(body)

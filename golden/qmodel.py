@@ -2,9 +2,13 @@
 
 Weights are quantized once (RTN here, GPTQ in :mod:`golden.gptq`) and kept
 as integers plus scales, the form the export and the integer oracle use.
-Inputs of each linear are fake-quantized to the bits of the layer's entry in
-the bit plan (per token, dynamic, by default).  Softmax, norms, embeddings and
-the LM head stay in floating point.
+Inputs of each linear are quantized to the bits of the layer's entry in the
+bit plan (per token, dynamic).  A layer with integer weights and integer
+inputs computes its output from the integers, exactly as
+:func:`golden.linear.scaled_linear` defines it (exact group sums, float32
+scaling in a fixed order), so the CPU fallback can reproduce the model bit for
+bit; a layer that keeps float weights or float inputs multiplies floats.
+Softmax, norms, embeddings and the LM head stay in floating point.
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import quantizable_linears
-from .quant import QuantError, QuantSpec, dequantize, fake_quant, qparams, quantize
+from .linear import scaled_linear
+from .quant import QuantError, QuantSpec, centered, dequantize, fake_quant, qparams, quantize
 
 __all__ = ["QuantConfig", "QuantLinear", "auto_group_size", "quantize_model", "quant_layers", "set_act_bits"]
 
@@ -94,7 +99,20 @@ class QuantLinear(nn.Module):
             raise QuantError(f"{self.name}: {exc}") from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.quantize_input(x), self.weight, self.bias)
+        if self.w_spec is None or self.a_spec is None or self.a_spec.granularity != "row":
+            return F.linear(self.quantize_input(x), self.weight, self.bias)
+        rows = x.reshape(-1, self.in_features).float()
+        try:
+            x_scale, x_zero = qparams(rows, self.a_spec)
+        except QuantError as exc:
+            raise QuantError(f"{self.name}: {exc}") from None
+        xq = centered(quantize(rows, self.a_spec, x_scale, x_zero), self.a_spec, x_zero)
+        wq = centered(self.weight_q, self.w_spec, self.weight_zero)
+        y = scaled_linear(xq, x_scale, wq, self.weight_scale, self.w_spec.group_width(self.in_features),
+                          self.a_spec.centered_max, self.w_spec.centered_max)
+        if self.bias is not None:
+            y += self.bias
+        return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}->{self.out_features}, W={self.w_spec or 'float'}, A={self.a_spec or 'float'}"

@@ -23,7 +23,7 @@ import torch
 
 from .intref import int_range
 
-__all__ = ["GRANULARITIES", "QuantError", "QuantSpec", "qparams", "quantize", "dequantize",
+__all__ = ["GRANULARITIES", "QuantError", "QuantSpec", "qparams", "quantize", "centered", "dequantize",
            "fake_quant", "StaticObserver"]
 
 GRANULARITIES = ("tensor", "row", "group", "column")
@@ -71,6 +71,12 @@ class QuantSpec:
     @property
     def qrange(self) -> tuple[int, int]:
         return int_range(self.bits, signed=self.symmetric)
+
+    @property
+    def centered_max(self) -> int:
+        """The largest ``|q - zero|`` this spec's integers can have (what bounds an exact matmul)."""
+        qmin, qmax = self.qrange
+        return max(-qmin, qmax) if self.symmetric else qmax - qmin
 
     def __str__(self) -> str:
         kind = "sym" if self.symmetric else "asym"
@@ -127,6 +133,11 @@ def quantize(x: torch.Tensor, spec: QuantSpec, scale: torch.Tensor, zero: torch.
     v = _view(x.float(), spec)
     q = torch.clamp(torch.round(v / scale) + zero, qmin, qmax)
     return _unview(q, spec, x.shape).to(torch.int32)
+
+
+def centered(q: torch.Tensor, spec: QuantSpec, zero: torch.Tensor) -> torch.Tensor:
+    """``q - zero`` (float32 holding integers, same shape as ``q``): what the integer matmul multiplies."""
+    return _unview(_view(q.float(), spec) - zero, spec, q.shape)
 
 
 def dequantize(q: torch.Tensor, spec: QuantSpec, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
