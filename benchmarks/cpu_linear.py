@@ -1,4 +1,4 @@
-"""CPU fallback speed: W4A8 linear layers against fp32 and torch's dynamic int8 (fbgemm), side by side.
+"""CPU fallback speed: W4A8 and W8A8 linear layers against fp32 and torch's dynamic int8 (fbgemm), side by side.
 
 For each shape, decode (M = 1) and prefill (M = 128) rows, one run measures:
 
@@ -6,10 +6,11 @@ For each shape, decode (M = 1) and prefill (M = 128) rows, one run measures:
 * ``int8 dyn``: ``torch.ao.nn.quantized.dynamic.Linear`` (fbgemm; per-tensor int8 weights,
   activations quantized on the fly);
 * ``W4A8``: per-token int8 activations (``cpu.quantize_rows``, golden's quantizer compiled) and
-  this project's packed-int4 kernel with its fused float epilogue (``cpu.scaled_matmul``), group 128.
+  this project's packed-int4 kernel with its fused float epilogue (``cpu.scaled_matmul``), group 128;
+* ``W8A8``: the same with int8 weights, group 128.
 
-Also printed: the machine's read bandwidth (a large ``torch.sum``) and the share of it W4A8
-decode reaches on its weight bytes.  Times are medians of repeated calls after warm-up.
+Also printed: the machine's read bandwidth (a large ``torch.sum``) and the share of it each
+quantized kernel reaches on its weight bytes.  Times are medians of repeated calls after warm-up.
 
 A model's layers together are far larger than the last-level cache, so each call reads its
 weights from memory.  To measure that and not a cache-resident layer, every method cycles
@@ -70,15 +71,19 @@ def dynamic_int8_layers(k: int, n: int, working_set: int):
     return lambda x: next(layers)(x)
 
 
-def w4a8_layers(k: int, n: int, rng: np.random.Generator, working_set: int):
-    w = rng.integers(-8, 8, (n, k))
+def quantized_layers(k: int, n: int, w_bits: int, rng: np.random.Generator, working_set: int):
+    """A8 layers with packed int4 (``w_bits`` 4) or int8 weights; returns ``(run, weight bytes per layer)``."""
     w_scale = torch.from_numpy(rng.uniform(1e-3, 1e-2, (n, k // GROUP)).astype(np.float32))
-    packed = itertools.cycle([cpu.pack_weights(w) for _ in range(copies(n * k // 2, working_set))])
+    if w_bits == 4:
+        w, layer_bytes = cpu.pack_weights(rng.integers(-8, 8, (n, k))), n * k // 2
+    else:
+        w, layer_bytes = torch.from_numpy(rng.integers(-127, 128, (n, k)).astype(np.int8)), n * k
+    weights = itertools.cycle([w.clone() for _ in range(copies(layer_bytes, working_set))])
 
     def run(x: torch.Tensor) -> torch.Tensor:
         xq, scale = cpu.quantize_rows(x, 8)
-        return cpu.scaled_matmul(xq, next(packed), GROUP, scale, w_scale, check_range=False)
-    return run, n * k // 2
+        return cpu.scaled_matmul(xq, next(weights), GROUP, scale, w_scale, check_range=False)
+    return run, layer_bytes
 
 
 def main(argv=None) -> int:
@@ -96,22 +101,23 @@ def main(argv=None) -> int:
     print(f"{torch.get_num_threads()} threads, kernel path {cpu.best_path()} (available: "
           f"{', '.join(cpu.available_paths())}); read bandwidth {bw / 1e9:.1f} GB/s; "
           f"working set {args.working_set} MiB of weights per method")
-    print(f"{'shape K→N':>14} {'M':>4} {'fp32 ms':>9} {'int8 dyn ms':>12} {'W4A8 ms':>9} "
-          f"{'W4A8 vs fp32':>13} {'vs int8 dyn':>12} {'W4A8 GB/s':>10} {'of bw':>6}")
+    print(f"{'shape K→N':>14} {'M':>4} {'fp32 ms':>9} {'int8 dyn':>9} | {'W4A8 ms':>8} {'×fp32':>6} {'×dyn':>6} "
+          f"{'of bw':>6} | {'W8A8 ms':>8} {'×fp32':>6} {'×dyn':>6} {'of bw':>6}")
     rng = np.random.default_rng(0)
     for k, n in SHAPES:
         fp32 = fp32_layers(k, n, working_set)
         dyn = dynamic_int8_layers(k, n, working_set)
-        ours, weight_bytes = w4a8_layers(k, n, rng, working_set)
+        ours = [quantized_layers(k, n, bits, rng, working_set) for bits in (4, 8)]
         for m in ROWS:
             x = torch.randn(m, k)
             with torch.inference_mode():
                 t_fp = median_seconds(lambda: fp32(x), args.repeats)
                 t_dyn = median_seconds(lambda: dyn(x), args.repeats)
-                t_ours = median_seconds(lambda: ours(x), args.repeats)
-            rate = weight_bytes / t_ours
-            print(f"{f'{k}→{n}':>14} {m:>4} {t_fp * 1e3:>9.3f} {t_dyn * 1e3:>12.3f} {t_ours * 1e3:>9.3f} "
-                  f"{t_fp / t_ours:>12.2f}× {t_dyn / t_ours:>11.2f}× {rate / 1e9:>10.1f} {rate / bw:>6.0%}")
+                cells = []
+                for run, weight_bytes in ours:
+                    t = median_seconds(lambda: run(x), args.repeats)
+                    cells.append(f"{t * 1e3:>8.3f} {t_fp / t:>5.2f}× {t_dyn / t:>5.2f}× {weight_bytes / t / bw:>6.0%}")
+            print(f"{f'{k}→{n}':>14} {m:>4} {t_fp * 1e3:>9.3f} {t_dyn * 1e3:>9.3f} | " + " | ".join(cells))
     return 0
 
 

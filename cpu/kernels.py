@@ -1,7 +1,10 @@
-"""Python face of the compiled W4 kernels (``cpu._w4``): checks, dispatch, and the one warning.
+"""Python face of the compiled kernels (``cpu._w4``): checks, dispatch, and the one warning.
 
-:func:`group_sums` returns exactly :func:`golden.group_accumulators` of the
-unpacked weights, on every path; the tests hold each path to that.
+Weights come in two forms, told apart by dtype: ``uint8 (N, K/2)`` is packed
+int4 (:func:`pack_weights`, the export's layout), ``int8 (N, K)`` is int8
+weights (W8A8 and W8A4).  :func:`group_sums` returns exactly
+:func:`golden.group_accumulators` of the weights, on every path; the tests hold
+each path to that.
 """
 from __future__ import annotations
 
@@ -56,10 +59,13 @@ def _checked_path(x: torch.Tensor, w_packed: torch.Tensor, group: int, a_bits: i
         raise TypeError("x and w_packed must be torch tensors")
     if x.dtype != torch.int8:
         raise TypeError(f"activations must be an int8 tensor (int4 values live in int8), not {x.dtype}")
-    if w_packed.dtype != torch.uint8:
-        raise TypeError(f"packed weights must be a uint8 tensor, not {w_packed.dtype}")
-    if x.dim() != 2 or w_packed.dim() != 2 or x.shape[1] != 2 * w_packed.shape[1]:
-        raise ValueError(f"shape mismatch: need x (M, K) and packed weights (N, K/2); got {tuple(x.shape)} "
+    if w_packed.dtype not in (torch.uint8, torch.int8):
+        raise TypeError(f"weights must be uint8 (packed int4, two per byte) or int8 (int8 weights), "
+                        f"not {w_packed.dtype}")
+    per_byte = 2 if w_packed.dtype == torch.uint8 else 1
+    if x.dim() != 2 or w_packed.dim() != 2 or x.shape[1] != per_byte * w_packed.shape[1]:
+        want = "packed int4 weights (N, K/2)" if per_byte == 2 else "int8 weights (N, K)"
+        raise ValueError(f"shape mismatch: need x (M, K) and {want}; got {tuple(x.shape)} "
                          f"and {tuple(w_packed.shape)}")
     if not x.is_contiguous() or not w_packed.is_contiguous():
         raise ValueError("x and w_packed must be contiguous (call .contiguous() once, outside the hot loop)")
@@ -97,7 +103,7 @@ def quantize_rows(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.T
 def group_sums(x: torch.Tensor, w_packed: torch.Tensor, group: int, *, a_bits: int = 8, impl: str = "auto",
                out: torch.Tensor | None = None, check_range: bool = True) -> torch.Tensor:
     """Exact int32 group sums ``(M, N, K // group)`` of int8/int4 activations ``x (M, K)`` and packed
-    int4 weights ``w_packed (N, K/2)``: :func:`golden.group_accumulators`.
+    int4 weights ``w_packed (N, K/2)`` (or int8 weights ``(N, K)``): :func:`golden.group_accumulators`.
 
     ``a_bits`` 4 or 8: int4 activations are int8 tensors holding values in ``[-8, 7]``;
     ``check_range`` verifies that (one pass over ``x``; turn it off in a hot loop whose inputs

@@ -1,6 +1,6 @@
-"""The whole quantized model on the CPU fallback: every W4 linear runs on the compiled kernels.
+"""The whole quantized model on the CPU fallback: every W4/W8 linear runs on the compiled kernels.
 
-:func:`to_cpu_fallback` swaps each :class:`golden.qmodel.QuantLinear` with 4-bit symmetric
+:func:`to_cpu_fallback` swaps each :class:`golden.qmodel.QuantLinear` with 4- or 8-bit symmetric
 weights and symmetric int4/int8 activations for a :class:`CpuLinear`, which
 
 1. quantizes the input per token with :func:`cpu.quantize_rows` (golden's quantizer, bit for bit),
@@ -10,8 +10,8 @@ weights and symmetric int4/int8 activations for a :class:`CpuLinear`, which
 
 The fake-quant layer computes the same integers and the same float32 operations in the same
 order (:func:`golden.linear.scaled_linear`), so the fallback's outputs, logits and perplexity
-are the fake-quant model's bit for bit.  Layers outside that form (8-bit weights, float or
-asymmetric activations) stay as they are, and :func:`to_cpu_fallback` says which.
+are the fake-quant model's bit for bit.  Layers outside that form (float or asymmetric
+activations, asymmetric weights) stay as they are, and :func:`to_cpu_fallback` says which.
 """
 from __future__ import annotations
 
@@ -26,13 +26,16 @@ __all__ = ["CpuLinear", "to_cpu_fallback"]
 
 
 class CpuLinear(nn.Module):
-    """One W4A4/W4A8 linear layer on the compiled kernels (float in, float out)."""
+    """One W4A4/W4A8/W8A4/W8A8 linear layer on the compiled kernels (float in, float out).
+
+    ``packed`` is the kernels' weight form: uint8 ``(N, K/2)`` packed int4, or int8 ``(N, K)``."""
 
     def __init__(self, name: str, packed: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
                  a_bits: int, group: int):
         super().__init__()
         self.name, self.a_bits, self.group = name, a_bits, group
-        self.out_features, self.in_features = packed.shape[0], packed.shape[1] * 2
+        self.w_bits = 4 if packed.dtype == torch.uint8 else 8
+        self.out_features, self.in_features = packed.shape[0], packed.shape[1] * (8 // self.w_bits)
         self.register_buffer("packed", packed.contiguous())
         self.register_buffer("w_scale", w_scale.float().reshape(self.out_features, -1).contiguous())
         self.bias = None if bias is None else nn.Parameter(bias.detach().float(), requires_grad=False)
@@ -43,7 +46,10 @@ class CpuLinear(nn.Module):
         if reason:
             raise ValueError(f"{layer.name}: {reason}")
         group = layer.w_spec.group_width(layer.in_features)
-        packed = pack_weights(layer.weight_q.numpy().astype("int64"))
+        if layer.w_spec.bits == 8:
+            packed = layer.weight_q.to(torch.int8)
+        else:
+            packed = pack_weights(layer.weight_q.numpy().astype("int64"))
         return cls(layer.name, packed, layer.weight_scale, layer.bias, layer.a_spec.bits, group)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,18 +62,18 @@ class CpuLinear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}->{self.out_features}, W4 group {self.group}, A{self.a_bits} (cpu kernels)"
+        return f"{self.in_features}->{self.out_features}, W{self.w_bits} group {self.group}, A{self.a_bits} (cpu kernels)"
 
 
 def unsupported(layer: QuantLinear) -> str | None:
     """Why ``layer`` cannot run on the kernels, or None when it can."""
-    if layer.w_spec is None or layer.w_spec.bits != 4 or not layer.w_spec.symmetric:
-        return "the kernels take 4-bit symmetric weights only"
+    if layer.w_spec is None or layer.w_spec.bits not in (4, 8) or not layer.w_spec.symmetric:
+        return "the kernels take 4- or 8-bit symmetric weights only"
     if layer.a_spec is None:
         return "float activations (the bit plan keeps this layer in float)"
     if not layer.a_spec.symmetric:
         return "the kernels take symmetric activations only"
-    if layer.in_features % 2:
+    if layer.w_spec.bits == 4 and layer.in_features % 2:
         return "an odd input width cannot be packed two per byte"
     return None
 

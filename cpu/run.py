@@ -1,6 +1,6 @@
-"""Run a W4A8/W4A4 model on the CPU fallback: perplexity next to the fake-quant model, and speed.
+"""Run a W4A8/W4A4/W8A8 model on the CPU fallback: perplexity next to the fake-quant model, and speed.
 
-    python -m cpu.run [--model PATH] [--text FILE] [--a-bits 8] [--eval-tokens 1024] [--decode-tokens 32]
+    python -m cpu.run [--model PATH] [--text FILE] [--w-bits 4] [--a-bits 8] [--eval-tokens 1024]
 
 Quantizes the model with RTN (weights in groups, per-token activations), scores the fake-quant
 model and the same model with every W4 linear on the compiled kernels over the same tokens,
@@ -22,6 +22,7 @@ def _parse(argv):
     from golden.cli import add_source_args
     p = argparse.ArgumentParser(prog="python -m cpu.run", description=__doc__.split("\n\n")[0])
     add_source_args(p)
+    p.add_argument("--w-bits", type=int, choices=(4, 8), default=4, help="weight bits (default 4)")
     p.add_argument("--a-bits", type=int, choices=(4, 8), default=8, help="activation bits (default 8)")
     p.add_argument("--eval-tokens", type=int, default=1024, help="evaluation tokens from the start of the text")
     p.add_argument("--seq-len", type=int, default=512, help="window length (default 512)")
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
         model, _, ids = load_source(args)
         ids_eval = split_tokens(ids, args.eval_tokens, 0).eval_ids
         float_model = copy.deepcopy(model)
-        cfg = QuantConfig("cpu", w_bits=4, a_bits=args.a_bits, group_size=auto_group_size(model))
+        cfg = QuantConfig("cpu", w_bits=args.w_bits, a_bits=args.a_bits, group_size=auto_group_size(model))
         fake = quantize_model(model, cfg)
         on_cpu = copy.deepcopy(fake)
         kept = to_cpu_fallback(on_cpu)
@@ -72,13 +73,13 @@ def main(argv=None) -> int:
         b = score(on_cpu, ids_eval, args.seq_len, desc="cpu kernels")
         diff = (a.nll - b.nll).abs()
         same = "bit-identical" if torch.equal(a.nll, b.nll) else "NOT identical"
-        print(f"W4A{args.a_bits} RTN, weight groups of {cfg.group_size}, {a.predicted} predictions, kernel path "
+        print(f"W{args.w_bits}A{args.a_bits} RTN, weight groups of {cfg.group_size}, {a.predicted} predictions, kernel path "
               f"{best_path()}:")
         print(f"  perplexity: fake-quant {a.ppl:.4f}, cpu kernels {b.ppl:.4f} "
               f"({100 * (b.ppl / a.ppl - 1):+.3f}%, per-token log-likelihoods {same}); largest |Δ| "
               f"{float(diff[~diff.isnan()].max()):.2e}; scoring took {a.seconds:.1f} s and {b.seconds:.1f} s")
         prompt = ids[: args.prefill_tokens].unsqueeze(0)
-        rows = [("float32", float_model), (f"W4A{args.a_bits} cpu kernels", on_cpu)]
+        rows = [("float32", float_model), (f"W{args.w_bits}A{args.a_bits} cpu kernels", on_cpu)]
         base = None
         for label, m in rows:
             pre, dec = speed(m, prompt, args.decode_tokens)

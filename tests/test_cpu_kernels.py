@@ -52,6 +52,62 @@ def test_extremes_in_every_lane(path, xv, wv):
     assert int(got[0, 0, 0]) == 4096 * xv * wv
 
 
+W8_SHAPES = [  # int8 weights: 32-byte blocks on x86, 16 on Arm; other groups take the scalar loop
+    (1, 128, 8, 64), (1, 4096, 13, 128), (3, 256, 5, 32), (7, 192, 9, 96), (2, 64, 4, 16), (4, 768, 17, 768),
+    (16, 512, 3, 128), (6, 256, 7, 64), (5, 1536, 5, 192), (9, 576, 6, 576), (0, 128, 4, 64), (1, 2, 1, 2),
+]
+
+
+def _w8_operands(m, k, n, a_bits, seed):
+    rng = np.random.default_rng(seed)
+    lo, hi = golden.int_range(a_bits)
+    return rng.integers(lo, hi + 1, (m, k)).astype(np.int8), rng.integers(-128, 128, (n, k)).astype(np.int8)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("a_bits", (4, 8))
+@pytest.mark.parametrize("shape", W8_SHAPES)
+def test_w8_group_sums_bit_exact(path, a_bits, shape):
+    """int8 weights (W8A8, W8A4): the same exact sums, on every path."""
+    m, k, n, group = shape
+    x, w = _w8_operands(m, k, n, a_bits, seed=m * 17 + n)
+    got = cpu.group_sums(torch.from_numpy(x), torch.from_numpy(w), group, a_bits=a_bits, impl=path)
+    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, group, x_bits=a_bits, w_bits=8))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("xv, wv", [(-128, -128), (-128, 127), (127, -128), (127, 127), (-127, -128), (-1, -128)])
+def test_w8_extremes_in_every_lane(path, xv, wv):
+    """int8 corners over K = 4096: |sum| up to 4096 · 128 · 128.  The x86 loops negate activations, which
+    -128 survives only because activations holding it take the exact scalar loop."""
+    x, w = np.full((2, 4096), xv, np.int8), np.full((6, 4096), wv, np.int8)
+    got = cpu.group_sums(torch.from_numpy(x), torch.from_numpy(w), 4096, impl=path)
+    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 4096, w_bits=8))
+    assert int(got[0, 0, 0]) == 4096 * xv * wv
+    x[1, 5] = -128                                        # one -128 among other values
+    got = cpu.group_sums(torch.from_numpy(x), torch.from_numpy(w), 64, impl=path)
+    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 64, w_bits=8))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_w8_fused_epilogues_match_golden(path):
+    m, k, n, group = 5, 512, 11, 128
+    x, w = _w8_operands(m, k, n, 8, seed=3)
+    x[x == -128] = -127                                   # what golden's symmetric quantizer produces
+    rng = np.random.default_rng(4)
+    xs, ws = rng.uniform(1e-3, 1e-1, m).astype(np.float32), rng.uniform(1e-3, 1e-1, (n, k // group)).astype(np.float32)
+    got = cpu.scaled_matmul(torch.from_numpy(x), torch.from_numpy(w), group, torch.from_numpy(xs),
+                            torch.from_numpy(ws), impl=path)
+    exact = scaled_linear(torch.from_numpy(x), torch.from_numpy(xs), torch.from_numpy(w), torch.from_numpy(ws),
+                          group, x_max=128, w_max=128)
+    assert torch.equal(got, exact)
+    acc = golden.group_accumulators(x, w, group, w_bits=8)
+    y = golden.group_scaled(acc, ws, xs)
+    params = golden.requant_params(ws, xs, golden.output_scale(y, 8), 8)
+    q = cpu.requantized_matmul(torch.from_numpy(x), torch.from_numpy(w), group, params, impl=path)
+    assert np.array_equal(q.numpy(), golden.requantize(acc, params.wmul, params.tmul, params.shift, 8))
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_out_buffer_is_reused(path):
     x, w = _operands(3, 256, 9, 8, seed=5)
@@ -69,7 +125,8 @@ def _call(**kw):
 
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(x=torch.zeros(2, 128, dtype=torch.float32)), TypeError, "must be an int8 tensor"),
-    (dict(w_packed=torch.zeros(3, 64, dtype=torch.int8)), TypeError, "must be a uint8 tensor"),
+    (dict(w_packed=torch.zeros(3, 64, dtype=torch.int16)), TypeError, r"uint8 \(packed int4, two per byte\) or int8"),
+    (dict(w_packed=torch.zeros(3, 64, dtype=torch.int8)), ValueError, r"int8 weights \(N, K\)"),
     (dict(w_packed=torch.zeros(3, 32, dtype=torch.uint8)), ValueError, "shape mismatch"),
     (dict(x=torch.zeros(1, 2, 128, dtype=torch.int8)), ValueError, "shape mismatch"),
     (dict(x=torch.zeros(128, 2, dtype=torch.int8).t()), ValueError, "must be contiguous"),

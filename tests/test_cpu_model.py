@@ -20,10 +20,10 @@ def _with_biases(model):
     return model
 
 
-@pytest.mark.parametrize("a_bits, group", [(8, 64), (4, 32), (8, None)])
-def test_fallback_model_equals_the_fake_quant_model(family, a_bits, group, tmp_path):
+@pytest.mark.parametrize("w_bits, a_bits, group", [(4, 8, 64), (4, 4, 32), (4, 8, None), (8, 8, None), (8, 4, 32)])
+def test_fallback_model_equals_the_fake_quant_model(family, w_bits, a_bits, group, tmp_path):
     fake = quantize_model(_with_biases(tiny_model(family)),
-                          QuantConfig("t", w_bits=4, a_bits=a_bits, group_size=group))
+                          QuantConfig("t", w_bits=w_bits, a_bits=a_bits, group_size=group))
     on_cpu = copy.deepcopy(fake)
     assert to_cpu_fallback(on_cpu) == {}
     assert not quant_layers(on_cpu) and any(isinstance(m, CpuLinear) for m in on_cpu.modules())
@@ -49,11 +49,12 @@ def test_fallback_model_equals_the_fake_quant_model(family, a_bits, group, tmp_p
 
 
 def test_layers_the_kernels_cannot_run_stay_and_are_named():
-    model = quantize_model(tiny_model("llama"), QuantConfig("t", w_bits=8, a_bits=8, group_size=64))
+    model = quantize_model(tiny_model("llama"), QuantConfig("t", w_bits=4, a_bits=8, group_size=64,
+                                                            a_symmetric=False))
     kept = to_cpu_fallback(model)
-    assert kept and all("4-bit symmetric weights" in why for why in kept.values())
+    assert kept and all("symmetric activations only" in why for why in kept.values())
     assert all(isinstance(m, QuantLinear) for m in quant_layers(model).values())
-    with pytest.raises(ValueError, match="4-bit symmetric weights only"):
+    with pytest.raises(ValueError, match="symmetric activations only"):
         CpuLinear.from_quant_linear(next(iter(quant_layers(model).values())))
 
 

@@ -1,4 +1,4 @@
-// torch bindings of the W4 kernels: argument checks, the scratch buffers, dispatch and threading.
+// torch bindings of the W4 (and W8) kernels: argument checks, the scratch buffers, dispatch and threading.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -36,12 +36,18 @@ Path parse_path(const std::string& impl) {
 }
 
 // The SIMD loops step over whole blocks of a group; other group sizes take the scalar loop.
-bool fits(Path path, int64_t group) {
+bool fits(Path path, int64_t group, int w_bits) {
+    if (w_bits == 8) return path == Path::Scalar || group % w4::kBlock8 == 0;
     switch (path) {
         case Path::Avx2: case Path::Vnni: return group % 64 == 0;
         case Path::Neon: return group % 32 == 0;
         default: return true;
     }
+}
+
+// The x86 int8-weight loops negate activations; -128 has no int8 negation (see w4_kernels.h).
+bool holds_min_int8(const int8_t* x, int64_t count) {
+    return std::find(x, x + count, static_cast<int8_t>(-128)) != x + count;
 }
 
 // Reused across calls (grown, never shrunk): the hot path allocates only when a bigger call comes.
@@ -53,19 +59,23 @@ thread_local ScratchBuffers scratch;
 
 }  // namespace
 
-// Checks shared by every entry point; returns (M, K, N, G).
-std::array<int64_t, 4> check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
+// Checks shared by every entry point; returns (M, K, N, G, weight bits).  uint8 weights are packed
+// int4 (N, K/2); int8 weights are int8 values (N, K).
+std::array<int64_t, 5> check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
     TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu(), "w4 kernels run on CPU tensors");
     TORCH_CHECK(x.scalar_type() == torch::kInt8, "activations must be int8, got ", x.scalar_type());
-    TORCH_CHECK(w.scalar_type() == torch::kUInt8, "packed weights must be uint8, got ", w.scalar_type());
-    TORCH_CHECK(x.dim() == 2 && w.dim() == 2, "need x (M, K) and packed w (N, K/2); got ", x.sizes(), " and ",
-                w.sizes());
+    TORCH_CHECK(w.scalar_type() == torch::kUInt8 || w.scalar_type() == torch::kInt8,
+                "weights must be uint8 (packed int4) or int8, got ", w.scalar_type());
+    const int64_t w_bits = w.scalar_type() == torch::kInt8 ? 8 : 4;
+    TORCH_CHECK(x.dim() == 2 && w.dim() == 2, "need x (M, K) and w (N, K/2 packed or K); got ", x.sizes(),
+                " and ", w.sizes());
     TORCH_CHECK(x.is_contiguous() && w.is_contiguous(), "x and w must be contiguous");
     const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-    TORCH_CHECK(K % 2 == 0 && w.size(1) * 2 == K, "shape mismatch: x has K = ", K, " but packed w holds ",
-                w.size(1) * 2, " values per row");
+    const int64_t per_row = w_bits == 8 ? w.size(1) : w.size(1) * 2;
+    TORCH_CHECK(per_row == K && (w_bits == 8 || K % 2 == 0), "shape mismatch: x has K = ", K, " but w holds ",
+                per_row, " values per row");
     TORCH_CHECK(group >= 1 && K % group == 0, "group size ", group, " does not divide K = ", K);
-    return {M, K, N, K / group};
+    return {M, K, N, K / group, w_bits};
 }
 
 const char* dtype_name(torch::ScalarType type) {
@@ -96,10 +106,12 @@ const T* table(const torch::Tensor& t, torch::ScalarType type, torch::IntArrayRe
 
 void launch(w4::Problem& p, const std::string& impl) {
     Path path = parse_path(impl);
-    if (!fits(path, p.group)) path = Path::Scalar;
+    if (!fits(path, p.group, p.w_bits)) path = Path::Scalar;
+    if (p.w_bits == 8 && (path == Path::Avx2 || path == Path::Vnni) && holds_min_int8(p.x, p.M * p.K))
+        path = Path::Scalar;
     const int64_t G = p.K / p.group;
     w4::Scratch s{nullptr, nullptr, nullptr};
-    if (path != Path::Scalar) {
+    if (path != Path::Scalar && p.w_bits == 4) {
         scratch.even.resize(static_cast<size_t>(p.M * p.K / 2));
         scratch.odd.resize(static_cast<size_t>(p.M * p.K / 2));
         scratch.sums.resize(static_cast<size_t>(p.M * G));
@@ -109,6 +121,15 @@ void launch(w4::Problem& p, const std::string& impl) {
     // Threads split output channels in multiples of 4 (the AVX2 loop's row block).
     const int64_t grain = std::max<int64_t>(4, (p.N / (4 * at::get_num_threads()) + 3) / 4 * 4);
     at::parallel_for(0, p.N, grain, [&](int64_t n0, int64_t n1) {
+        if (p.w_bits == 8) {
+            switch (path) {
+                case Path::Avx2: w4::w8_sums_avx2(p, n0, n1); break;
+                case Path::Vnni: w4::w8_sums_vnni(p, n0, n1); break;
+                case Path::Neon: w4::w8_sums_neon(p, n0, n1); break;
+                default: w4::w8_sums_scalar(p, n0, n1);
+            }
+            return;
+        }
         switch (path) {
             case Path::Avx2: w4::group_sums_avx2(p, s, n0, n1); break;
             case Path::Vnni: w4::group_sums_vnni(p, s, n0, n1); break;
@@ -118,11 +139,12 @@ void launch(w4::Problem& p, const std::string& impl) {
     });
 }
 
-w4::Problem problem(const torch::Tensor& x, const torch::Tensor& w, const std::array<int64_t, 4>& d,
+w4::Problem problem(const torch::Tensor& x, const torch::Tensor& w, const std::array<int64_t, 5>& d,
                     int64_t group, w4::Epilogue e) {
     w4::Problem p{};
     p.x = x.data_ptr<int8_t>();
-    p.w = w.data_ptr<uint8_t>();
+    p.w = static_cast<const uint8_t*>(w.data_ptr());
+    p.w_bits = static_cast<int>(d[4]);
     p.M = d[0]; p.K = d[1]; p.N = d[2]; p.group = group;
     p.epilogue = e;
     return p;
@@ -205,8 +227,8 @@ std::vector<torch::Tensor> quantize_rows(const torch::Tensor& x, int64_t bits, d
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-    m.doc() = "Exact int4-weight group sums on the CPU (scalar, AVX2, AVX-512 VNNI, NEON dot product)";
-    m.def("group_sums", &group_sums, "int32 group sums (M, N, K/group) of int8 x (M, K) and packed int4 w (N, K/2)",
+    m.doc() = "Exact int4- and int8-weight group sums on the CPU (scalar, AVX2, AVX-512 VNNI, NEON dot product)";
+    m.def("group_sums", &group_sums, "int32 group sums (M, N, K/group) of int8 x (M, K) and packed int4 w (N, K/2) or int8 w (N, K)",
           py::arg("x"), py::arg("w"), py::arg("group"), py::arg("impl"), py::arg("out") = py::none());
     m.def("scaled", &scaled, "float32 (M, N): x_scale[m] * sum_g sums[m, n, g] * w_scale[n, g]",
           py::arg("x"), py::arg("w"), py::arg("group"), py::arg("x_scale"), py::arg("w_scale"),

@@ -7,6 +7,7 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define W4_X86 1
+#define W4_VNNI "avx512f,avx512bw,avx512vl,avx512vnni"   // what the VNNI paths compile for
 #include <immintrin.h>
 #endif
 #if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
@@ -75,22 +76,39 @@ static int32_t* sums_buffer(int64_t count) {
     return buf.data();
 }
 
-void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
-    const int64_t groups = p.K / p.group, half = p.K / 2;
+// The loop every one-output-at-a-time path shares: for each output (n, m), the G group sums from
+// dot(n, m, g), then the epilogue.  (The AVX2 loops block several outputs and have their own.)
+template <typename GroupDot>
+static inline void each_output(const Problem& p, int64_t n0, int64_t n1, GroupDot dot) {
+    const int64_t groups = p.K / p.group;
     int32_t* sums = sums_buffer(groups);
-    for (int64_t n = n0; n < n1; ++n) {
-        const uint8_t* wr = p.w + n * half;
+    for (int64_t n = n0; n < n1; ++n)
         for (int64_t m = 0; m < p.M; ++m) {
-            const int8_t* xr = p.x + m * p.K;
-            for (int64_t g = 0; g < groups; ++g) {
-                int32_t acc = 0;
-                for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k)
-                    acc += static_cast<int32_t>(xr[k]) * nibble(wr[k >> 1], static_cast<int>(k & 1));
-                sums[g] = acc;
-            }
+            for (int64_t g = 0; g < groups; ++g) sums[g] = dot(n, m, g);
             finish(p, m, n, sums, 1);
         }
-    }
+}
+
+void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
+    each_output(p, n0, n1, [&p](int64_t n, int64_t m, int64_t g) {
+        const uint8_t* wr = p.w + n * (p.K / 2);
+        const int8_t* xr = p.x + m * p.K;
+        int32_t acc = 0;
+        for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k)
+            acc += static_cast<int32_t>(xr[k]) * nibble(wr[k >> 1], static_cast<int>(k & 1));
+        return acc;
+    });
+}
+
+void w8_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
+    each_output(p, n0, n1, [&p](int64_t n, int64_t m, int64_t g) {
+        const int8_t* wr = reinterpret_cast<const int8_t*>(p.w) + n * p.K;
+        const int8_t* xr = p.x + m * p.K;
+        int32_t acc = 0;
+        for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k)
+            acc += static_cast<int32_t>(xr[k]) * static_cast<int32_t>(wr[k]);
+        return acc;
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,30 +250,105 @@ bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
     return true;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
-    const int64_t groups = p.K / p.group, half = p.K / 2, gh = p.group / 2;
-    int32_t* sums = sums_buffer(groups);
-    const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(0x08);
-    for (int64_t n = n0; n < n1; ++n) {
-        const uint8_t* wr = p.w + n * half;
-        for (int64_t m = 0; m < p.M; ++m) {
-            const int8_t* xe = s.x_even + m * half;
-            const int8_t* xo = s.x_odd + m * half;
-            for (int64_t g = 0; g < groups; ++g) {
-                __m256i acc = _mm256_setzero_si256();
-                for (int64_t j = g * gh; j < (g + 1) * gh; j += 32) {
-                    __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j));
-                    __m256i lo = _mm256_xor_si256(_mm256_and_si256(packed, mask), eight);
-                    __m256i hi = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), eight);
-                    acc = _mm256_dpbusd_epi32(acc, lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xe + j)));
-                    acc = _mm256_dpbusd_epi32(acc, hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xo + j)));
-                }
-                sums[g] = hsum_avx2(acc) - 8 * s.x_group_sum[g * p.M + m];
-            }
-            finish(p, m, n, sums, 1);
+// ---------------------------------------------------------------------------------------------
+// int8 weights on x86: x·w = |w| · (x with w's sign), an unsigned×signed byte product, so maddubs
+// and dpbusd apply.  A pair of such products is at most 2 · 128 · 127 = 32,512 in magnitude (no
+// 16-bit saturation) provided no activation is -128, whose negation would wrap; launch() sends
+// activations holding -128 to the scalar loop.  No offset correction is needed.
+// ---------------------------------------------------------------------------------------------
+
+// NR weight rows × MR tokens over one group, widened to 32 bits after every 32-byte step.
+template <int NR, int MR>
+__attribute__((target("avx2"), always_inline))
+static inline void tile8_avx2(const Problem& p, int64_t n, int64_t m, int64_t g, int32_t* sums) {
+    constexpr int T = NR * MR;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
+    const int8_t* wg = reinterpret_cast<const int8_t*>(p.w) + n * p.K + g * p.group;
+    const int8_t* xg = p.x + m * p.K + g * p.group;
+    for (int64_t j = 0; j < p.group; j += 32) {
+        __m256i w[NR], mag[NR];
+        for (int r = 0; r < NR; ++r) {
+            w[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * p.K + j));
+            mag[r] = _mm256_abs_epi8(w[r]);
+        }
+        for (int q = 0; q < MR; ++q) {
+            __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + q * p.K + j));
+            for (int r = 0; r < NR; ++r)
+                acc[r * MR + q] = _mm256_add_epi32(acc[r * MR + q], _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(mag[r], _mm256_sign_epi8(x, w[r])), ones));
         }
     }
+    for (int t = 0; t < T; ++t) sums[g * T + t] = hsum_avx2(acc[t]);
+}
+
+template <int NR, int MR>
+__attribute__((target("avx2")))
+static void block8_avx2(const Problem& p, int64_t n, int64_t m, int32_t* sums) {
+    const int64_t groups = p.K / p.group;
+    for (int64_t g = 0; g < groups; ++g) tile8_avx2<NR, MR>(p, n, m, g, sums);
+    for (int r = 0; r < NR; ++r)
+        for (int q = 0; q < MR; ++q) finish(p, m + q, n + r, sums + r * MR + q, NR * MR);
+}
+
+__attribute__((target("avx2")))
+bool w8_sums_avx2(const Problem& p, int64_t n0, int64_t n1) {
+    int32_t* sums = sums_buffer(8 * (p.K / p.group));
+    int64_t n = n0;
+    if (p.M >= 4) {     // prefill: 2 weight rows × 4 tokens, weight rows in L2-sized chunks as for int4
+        constexpr int64_t kChunk = 16;
+        for (; n + 2 <= n1; n += kChunk) {
+            const int64_t end = n + std::min<int64_t>(kChunk, (n1 - n) / 2 * 2);
+            int64_t m = 0;
+            for (; m + 4 <= p.M; m += 4)
+                for (int64_t r = n; r < end; r += 2) block8_avx2<2, 4>(p, r, m, sums);
+            for (; m < p.M; ++m)
+                for (int64_t r = n; r < end; r += 2) block8_avx2<2, 1>(p, r, m, sums);
+            if (end - n < kChunk) { n = end; break; }
+        }
+    }
+    for (; n + 4 <= n1; n += 4)      // decode: 4 weight rows × 1 token
+        for (int64_t m = 0; m < p.M; ++m) block8_avx2<4, 1>(p, n, m, sums);
+    for (; n < n1; ++n)
+        for (int64_t m = 0; m < p.M; ++m) block8_avx2<1, 1>(p, n, m, sums);
+    return true;
+}
+
+__attribute__((target(W4_VNNI)))
+bool w8_sums_vnni(const Problem& p, int64_t n0, int64_t n1) {
+    each_output(p, n0, n1, [&p](int64_t n, int64_t m, int64_t g) __attribute__((target(W4_VNNI))) {
+        const int8_t* wr = reinterpret_cast<const int8_t*>(p.w) + n * p.K;
+        const int8_t* xr = p.x + m * p.K;
+        __m256i acc = _mm256_setzero_si256();
+        for (int64_t j = g * p.group; j < (g + 1) * p.group; j += 32) {
+            __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j));
+            __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + j));
+            acc = _mm256_dpbusd_epi32(acc, _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+        }
+        return hsum_avx2(acc);
+    });
+    return true;
+}
+
+__attribute__((target(W4_VNNI)))
+bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
+    each_output(p, n0, n1, [&p, &s](int64_t n, int64_t m, int64_t g) __attribute__((target(W4_VNNI))) {
+        const int64_t half = p.K / 2, gh = p.group / 2;
+        const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(0x08);
+        const uint8_t* wr = p.w + n * half;
+        const int8_t* xe = s.x_even + m * half;
+        const int8_t* xo = s.x_odd + m * half;
+        __m256i acc = _mm256_setzero_si256();
+        for (int64_t j = g * gh; j < (g + 1) * gh; j += 32) {
+            __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j));
+            __m256i lo = _mm256_xor_si256(_mm256_and_si256(packed, mask), eight);
+            __m256i hi = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), mask), eight);
+            acc = _mm256_dpbusd_epi32(acc, lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xe + j)));
+            acc = _mm256_dpbusd_epi32(acc, hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xo + j)));
+        }
+        return hsum_avx2(acc) - 8 * s.x_group_sum[g * p.M + m];
+    });
     return true;
 }
 
@@ -267,6 +360,8 @@ bool has_vnni() {
 #else
 bool group_sums_avx2(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
 bool group_sums_vnni(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
+bool w8_sums_avx2(const Problem&, int64_t, int64_t) { return false; }
+bool w8_sums_vnni(const Problem&, int64_t, int64_t) { return false; }
 bool has_avx2() { return false; }
 bool has_vnni() { return false; }
 #endif
@@ -275,32 +370,40 @@ bool has_vnni() { return false; }
 // Signed dot products: the nibbles are sign-extended (shift left 4, arithmetic shift right 4), so
 // no offset correction is needed here; x_group_sum is unused.
 bool group_sums_neon(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
-    const int64_t groups = p.K / p.group, half = p.K / 2, gh = p.group / 2;
-    int32_t* sums = sums_buffer(groups);
-    for (int64_t n = n0; n < n1; ++n) {
+    each_output(p, n0, n1, [&p, &s](int64_t n, int64_t m, int64_t g) {
+        const int64_t half = p.K / 2, gh = p.group / 2;
         const uint8_t* wr = p.w + n * half;
-        for (int64_t m = 0; m < p.M; ++m) {
-            const int8_t* xe = s.x_even + m * half;
-            const int8_t* xo = s.x_odd + m * half;
-            for (int64_t g = 0; g < groups; ++g) {
-                int32x4_t acc = vdupq_n_s32(0);
-                for (int64_t j = g * gh; j < (g + 1) * gh; j += 16) {
-                    int8x16_t packed = vreinterpretq_s8_u8(vld1q_u8(wr + j));
-                    int8x16_t lo = vshrq_n_s8(vshlq_n_s8(packed, 4), 4);
-                    int8x16_t hi = vshrq_n_s8(packed, 4);
-                    acc = vdotq_s32(acc, lo, vld1q_s8(xe + j));
-                    acc = vdotq_s32(acc, hi, vld1q_s8(xo + j));
-                }
-                sums[g] = vaddvq_s32(acc);
-            }
-            finish(p, m, n, sums, 1);
+        const int8_t* xe = s.x_even + m * half;
+        const int8_t* xo = s.x_odd + m * half;
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int64_t j = g * gh; j < (g + 1) * gh; j += 16) {
+            int8x16_t packed = vreinterpretq_s8_u8(vld1q_u8(wr + j));
+            int8x16_t lo = vshrq_n_s8(vshlq_n_s8(packed, 4), 4);
+            int8x16_t hi = vshrq_n_s8(packed, 4);
+            acc = vdotq_s32(acc, lo, vld1q_s8(xe + j));
+            acc = vdotq_s32(acc, hi, vld1q_s8(xo + j));
         }
-    }
+        return vaddvq_s32(acc);
+    });
+    return true;
+}
+
+// int8 weights: signed × signed dot products, exact for every int8 value.
+bool w8_sums_neon(const Problem& p, int64_t n0, int64_t n1) {
+    each_output(p, n0, n1, [&p](int64_t n, int64_t m, int64_t g) {
+        const int8_t* wr = reinterpret_cast<const int8_t*>(p.w) + n * p.K;
+        const int8_t* xr = p.x + m * p.K;
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int64_t j = g * p.group; j < (g + 1) * p.group; j += 16)
+            acc = vdotq_s32(acc, vld1q_s8(wr + j), vld1q_s8(xr + j));
+        return vaddvq_s32(acc);
+    });
     return true;
 }
 bool has_neon() { return true; }
 #else
 bool group_sums_neon(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
+bool w8_sums_neon(const Problem&, int64_t, int64_t) { return false; }
 bool has_neon() { return false; }
 #endif
 

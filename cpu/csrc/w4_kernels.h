@@ -1,8 +1,10 @@
 // Integer kernels of the CPU fallback: exact int32 group sums of int8 (or int4) activations times
-// packed int4 weights.  Plain C++ (no torch), so every path also builds with a cross compiler.
+// packed int4 weights, or times int8 weights.  Plain C++ (no torch), so every path also builds with a
+// cross compiler.
 //
 // Layout (golden.pack_int4): weight row n holds K int4 values in K/2 bytes; element 2k is the low
-// nibble of byte k, element 2k+1 the high nibble, two's complement.
+// nibble of byte k, element 2k+1 the high nibble, two's complement.  int8 weights (w_bits = 8) are
+// plain rows of K bytes.
 //
 // out[m][n][g] = sum over k in group g of x[m][k] * w[n][k], exactly as golden.group_accumulators.
 #pragma once
@@ -20,7 +22,8 @@ enum class Epilogue {
 
 struct Problem {
     const int8_t* x;        // (M, K) activations, row-major
-    const uint8_t* w;       // (N, K/2) packed int4 weights, row-major
+    const uint8_t* w;       // (N, K/2) packed int4 weights, or (N, K) int8 weights, row-major
+    int w_bits;             // 4 or 8
     int64_t M, K, N, group;
     Epilogue epilogue;
     int32_t* sums_out;      // Sums: (M, N, G)
@@ -57,7 +60,17 @@ bool has_avx2();
 bool has_vnni();
 bool has_neon();
 
-// The SIMD paths work on whole 64-element blocks (32 packed bytes) of a group.
+// int8 weights: every path reads plain rows.  The x86 paths multiply |w| (unsigned) by x with w's
+// sign (_mm256_sign_epi8), which is exact unless an activation is -128 (its negation wraps): the
+// caller must send such activations to the scalar loop (bindings.cpp scans for them).
+void w8_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
+bool w8_sums_avx2(const Problem& p, int64_t n0, int64_t n1);
+bool w8_sums_vnni(const Problem& p, int64_t n0, int64_t n1);
+bool w8_sums_neon(const Problem& p, int64_t n0, int64_t n1);
+
+// The SIMD paths work on whole 64-element blocks (32 packed bytes) of a group; with int8 weights,
+// on whole 32-byte blocks.
 constexpr int64_t kBlock = 64;
+constexpr int64_t kBlock8 = 32;
 
 }  // namespace w4
