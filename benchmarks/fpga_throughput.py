@@ -30,7 +30,8 @@ import torch
 import cpu.kernels as ck
 import golden
 from fpga.boards import BOARDS
-from fpga.link import INFO_FIELDS, HostLink, Memories, Op, operand_layouts, word_bytes
+from fpga.host import Board
+from fpga.link import INFO_FIELDS, HostLink, Memories, Op, operand_layouts, result_words, word_bytes
 from fpga.sizing import design_for
 from hw.rtl.trip_sequencer import REGS
 from sim.cycle_model import core_cycles
@@ -109,8 +110,8 @@ class TrafficCounter:
             m_kept=mt * core.tokens, k=k, n=nt * core.channels, group=group, a_bits=r["A_BITS"],
             tokens=core.tokens, channels=core.channels, latency=core.array.latency,
             requant_chunks=core.requant and core.requant.chunks)
-        words = mt * nt * (core.tokens * core.channels // core.requant.lanes if core.requant else k // group)
-        return words * word_bytes(core.result_layout)
+        lanes = core.requant.lanes if core.requant else 0
+        return result_words(core.tokens, core.channels, lanes, k // group, mt * nt) * word_bytes(core.result_layout)
 
 
 def report_for(name: str, build: bool, root: Path = BUILD_ROOT) -> dict:
@@ -130,7 +131,6 @@ def measure(name: str, report: dict, m: int, k: int, n: int, a_bits: int, group:
     fmax_hz = report["timing"]["fmax_mhz"] * 1e6
     baud = report["uart_baud"]
     port = TrafficCounter(HostLink(**size.link_args(), clk_hz=int(fmax_hz), baud=baud))
-    from fpga.host import Board
     board = Board(port)
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.integers(*golden.int_range(a_bits), (m, k), endpoint=True), dtype=torch.int8)

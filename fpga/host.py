@@ -34,7 +34,7 @@ from sim.trip_driver import CoreLimits, prepare_run
 from sim.trip_schedule import kept_rows, tiles_to_sums, words_to_outputs
 
 from .link import (CORE_FIELDS, INFO_FIELDS, NAK, OVERFLOW_BIT, PROTOCOL_VERSION, Memories, Op, operand_layouts,
-                   word_bytes)
+                   result_words, word_bytes)
 from .sizing import silence_unused
 
 __all__ = ["Board", "BoardError", "LinkInfo", "Transport"]
@@ -173,7 +173,7 @@ class Board:
         n_tiles = info.weight_depth // k
         m_tiles = info.act_depth // k
         res_word = word_bytes(self._core.result_layout)
-        per_tile = (lim.tokens * lim.channels // lim.requant_lanes if requant else groups) * res_word
+        per_tile = result_words(lim.tokens, lim.channels, lim.requant_lanes if requant else 0, groups) * res_word
         if requant:
             n_tiles = min(n_tiles, info.scale_depth // groups)
         n_tiles = min(n_tiles, info.result_bytes // per_tile)
@@ -235,13 +235,11 @@ class Board:
         words = [int.from_bytes(raw[i:i + nbytes], "little") for i in range(0, len(raw), nbytes)]
         vals = decode(layout, words)
         t, c = lim.tokens, lim.channels
+        expected = result_words(t, c, lim.requant_lanes if requant else 0, groups, mt * nt)
+        if len(words) != expected:
+            raise BoardError(f"the board returned {len(words)} result words, expected {expected}")
         if requant:
-            expected_words = mt * nt * t * c // lim.requant_lanes
-            if len(words) != expected_words:
-                raise BoardError(f"the board returned {len(words)} result words, expected {expected_words}")
             return words_to_outputs(vals, mt, nt, t, c)
-        if len(words) != mt * nt * groups:
-            raise BoardError(f"the board returned {len(words)} result tiles, expected {mt * nt * groups}")
         return tiles_to_sums(vals.reshape(-1, t, c), mt, nt, groups)
 
     def group_sums(self, x: torch.Tensor, w_packed: torch.Tensor, group: int, *, a_bits: int = 8,

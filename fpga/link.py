@@ -50,7 +50,8 @@ from hw.rtl.replay import Replay
 from hw.rtl.trip_sequencer import REGS
 from hw.trip_core import TripCore
 
-__all__ = ["INFO_FIELDS", "NAK", "PROTOCOL_VERSION", "HostLink", "Memories", "Op", "operand_layouts", "word_bytes"]
+__all__ = ["INFO_FIELDS", "NAK", "PROTOCOL_VERSION", "HostLink", "Memories", "Op", "operand_layouts", "result_words",
+           "word_bytes"]
 
 PROTOCOL_VERSION = 1
 NAK = 0xFF
@@ -78,6 +79,13 @@ class Memories(enum.IntEnum):
 
 def word_bytes(layout) -> int:
     return math.ceil(Shape.cast(layout).width / 8)
+
+
+def result_words(tokens: int, channels: int, requant_lanes: int, groups: int, tiles: int = 1) -> int:
+    """Result words ``tiles`` output tiles of a run leave in the result memory: a requantizing core
+    writes its ``tokens·channels`` outputs ``requant_lanes`` per word, a raw core one word of group
+    sums per group (``requant_lanes`` 0)."""
+    return tiles * (tokens * channels // requant_lanes if requant_lanes else groups)
 
 
 def operand_layouts(core: TripCore) -> dict[Memories, object]:
@@ -110,7 +118,8 @@ class HostLink(wiring.Component):
         self.result_bytes = result_bytes
         self.info = {**{f: core[f] for f in CORE_FIELDS}, "version": PROTOCOL_VERSION,
                      "requant_lanes": core.get("requant_lanes") or 0,
-                     "max_groups": self.core.max_groups if self.core.requant else 0, "act_depth": act_depth, "weight_depth": weight_depth, "scale_depth": scale_depth,
+                     "max_groups": self.core.max_groups if self.core.requant else 0,
+                     "act_depth": act_depth, "weight_depth": weight_depth, "scale_depth": scale_depth,
                      "result_bytes": result_bytes, "clk_hz": int(clk_hz), "baud": int(baud)}
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "busy": Out(1)})
 
