@@ -116,6 +116,12 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     # --freq: the purge above also drops the net name Amaranth's clock constraint points at (nextpnr
     # then warns "net ... does not exist, ignoring clock constraint"), so the design clock's target is
     # given as nextpnr's default for clocks without one; the oscillator pin keeps its own constraint.
+    # One-hot state machines: yosys leaves a state register with an initial value alone ("Register has an
+    # initialization value"), and Amaranth gives every FSM one (its first state), so the FSMs stayed
+    # binary and their decodes sat on the iCE40 build's critical paths.  Dropping that init is safe:
+    # every build holds the sync domain in reset after configuration (Amaranth's power-on reset, or the
+    # PLL-lock reset synchronizer in fpga.top), and the reset puts each FSM in its first state.
+    script_after_read = "setattr -unset init w:*fsm_state"
     nextpnr_opts = (f"--seed {seed} --freq {clk_hz / 1e6:.3f} --report nextpnr-report.json "
                     "--timing-allow-fail")
     if not quiet:
@@ -126,7 +132,7 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
               f", {clk_hz / 1e6:g} MHz, UART {baud} baud; building in {out} …", flush=True)
     try:
         platform.build(top, name="top", build_dir=str(out), do_program=False, synth_opts=synth_opts,
-                       script_after_synth=script_after_synth, nextpnr_opts=nextpnr_opts, verbose=False)
+                       script_after_read=script_after_read, script_after_synth=script_after_synth, nextpnr_opts=nextpnr_opts, verbose=False)
     except subprocess.CalledProcessError as e:
         raise SystemExit(_failure(out, e)) from None
     seconds = time.monotonic() - started

@@ -31,7 +31,7 @@ def core_cycles(*, m_kept: int, k: int, n: int, group: int, a_bits: int, tokens:
                 latency: int, requant_chunks: int | None = None) -> int:
     """CYCLES register of :class:`hw.trip_core.TripCore` for one run at full stream rate.
 
-    start (1) + divisibility check (K/GROUP + 1) + per token tile: buffer load (K)
+    start and the register check (2) + divisibility check (K/GROUP + 1) + per token tile: buffer load (K)
     and every beat of every channel tile (N_TILES·K·passes) and one hand-over
     cycle + the beat register slice (1) + the array's latency and the drain handshake (1).
 
@@ -48,7 +48,7 @@ def core_cycles(*, m_kept: int, k: int, n: int, group: int, a_bits: int, tokens:
         # A group tile leaves the array faster than the requantizer takes its chunks: the
         # drain sets the pace (first order; the array's one-tile slack makes it a few cycles less).
         beats_per_tile = math.ceil(n / channels) * (k // group) * requant_chunks
-    cycles = 1 + (k // group + 1) + m_tiles * (k + beats_per_tile + 1) + 1 + latency + 1
+    cycles = 2 + (k // group + 1) + m_tiles * (k + beats_per_tile + 1) + 1 + latency + 1
     if requant_chunks is None:
         return cycles
     return cycles + requant_chunks + REQUANT_TAIL

@@ -31,8 +31,9 @@ SHIFT and OUT_BITS only matter to a core that requantizes (they reach the
 ``shift``/``out_bits8`` ports), but they are checked on every start, as is
 K/GROUP against ``max_groups`` (the groups one requantized output may sum).
 
-A malformed command never hangs and never touches a stream: the start sets
-``done`` and ``error`` in the same cycle it would have begun.
+A malformed command never hangs and never touches a stream: one cycle after
+the start (the cycle that judges the registers), ``done`` and ``error`` are set
+instead of the run beginning.
 
 Each register holds only the bits its legal values need (K and GROUP one bit
 more than their limit, M_TILES/N_TILES ``max_tiles``' bits, A_BITS/OUT_BITS 4,
@@ -173,16 +174,17 @@ class TripSequencer(wiring.Component):
             "SHIFT": (shift, within(1, MAX_SHIFT), True),
         }
         ok = {name: Signal(init=reset, name=f"{name.lower()}_ok") for name, (_, _, reset) in legal.items()}
-        # All of them legal, registered with the write that changes one, so a start decides on one bit
-        # whether it runs (only the error code of a refusal needs the flags one by one).
+        # All of them legal, registered from the flags, so the START state decides on one bit whether
+        # the run begins (only the error code of a refusal needs the flags one by one).  It trails the
+        # flags by a cycle, which START's own cycle covers: a write, then a start on the next cycle,
+        # is judged on the written value.
         all_ok = Signal()
+        m.d.sync += all_ok.eq(Cat(*ok.values()).all())
         with m.If(regs.we & ~busy):           # shape registers are frozen while a run is busy
             with m.Switch(regs.addr):
                 for name, (reg, is_legal, _) in legal.items():
                     with m.Case(REGS[name]):
-                        others = [flag for other, flag in ok.items() if other != name]
-                        m.d.sync += [reg.eq(wdata), ok[name].eq(is_legal),
-                                     all_ok.eq(is_legal & Cat(*others).all())]
+                        m.d.sync += [reg.eq(wdata), ok[name].eq(is_legal)]
         m.d.comb += start.eq(regs.we & (regs.addr == REGS["CTRL"]) & wdata[0] & ~busy)
         with m.Switch(regs.addr):
             with m.Case(REGS["CTRL"]):
@@ -212,6 +214,7 @@ class TripSequencer(wiring.Component):
         # (the subtract-then-compare was on the iCE40 build's critical path).
         k_last, g_last = Signal(kbits), Signal(kbits)
         check_zero, check_neg = Signal(), Signal()
+        too_many_groups = Signal()             # n_groups > max_groups, registered as n_groups counts
         # Whether k, g and n_left are at their last value, registered with them: the end tests then sit
         # off the beat handshake (array ready → fire → counters), which is the core's busiest path.
         k_is_last, g_is_last, n_is_last = Signal(), Signal(), Signal()
@@ -250,7 +253,10 @@ class TripSequencer(wiring.Component):
 
         issued_last = Signal()
         m.d.comb += issued_last.eq(fire & b_last)
-        m.d.sync += pending.eq(pending + issued_last - self.done_outputs)
+        pending_next = Signal.like(pending)
+        pending_zero = Signal(init=1)          # registered with pending: DRAIN's exit test holds no adder
+        m.d.comb += pending_next.eq(pending + issued_last - self.done_outputs)
+        m.d.sync += [pending.eq(pending_next), pending_zero.eq(pending_next == 0)]
 
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
@@ -258,23 +264,26 @@ class TripSequencer(wiring.Component):
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(start):
-                    m.d.sync += [done.eq(0), error.eq(0), cycles.eq(1)]
-                    with m.If(~all_ok):
-                        # In the documented order of precedence: the first illegal register names the error.
-                        refusals = [(~ok["K"], Error.K_RANGE), (~ok["GROUP"], Error.GROUP_RANGE),
-                                    (~ok["A_BITS"], Error.A_BITS),
-                                    (~ok["M_TILES"] | ~ok["N_TILES"], Error.TILES_RANGE),
-                                    (~ok["OUT_BITS"], Error.OUT_BITS), (~ok["SHIFT"], Error.SHIFT_RANGE)]
-                        m.d.sync += done.eq(1)
-                        for i, (refused, why) in enumerate(refusals):
-                            with (m.If if i == 0 else m.Elif)(refused):
-                                m.d.sync += error.eq(why)
-                    with m.Else():
-                        m.d.sync += [busy.eq(1), check.eq(k_reg), n_groups.eq(0), a8.eq(a_bits[3]),
-                                     m_left.eq(m_tiles), k_last.eq(k_reg - 1), g_last.eq(group - 1),
-                                     k_before_last.eq(k_reg - 2), g_before_last.eq(group - 2),
-                                     check_zero.eq(0), check_neg.eq(0)]
-                        m.next = "CHECK"
+                    m.d.sync += [done.eq(0), error.eq(0), cycles.eq(1), busy.eq(1)]
+                    m.next = "START"
+            with m.State("START"):            # judge the registers (a cycle of its own: a short path)
+                with m.If(~all_ok):
+                    # In the documented order of precedence: the first illegal register names the error.
+                    refusals = [(~ok["K"], Error.K_RANGE), (~ok["GROUP"], Error.GROUP_RANGE),
+                                (~ok["A_BITS"], Error.A_BITS),
+                                (~ok["M_TILES"] | ~ok["N_TILES"], Error.TILES_RANGE),
+                                (~ok["OUT_BITS"], Error.OUT_BITS), (~ok["SHIFT"], Error.SHIFT_RANGE)]
+                    m.d.sync += [done.eq(1), busy.eq(0)]
+                    m.next = "IDLE"
+                    for i, (refused, why) in enumerate(refusals):
+                        with (m.If if i == 0 else m.Elif)(refused):
+                            m.d.sync += error.eq(why)
+                with m.Else():
+                    m.d.sync += [check.eq(k_reg), n_groups.eq(0), a8.eq(a_bits[3]),
+                                 m_left.eq(m_tiles), k_last.eq(k_reg - 1), g_last.eq(group - 1),
+                                 k_before_last.eq(k_reg - 2), g_before_last.eq(group - 2),
+                                 check_zero.eq(0), check_neg.eq(0), too_many_groups.eq(0)]
+                    m.next = "CHECK"
             with m.State("CHECK"):            # GROUP divides K: subtract until 0 (K/GROUP cycles)
                 # The sign and zero tests of each remainder are registered with it: comparing and
                 # deciding in one cycle was the iCE40 build's critical path.
@@ -282,7 +291,7 @@ class TripSequencer(wiring.Component):
                     m.d.sync += [error.eq(Error.GROUP_DIVIDES_K), done.eq(1), busy.eq(0)]
                     m.next = "IDLE"
                 with m.Elif(check_zero):
-                    with m.If(n_groups > self.max_groups):
+                    with m.If(too_many_groups):
                         m.d.sync += [error.eq(Error.TOO_MANY_GROUPS), done.eq(1), busy.eq(0)]
                         m.next = "IDLE"
                     with m.Else():
@@ -291,7 +300,7 @@ class TripSequencer(wiring.Component):
                 with m.Else():
                     remainder = check - group
                     m.d.sync += [check.eq(remainder), check_zero.eq(remainder == 0), check_neg.eq(remainder < 0),
-                                 n_groups.eq(n_groups + 1)]
+                                 n_groups.eq(n_groups + 1), too_many_groups.eq(n_groups >= self.max_groups)]
             with m.State("LOAD"):             # K activation words into the buffer
                 with m.If(self.act.valid):
                     with m.If(k_is_last):
@@ -321,7 +330,7 @@ class TripSequencer(wiring.Component):
                     with m.Else():
                         m.next = "LOAD"
             with m.State("DRAIN"):            # every issued group must have left the array
-                with m.If((pending == 0) & ~b_valid & ~self.downstream_busy):
+                with m.If(pending_zero & ~b_valid & ~self.downstream_busy):
                     m.d.sync += [busy.eq(0), done.eq(1)]
                     m.next = "IDLE"
         # Outside the FSM so that they are plain continuous assignments (Icarus evaluates an
