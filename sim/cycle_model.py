@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 
+from hw.rtl.requant import Requant
+
 #: Cycles the requantizer adds after the last tile's last chunk enters it: its pipeline and the hand-over.
-REQUANT_TAIL = 3
+REQUANT_TAIL = Requant.LATENCY - 1
 
 __all__ = ["REQUANT_TAIL", "array_beats", "array_cycles", "core_cycles", "latency_profile"]
 

@@ -53,13 +53,13 @@ class Requant(wiring.Component):
     Contract
     --------
     Throughput one beat per cycle while ``o`` is taken.  Latency: a ``last``
-    beat's outputs are valid 4 cycles after it is accepted.  When ``o`` holds
+    beat's outputs are valid 5 cycles after it is accepted.  When ``o`` holds
     an untaken word, the whole stage freezes (``i.ready`` low).  The chunk
     counter starts at 0 after reset and wraps every ``chunks`` beats, so the
     producer must send whole groups; ``first`` discards whatever the buffer held.
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     def __init__(self, *, lanes: int, chunks: int = 1, acc_bits: int = 24, max_groups: int = 64,
                  mult_bits: int = MULT_BITS):
@@ -121,18 +121,24 @@ class Requant(wiring.Component):
                          s3.valid.eq(s2.valid)]
             m.d.sync += [s3.product[l].eq(s2.psum[l] * s2.tmul[l]) for l in lanes]
 
-        m.d.comb += self.busy.eq(s1.valid | s2.valid | s3.valid | self.o.valid)
+        # Stage 4: the variable shift, a barrel shifter over the whole product, in a cycle of its own (with the
+        # rounding and the clamp behind it in one cycle it was the ECP5 build's critical path).  Rounding half
+        # up as ((p >> (shift-1)) + 1) >> 1 equals (p + 2**(shift-1)) >> shift without a variable constant.
+        s4 = Signal(data.StructLayout({"valid": 1,
+                                       "halved": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
+        m.d.comb += self.busy.eq(s1.valid | s2.valid | s3.valid | s4.valid | self.o.valid)
+        with m.If(advance):
+            m.d.sync += s4.valid.eq(s3.valid)
+            m.d.sync += [s4.halved[l].eq(s3.product[l] >> (self.shift - 1).as_unsigned()) for l in lanes]
 
-        # Stage 4 (the output register): round half up as ((p >> (shift-1)) + 1) >> 1, which equals
-        # (p + 2**(shift-1)) >> shift without a variable-width constant, then saturate.
+        # Stage 5 (the output register): round, then saturate.
         lo = Mux(self.out_bits8, -128, -8)
         hi = Mux(self.out_bits8, 127, 7)
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(s3.valid)
+            m.d.sync += self.o.valid.eq(s4.valid)
             for l in lanes:
-                halved = Signal(signed(self.product_bits), name=f"halved_{l}")
                 rounded = Signal(signed(self.product_bits), name=f"rounded_{l}")
-                m.d.comb += [halved.eq(s3.product[l] >> (self.shift - 1).as_unsigned()), rounded.eq((halved + 1) >> 1)]
+                m.d.comb += rounded.eq((s4.halved[l] + 1) >> 1)
                 m.d.sync += self.o.payload[l].eq(Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)))
         return m
 

@@ -17,7 +17,10 @@ Fields overlap in two's complement: a negative lower field borrows one from
 the field above.  Each lane is recovered from its S-bit slice of the exact
 product by adding the borrow of the fields below and decoding the residue
 (``p = r`` if ``r <= max`` else ``r - 2^S``); this is exact because a lane's
-value range (``[-56, 64]`` per product) has fewer than ``2^S`` members.
+value range (``[-56, 64]`` per product) has fewer than ``2^S`` members.  The
+borrow into field k is read off the low ``S·k`` bits directly (they exceed the
+lower lanes' largest possible sum iff that sum is negative), so no borrow
+ripples from lane to lane.
 
 Packed operands that would overflow the signed port are shifted into range by
 a constant ``bias``; ``bias_a·W + bias_w·A + bias_a·bias_w`` is subtracted again
@@ -269,14 +272,18 @@ class SimdMul4(wiring.Component):
                 m.d.sync += [acc.eq(total), count.eq(Mux(last, 0, count + 1))]
 
         lanes = Signal(self.out_layout, name="lanes")
-        borrow: Value = Const(0, 1)
         for k in range(lay.lanes):
             i, j = divmod(k, lay.w_lanes)
+            # Field k sees a borrow iff the lanes below it sum to a negative value.  Their sum lies in
+            # [Σ lane_min·2^(S·j), Σ lane_max·2^(S·j)], a range narrower than 2^(S·k), so it is negative
+            # exactly when the low S·k bits of the total exceed the largest sum.  One constant compare
+            # per lane, all side by side: a borrow rippled from lane to lane was the ECP5 build's
+            # critical path (the lane chain through four carry chains).
+            below_max = sum(lay.lane_max << (S * jj) for jj in range(k))
+            borrow: Value = total[:S * k] > below_max if k else Const(0, 1)
             residue = (total[S * k:S * (k + 1)] + borrow)[:S]
             negative = residue > lay.lane_max
             m.d.comb += lanes[i][j].eq(Mux(negative, residue - (1 << S), residue))
-            # The field above sees a borrow iff the sum of all fields up to here is negative.
-            borrow = negative | ((residue == 0) & borrow)
 
         m.d.sync += [self.o.payload.eq(lanes), self.o.valid.eq(valid & last)]
         m.d.comb += self.i.ready.eq(1)
