@@ -53,13 +53,13 @@ class Requant(wiring.Component):
     Contract
     --------
     Throughput one beat per cycle while ``o`` is taken.  Latency: a ``last``
-    beat's outputs are valid 5 cycles after it is accepted.  When ``o`` holds
+    beat's outputs are valid 6 cycles after it is accepted.  When ``o`` holds
     an untaken word, the whole stage freezes (``i.ready`` low).  The chunk
     counter starts at 0 after reset and wraps every ``chunks`` beats, so the
     producer must send whole groups; ``first`` discards whatever the buffer held.
     """
 
-    LATENCY = 5
+    LATENCY = 6
 
     def __init__(self, *, lanes: int, chunks: int = 1, acc_bits: int = 24, max_groups: int = 64,
                  mult_bits: int = MULT_BITS):
@@ -92,22 +92,29 @@ class Requant(wiring.Component):
         lanes = range(self.lanes)
         psum_shape = data.ArrayLayout(signed(self.psum_bits), self.lanes)
 
-        # The partial sums: read the chunk's word as its beat is accepted, write it back a cycle later.
+        # Stage 0: the accepted beat, registered as it comes (it arrives through the caller's muxes, often
+        # straight from a block RAM's output), and its products acc·wmul computed from that register.
+        s0 = Signal(data.StructLayout({"valid": 1, "beat": self.in_layout}))
+
+        # The partial sums: read the chunk's word as its beat leaves stage 0, write it back a cycle later.
         # The read is transparent to that write so back-to-back beats of one chunk (chunks = 1) chain.
         m.submodules.psums = buf = memory.Memory(shape=psum_shape, depth=self.chunks, init=[])
         wr = buf.write_port()
         rd = buf.read_port(transparent_for=(wr,))
         chunk = Signal(range(self.chunks))
-        with m.If(self.i.valid & advance):
+        with m.If(s0.valid & advance):
             m.d.sync += chunk.eq(Mux(chunk == self.chunks - 1, 0, chunk + 1))
         m.d.comb += [rd.addr.eq(chunk), rd.en.eq(advance)]
 
-        # Stage 1: the accepted beat, next to its chunk's old partial sums.
-        s1 = Signal(data.StructLayout({"valid": 1, "chunk": range(self.chunks), "beat": self.in_layout}))
+        # Stage 1: the beat's products, next to its chunk's old partial sums: stage 1 only adds (multiply and
+        # accumulate in one cycle was the ECP5 build's critical path).
+        product_shape = data.ArrayLayout(signed(self.acc_bits + self.mult_bits + 1), self.lanes)
+        s1 = Signal(data.StructLayout({"valid": 1, "chunk": range(self.chunks), "beat": self.in_layout,
+                                       "product": product_shape}))
         psum = Signal(psum_shape)
         for l in lanes:
             old = Mux(s1.beat.first, 0, rd.data[l])
-            m.d.comb += psum[l].eq(old + s1.beat.acc[l] * s1.beat.wmul[l])
+            m.d.comb += psum[l].eq(old + s1.product[l])
         m.d.comb += [wr.addr.eq(s1.chunk), wr.data.eq(psum), wr.en.eq(advance & s1.valid)]
         # Stage 2: finished sums only (the last group), with their token multipliers.
         s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape,
@@ -116,7 +123,9 @@ class Requant(wiring.Component):
         s3 = Signal(data.StructLayout({"valid": 1,
                                        "product": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
         with m.If(advance):
-            m.d.sync += [s1.valid.eq(self.i.valid), s1.chunk.eq(chunk), s1.beat.eq(self.i.payload),
+            m.d.sync += [s0.valid.eq(self.i.valid), s0.beat.eq(self.i.payload)]
+            m.d.sync += [s1.product[l].eq(s0.beat.acc[l] * s0.beat.wmul[l]) for l in lanes]
+            m.d.sync += [s1.valid.eq(s0.valid), s1.chunk.eq(chunk), s1.beat.eq(s0.beat),
                          s2.valid.eq(s1.valid & s1.beat.last), s2.psum.eq(psum), s2.tmul.eq(s1.beat.tmul),
                          s3.valid.eq(s2.valid)]
             m.d.sync += [s3.product[l].eq(s2.psum[l] * s2.tmul[l]) for l in lanes]
@@ -126,7 +135,7 @@ class Requant(wiring.Component):
         # up as ((p >> (shift-1)) + 1) >> 1 equals (p + 2**(shift-1)) >> shift without a variable constant.
         s4 = Signal(data.StructLayout({"valid": 1,
                                        "halved": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
-        m.d.comb += self.busy.eq(s1.valid | s2.valid | s3.valid | s4.valid | self.o.valid)
+        m.d.comb += self.busy.eq(s0.valid | s1.valid | s2.valid | s3.valid | s4.valid | self.o.valid)
         with m.If(advance):
             m.d.sync += s4.valid.eq(s3.valid)
             m.d.sync += [s4.halved[l].eq(s3.product[l] >> (self.shift - 1).as_unsigned()) for l in lanes]
