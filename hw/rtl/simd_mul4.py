@@ -177,8 +177,9 @@ class SimdMul4(wiring.Component):
         ECP5 ``MULT18X18D``.  A packing that does not fit raises ``ValueError``.
     latency : int
         Pipeline registers, 1–3: output register; plus the product register
-        (≥2); plus the packed-operand register (3).  Use 2–3 to let the DSP
-        absorb its input/output registers.
+        (≥2); plus a register on the exact packed sum, between the bias
+        subtraction and the lane extraction (3: the ECP5 builds need it to
+        approach 100 MHz).
     acc_depth : int
         Sum this many consecutive inputs per lane (in the packed domain, one
         extraction per group) before emitting one output.  Wider lanes mean a
@@ -244,9 +245,6 @@ class SimdMul4(wiring.Component):
         m.d.comb += corr.eq(correction)
 
         valid = self.i.valid
-        if self.latency >= 3:
-            op_a, op_w = stage(op_a, "op_a_q"), stage(op_w, "op_w_q")
-            corr, valid = stage(corr, "corr_q0"), stage(valid, "valid_q0")
 
         # Stage 1: the one hardware multiplier.
         product = Signal(signed(lay.a_bits + lay.w_bits), name="product")
@@ -270,6 +268,9 @@ class SimdMul4(wiring.Component):
                          last.eq(count == lay.acc_depth - 1)]
             with m.If(valid):
                 m.d.sync += [acc.eq(total), count.eq(Mux(last, 0, count + 1))]
+
+        if self.latency >= 3:     # the subtraction (and accumulation) and the extraction in separate cycles
+            total, last, valid = stage(total, "total_q"), stage(last, "last_q"), stage(valid, "valid_q2")
 
         lanes = Signal(self.out_layout, name="lanes")
         for k in range(lay.lanes):
