@@ -19,6 +19,9 @@ from golden.requant import MAX_SHIFT, MULT_BITS, requant_bits
 
 __all__ = ["Requant"]
 
+#: Bits of psum per piece of the token-multiplier product: unsigned 17 bits fit an 18×18 multiplier port.
+PIECE = 17
+
 
 class Requant(wiring.Component):
     """``lanes`` requantizers sharing a ``chunks``-deep partial-sum buffer.
@@ -53,13 +56,13 @@ class Requant(wiring.Component):
     Contract
     --------
     Throughput one beat per cycle while ``o`` is taken.  Latency: a ``last``
-    beat's outputs are valid 6 cycles after it is accepted.  When ``o`` holds
+    beat's outputs are valid 7 cycles after it is accepted.  When ``o`` holds
     an untaken word, the whole stage freezes (``i.ready`` low).  The chunk
     counter starts at 0 after reset and wraps every ``chunks`` beats, so the
     producer must send whole groups; ``first`` discards whatever the buffer held.
     """
 
-    LATENCY = 6
+    LATENCY = 7
 
     def __init__(self, *, lanes: int, chunks: int = 1, acc_bits: int = 24, max_groups: int = 64,
                  mult_bits: int = MULT_BITS):
@@ -119,26 +122,37 @@ class Requant(wiring.Component):
         # Stage 2: finished sums only (the last group), with their token multipliers.
         s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape,
                                        "tmul": data.ArrayLayout(unsigned(self.mult_bits), self.lanes)}))
-        # Stage 3: the full-precision products.
-        s3 = Signal(data.StructLayout({"valid": 1,
-                                       "product": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
+        # Stage 3: psum · tmul in PIECE-bit pieces of psum, one hardware multiplier each; stage 3b adds the
+        # shifted pieces.  (The whole wide product in one cycle, a DSP cascade with its adder tree behind it,
+        # was the ECP5 build's critical path.)
+        pieces = -(-self.psum_bits // PIECE)
+        partial_shape = data.ArrayLayout(data.ArrayLayout(signed(PIECE + self.mult_bits + 2), pieces), self.lanes)
+        s3 = Signal(data.StructLayout({"valid": 1, "partial": partial_shape}))
+        s3b = Signal(data.StructLayout({"valid": 1,
+                                        "product": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
         with m.If(advance):
             m.d.sync += [s0.valid.eq(self.i.valid), s0.beat.eq(self.i.payload)]
             m.d.sync += [s1.product[l].eq(s0.beat.acc[l] * s0.beat.wmul[l]) for l in lanes]
             m.d.sync += [s1.valid.eq(s0.valid), s1.chunk.eq(chunk), s1.beat.eq(s0.beat),
                          s2.valid.eq(s1.valid & s1.beat.last), s2.psum.eq(psum), s2.tmul.eq(s1.beat.tmul),
-                         s3.valid.eq(s2.valid)]
-            m.d.sync += [s3.product[l].eq(s2.psum[l] * s2.tmul[l]) for l in lanes]
+                         s3.valid.eq(s2.valid), s3b.valid.eq(s3.valid)]
+            for l in lanes:
+                for p in range(pieces):
+                    piece = s2.psum[l][PIECE * p:PIECE * (p + 1)]
+                    if p == pieces - 1:
+                        piece = s2.psum[l][PIECE * p:].as_signed()    # the top piece carries the sign
+                    m.d.sync += s3.partial[l][p].eq(piece * s2.tmul[l])
+                m.d.sync += s3b.product[l].eq(sum(s3.partial[l][p] << (PIECE * p) for p in range(pieces)))
 
         # Stage 4: the variable shift, a barrel shifter over the whole product, in a cycle of its own (with the
         # rounding and the clamp behind it in one cycle it was the ECP5 build's critical path).  Rounding half
         # up as ((p >> (shift-1)) + 1) >> 1 equals (p + 2**(shift-1)) >> shift without a variable constant.
         s4 = Signal(data.StructLayout({"valid": 1,
                                        "halved": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
-        m.d.comb += self.busy.eq(s0.valid | s1.valid | s2.valid | s3.valid | s4.valid | self.o.valid)
+        m.d.comb += self.busy.eq(s0.valid | s1.valid | s2.valid | s3.valid | s3b.valid | s4.valid | self.o.valid)
         with m.If(advance):
-            m.d.sync += s4.valid.eq(s3.valid)
-            m.d.sync += [s4.halved[l].eq(s3.product[l] >> (self.shift - 1).as_unsigned()) for l in lanes]
+            m.d.sync += s4.valid.eq(s3b.valid)
+            m.d.sync += [s4.halved[l].eq(s3b.product[l] >> (self.shift - 1).as_unsigned()) for l in lanes]
 
         # Stage 5 (the output register): round, then saturate.
         lo = Mux(self.out_bits8, -128, -8)
