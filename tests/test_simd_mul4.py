@@ -19,7 +19,7 @@ FAST_CONFIGS = {
 #: Every latency on both widths, and deeper accumulation.
 SLOW_CONFIGS = {
     **{f"ice40_1x2_lat{n}": dict(a_lanes=1, w_lanes=2, mul_width=16, latency=n) for n in (2, 3)},
-    **{f"ecp5_2x2_lat{n}": dict(a_lanes=2, w_lanes=2, mul_width=18, latency=n) for n in (1, 3)},
+    **{f"ecp5_2x2_lat{n}": dict(a_lanes=2, w_lanes=2, mul_width=18, latency=n) for n in (1, 3, 4)},
     "ice40_2x1": dict(a_lanes=2, w_lanes=1, mul_width=16, latency=2),
     "ecp5_1x2_acc4": dict(a_lanes=1, w_lanes=2, mul_width=18, latency=1, acc_depth=4),
     "ice40_1x2_acc3": dict(a_lanes=1, w_lanes=2, mul_width=16, latency=3, acc_depth=3),

@@ -58,7 +58,7 @@ def test_a8_costs_two_beats_per_k_and_pruned_rows_cost_none():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(rows=0), "rows must be a positive integer"),
-    (dict(mul_latency=4), "mul_latency must be one of"),
+    (dict(mul_latency=5), "mul_latency must be one of"),
     (dict(max_k=0), "max_k must be a positive integer"),
     (dict(a_lanes=2, w_lanes=2, mul_width=16), "16-bit signed port"),
 ])

@@ -38,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["PackedLayout", "SimdMul4", "best_shape", "packed_layout"]
 
 _INT4_MIN, _INT4_MAX = -8, 7
-LATENCIES = (1, 2, 3)
+LATENCIES = (1, 2, 3, 4)
 
 
 def _signed_bits(lo: int, hi: int) -> int:
@@ -176,10 +176,11 @@ class SimdMul4(wiring.Component):
         Signed width of each multiplier port: 16 for iCE40 ``SB_MAC16``, 18 for
         ECP5 ``MULT18X18D``.  A packing that does not fit raises ``ValueError``.
     latency : int
-        Pipeline registers, 1–3: output register; plus the product register
+        Pipeline registers, 1–4: output register; plus the product register
         (≥2); plus a register on the exact packed sum, between the bias
-        subtraction and the lane extraction (3: the ECP5 builds need it to
-        approach 100 MHz).
+        subtraction and the lane extraction (≥3); plus the packed-operand
+        register in front of the multiplier (4).  The ECP5 builds use 4 to
+        approach 100 MHz.
     acc_depth : int
         Sum this many consecutive inputs per lane (in the packed domain, one
         extraction per group) before emitting one output.  Wider lanes mean a
@@ -245,6 +246,9 @@ class SimdMul4(wiring.Component):
         m.d.comb += corr.eq(correction)
 
         valid = self.i.valid
+        if self.latency >= 4:     # the packing adders and the multiplier in separate cycles
+            op_a, op_w = stage(op_a, "op_a_q"), stage(op_w, "op_w_q")
+            corr, valid = stage(corr, "corr_q0"), stage(valid, "valid_q0")
 
         # Stage 1: the one hardware multiplier.
         product = Signal(signed(lay.a_bits + lay.w_bits), name="product")
