@@ -153,7 +153,7 @@ def test_gptq_beats_rtn_and_a8_stays_close(smollm2_text):
     w4a8 = perplexity(q, split.eval_ids, progress=False).ppl
     print(f"GPTQ W4A16 {w4a16:.2f}, W4A8 {w4a8:.2f} (+{w4a8 / w4a16 - 1:.1%})")
     assert w4a16 < 42.88 * 0.95        # RTN W4A16 on the same 2048 tokens: 42.88; GPTQ measured 39.43
-    assert w4a8 <= 1.06 * w4a16        # measured +3.7% without smoothing
+    assert w4a8 <= 1.06 * w4a16        # measured +3.9% without smoothing (make demo, 2026-11-23)
 
     # SmoothQuant before GPTQ (the table's calibration: 8 smoothing windows from the same end of the text)
     from golden.smooth import smooth_model
@@ -164,7 +164,7 @@ def test_gptq_beats_rtn_and_a8_stays_close(smollm2_text):
     set_act_bits(smoothed, dict.fromkeys(quant_layers(smoothed), 8))
     w4a8_sq = perplexity(smoothed, split.eval_ids, progress=False).ppl
     print(f"GPTQ + SmoothQuant W4A8 {w4a8_sq:.2f} ({w4a8_sq / w4a16 - 1:+.1%} against plain W4A16 GPTQ)")
-    assert w4a8_sq <= 1.02 * w4a16     # the 2% target; measured 38.95 vs 39.43 (-1.2%)
+    assert w4a8_sq <= 1.02 * w4a16     # the 2% target; measured 38.77 vs 39.43 (-1.7%)
 
 
 def test_shipped_plan_is_what_the_trip_latency_profile_chooses(smollm2_text):
