@@ -132,7 +132,8 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
               f", {clk_hz / 1e6:g} MHz, UART {baud} baud; building in {out} …", flush=True)
     try:
         platform.build(top, name="top", build_dir=str(out), do_program=False, synth_opts=synth_opts,
-                       script_after_read=script_after_read, script_after_synth=script_after_synth, nextpnr_opts=nextpnr_opts, verbose=False)
+                       script_after_read=script_after_read, script_after_synth=script_after_synth,
+                       nextpnr_opts=nextpnr_opts, verbose=False)
     except subprocess.CalledProcessError as e:
         raise SystemExit(_failure(out, e)) from None
     seconds = time.monotonic() - started

@@ -87,13 +87,13 @@ class SimulatedSerial:
                     # "Transmits nothing": its line has stayed idle for a few byte times (stop bits and
                     # gaps between reply bytes are idle too).
                     quiet = quiet + 4 * d if ctx.get(top.tx) and not ctx.get(top.busy) else 0
+                    byte = None
                     if quiet >= QUIET_BYTES * 10 * d:
                         try:
                             byte = self._to_board.get(timeout=IDLE_WAIT_S)
                         except queue.Empty:
-                            await ctx.tick().repeat(4 * d)
-                            continue
-                    else:
+                            pass
+                    if byte is None:
                         await ctx.tick().repeat(4 * d)
                         continue
                 quiet = 0

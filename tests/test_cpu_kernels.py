@@ -32,26 +32,6 @@ def test_this_machine_has_a_simd_path():
     assert "scalar" in PATHS and len(PATHS) >= 2, PATHS
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("a_bits", (4, 8))
-@pytest.mark.parametrize("shape", SHAPES)
-def test_group_sums_bit_exact(path, a_bits, shape):
-    m, k, n, group = shape
-    x, w = _operands(m, k, n, a_bits, seed=m * 31 + n)
-    got = cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), group, a_bits=a_bits, impl=path)
-    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, group, x_bits=a_bits))
-
-
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("xv, wv", [(-128, -8), (-128, 7), (127, -8), (127, 7), (-8, -8), (7, 7), (0, -8)])
-def test_extremes_in_every_lane(path, xv, wv):
-    """Every lane at the int8/int4 corners, over a whole 4096-long group: the int32 bounds of a real K."""
-    x, w = np.full((2, 4096), xv, np.int8), np.full((6, 4096), wv)
-    got = cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), 4096, impl=path)
-    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 4096))
-    assert int(got[0, 0, 0]) == 4096 * xv * wv
-
-
 W8_SHAPES = [  # int8 weights: 32-byte blocks on x86, 16 on Arm; other groups take the scalar loop
     (1, 128, 8, 64), (1, 4096, 13, 128), (3, 256, 5, 32), (7, 192, 9, 96), (2, 64, 4, 16), (4, 768, 17, 768),
     (16, 512, 3, 128), (6, 256, 7, 64), (5, 1536, 5, 192), (9, 576, 6, 576), (0, 128, 4, 64), (1, 2, 1, 2),
@@ -66,13 +46,28 @@ def _w8_operands(m, k, n, a_bits, seed):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("a_bits", (4, 8))
-@pytest.mark.parametrize("shape", W8_SHAPES)
-def test_w8_group_sums_bit_exact(path, a_bits, shape):
-    """int8 weights (W8A8, W8A4): the same exact sums, on every path."""
+@pytest.mark.parametrize("w_bits, shape", [(4, s) for s in SHAPES] + [(8, s) for s in W8_SHAPES])
+def test_group_sums_bit_exact(path, a_bits, w_bits, shape):
+    """Packed int4 and int8 weights (W4A8/W4A4, W8A8/W8A4): the exact sums, on every path."""
     m, k, n, group = shape
-    x, w = _w8_operands(m, k, n, a_bits, seed=m * 17 + n)
-    got = cpu.group_sums(torch.from_numpy(x), torch.from_numpy(w), group, a_bits=a_bits, impl=path)
-    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, group, x_bits=a_bits, w_bits=8))
+    if w_bits == 4:
+        x, w = _operands(m, k, n, a_bits, seed=m * 31 + n)
+        weights = cpu.pack_weights(w)
+    else:
+        x, w = _w8_operands(m, k, n, a_bits, seed=m * 17 + n)
+        weights = torch.from_numpy(w)
+    got = cpu.group_sums(torch.from_numpy(x), weights, group, a_bits=a_bits, impl=path)
+    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, group, x_bits=a_bits, w_bits=w_bits))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("xv, wv", [(-128, -8), (-128, 7), (127, -8), (127, 7), (-8, -8), (7, 7), (0, -8)])
+def test_extremes_in_every_lane(path, xv, wv):
+    """Every lane at the int8/int4 corners, over a whole 4096-long group: the int32 bounds of a real K."""
+    x, w = np.full((2, 4096), xv, np.int8), np.full((6, 4096), wv)
+    got = cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), 4096, impl=path)
+    assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 4096))
+    assert int(got[0, 0, 0]) == 4096 * xv * wv
 
 
 @pytest.mark.parametrize("path", PATHS)

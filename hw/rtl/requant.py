@@ -138,9 +138,8 @@ class Requant(wiring.Component):
                          s3.valid.eq(s2.valid), s3b.valid.eq(s3.valid)]
             for l in lanes:
                 for p in range(pieces):
-                    piece = s2.psum[l][PIECE * p:PIECE * (p + 1)]
-                    if p == pieces - 1:
-                        piece = s2.psum[l][PIECE * p:].as_signed()    # the top piece carries the sign
+                    top = p == pieces - 1                            # the top piece carries the sign
+                    piece = s2.psum[l][PIECE * p:].as_signed() if top else s2.psum[l][PIECE * p:PIECE * (p + 1)]
                     m.d.sync += s3.partial[l][p].eq(piece * s2.tmul[l])
                 m.d.sync += s3b.product[l].eq(sum(s3.partial[l][p] << (PIECE * p) for p in range(pieces)))
 
