@@ -1,8 +1,10 @@
 """Python face of the compiled kernels (``cpu._w4``): checks, dispatch, and the one warning.
 
-Weights come in two forms, told apart by dtype: ``uint8 (N, K/2)`` is packed
-int4 (:func:`pack_weights`, the export's layout), ``int8 (N, K)`` is int8
-weights (W8A8 and W8A4).  :func:`group_sums` returns exactly
+Weights come in three forms, told apart by dtype and rank: ``uint8 (N, K/2)``
+is packed int4 (:func:`pack_weights`, the export's layout); ``uint8 (N/8, K/8,
+32)`` is the same int4 values tiled for SIMD lanes (:func:`tile_weights`; the
+fast form for x86, made once per layer); ``int8 (N, K)`` is int8 weights (W8A8
+and W8A4).  :func:`group_sums` returns exactly
 :func:`golden.group_accumulators` of the weights, on every path; the tests hold
 each path to that.
 """
@@ -19,7 +21,7 @@ import golden.quant as golden_quant
 from . import _w4
 
 __all__ = ["PATHS", "available_paths", "best_path", "group_sums", "pack_weights", "quantize_rows",
-           "requantized_matmul", "scaled_matmul"]
+           "requantized_matmul", "scaled_matmul", "tile_weights", "weight_bits"]
 
 #: Every path the source has; :func:`available_paths` says which this build and CPU can run.
 PATHS = ("scalar", "avx2", "vnni", "neon")
@@ -51,6 +53,30 @@ def pack_weights(w: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(golden.pack_int4(w))
 
 
+def tile_weights(w_packed: torch.Tensor) -> torch.Tensor:
+    """Packed int4 weights ``(N, K/2)`` rearranged into the tiled form ``uint8 (N/8, K/8, 32)``.
+
+    Block ``(b, c)`` holds rows ``8b..8b+7`` × columns ``8c..8c+7``; its byte ``4r + i`` carries
+    ``w[8b + r, 8c + i]`` in the low nibble and ``w[8b + r, 8c + 4 + i]`` in the high one.  The AVX2
+    loop then keeps one output row per 32-bit lane (no horizontal sums per group) and reads a
+    thread's weights as one stream.  Same values, same results: every path is exact on either form.
+    On Arm, keep the packed form: the NEON loop reads that, tiled weights take the scalar loop there."""
+    if not isinstance(w_packed, torch.Tensor) or w_packed.dtype != torch.uint8 or w_packed.dim() != 2:
+        raise TypeError(f"tile_weights takes packed int4 weights, a uint8 tensor (N, K/2); got "
+                        f"{getattr(w_packed, 'dtype', type(w_packed))} {tuple(getattr(w_packed, 'shape', ()))}")
+    n, half = w_packed.shape
+    if n % 8 or half % 4:
+        raise ValueError(f"tiling needs N and K to be multiples of 8; got N = {n}, K = {2 * half}")
+    codes = torch.stack((w_packed & 0xF, w_packed >> 4), dim=-1).reshape(n // 8, 8, half // 4, 2, 4)
+    codes = codes.permute(0, 2, 1, 4, 3)                      # (b, c, r, i, low/high)
+    return (codes[..., 0] | (codes[..., 1] << 4)).reshape(n // 8, half // 4, 32).contiguous()
+
+
+def weight_bits(w: torch.Tensor) -> int:
+    """4 for packed or tiled int4 weights (uint8), 8 for int8 weights: the one rule for the weight form."""
+    return 4 if w.dtype == torch.uint8 else 8
+
+
 def _checked_path(x: torch.Tensor, w_packed: torch.Tensor, group: int, a_bits: int, impl: str,
                   check_range: bool) -> str:
     if a_bits not in (4, 8):
@@ -62,9 +88,12 @@ def _checked_path(x: torch.Tensor, w_packed: torch.Tensor, group: int, a_bits: i
     if w_packed.dtype not in (torch.uint8, torch.int8):
         raise TypeError(f"weights must be uint8 (packed int4, two per byte) or int8 (int8 weights), "
                         f"not {w_packed.dtype}")
-    per_byte = 2 if w_packed.dtype == torch.uint8 else 1
-    if x.dim() != 2 or w_packed.dim() != 2 or x.shape[1] != per_byte * w_packed.shape[1]:
-        want = "packed int4 weights (N, K/2)" if per_byte == 2 else "int8 weights (N, K)"
+    tiled = w_packed.dtype == torch.uint8 and w_packed.dim() == 3
+    per_row = 8 * w_packed.shape[1] if tiled else (8 // weight_bits(w_packed)) * w_packed.shape[-1]
+    if (x.dim() != 2 or w_packed.dim() != (3 if tiled else 2) or x.shape[1] != per_row
+            or (tiled and w_packed.shape[2] != 32)):
+        want = ("tiled int4 weights (N/8, K/8, 32)" if tiled else
+                "packed int4 weights (N, K/2)" if weight_bits(w_packed) == 4 else "int8 weights (N, K)")
         raise ValueError(f"shape mismatch: need x (M, K) and {want}; got {tuple(x.shape)} "
                          f"and {tuple(w_packed.shape)}")
     if not x.is_contiguous() or not w_packed.is_contiguous():

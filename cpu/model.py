@@ -20,7 +20,7 @@ from torch import nn
 
 from golden.qmodel import QuantLinear, quant_layers
 
-from .kernels import pack_weights, quantize_rows, scaled_matmul
+from .kernels import best_path, pack_weights, quantize_rows, scaled_matmul, tile_weights, weight_bits
 
 __all__ = ["CpuLinear", "to_cpu_fallback"]
 
@@ -28,15 +28,19 @@ __all__ = ["CpuLinear", "to_cpu_fallback"]
 class CpuLinear(nn.Module):
     """One W4A4/W4A8/W8A4/W8A8 linear layer on the compiled kernels (float in, float out).
 
-    ``packed`` is the kernels' weight form: uint8 ``(N, K/2)`` packed int4, or int8 ``(N, K)``."""
+    ``packed`` is uint8 ``(N, K/2)`` packed int4 or int8 ``(N, K)``.  Where the AVX2 loop runs (x86
+    with AVX2 or VNNI) and both widths are multiples of 8, int4 weights are kept tiled
+    (:func:`cpu.tile_weights`), the form that loop reads fastest; the values and results are the same."""
 
     def __init__(self, name: str, packed: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
                  a_bits: int, group: int):
         super().__init__()
         self.name, self.a_bits, self.group = name, a_bits, group
-        self.w_bits = 4 if packed.dtype == torch.uint8 else 8
+        self.w_bits = weight_bits(packed)
         self.out_features, self.in_features = packed.shape[0], packed.shape[1] * (8 // self.w_bits)
-        self.register_buffer("packed", packed.contiguous())
+        self.tiled = (self.w_bits == 4 and best_path() in ("avx2", "vnni")
+                      and self.out_features % 8 == 0 and self.in_features % 8 == 0)
+        self.register_buffer("packed", tile_weights(packed.contiguous()) if self.tiled else packed.contiguous())
         self.register_buffer("w_scale", w_scale.float().reshape(self.out_features, -1).contiguous())
         self.bias = None if bias is None else nn.Parameter(bias.detach().float(), requires_grad=False)
 
@@ -62,7 +66,9 @@ class CpuLinear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}->{self.out_features}, W{self.w_bits} group {self.group}, A{self.a_bits} (cpu kernels)"
+        tiled = ", tiled" if self.tiled else ""
+        return (f"{self.in_features}->{self.out_features}, W{self.w_bits}{tiled} group {self.group}, "
+                f"A{self.a_bits} (cpu kernels)")
 
 
 def unsupported(layer: QuantLinear) -> str | None:

@@ -32,6 +32,11 @@ def test_this_machine_has_a_simd_path():
     assert "scalar" in PATHS and len(PATHS) >= 2, PATHS
 
 
+TILED_SHAPES = [  # tiled int4: N and K multiples of 8; whole and partial 4-row-block chunks and token blocks
+    (1, 128, 8, 64), (1, 4096, 16, 128), (5, 256, 8, 64), (4, 768, 24, 768), (16, 512, 8, 128), (6, 1024, 64, 64),
+    (8, 1024, 16, 256), (5, 1536, 8, 192), (9, 512, 48, 512), (3, 96, 8, 32), (2, 64, 8, 16), (0, 128, 8, 64),
+]
+
 W8_SHAPES = [  # int8 weights: 32-byte blocks on x86, 16 on Arm; other groups take the scalar loop
     (1, 128, 8, 64), (1, 4096, 13, 128), (3, 256, 5, 32), (7, 192, 9, 96), (2, 64, 4, 16), (4, 768, 17, 768),
     (16, 512, 3, 128), (6, 256, 7, 64), (5, 1536, 5, 192), (9, 576, 6, 576), (0, 128, 4, 64), (1, 2, 1, 2),
@@ -46,13 +51,15 @@ def _w8_operands(m, k, n, a_bits, seed):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("a_bits", (4, 8))
-@pytest.mark.parametrize("w_bits, shape", [(4, s) for s in SHAPES] + [(8, s) for s in W8_SHAPES])
-def test_group_sums_bit_exact(path, a_bits, w_bits, shape):
-    """Packed int4 and int8 weights (W4A8/W4A4, W8A8/W8A4): the exact sums, on every path."""
+@pytest.mark.parametrize("form, shape", [("int4", s) for s in SHAPES] + [("tiled", s) for s in TILED_SHAPES]
+                         + [("int8", s) for s in W8_SHAPES])
+def test_group_sums_bit_exact(path, a_bits, form, shape):
+    """Packed int4, tiled int4 and int8 weights (W4A8/W4A4, W8A8/W8A4): the exact sums, on every path."""
     m, k, n, group = shape
+    w_bits = 8 if form == "int8" else 4
     if w_bits == 4:
         x, w = _operands(m, k, n, a_bits, seed=m * 31 + n)
-        weights = cpu.pack_weights(w)
+        weights = cpu.pack_weights(w) if form == "int4" else cpu.tile_weights(cpu.pack_weights(w))
     else:
         x, w = _w8_operands(m, k, n, a_bits, seed=m * 17 + n)
         weights = torch.from_numpy(w)
@@ -61,11 +68,13 @@ def test_group_sums_bit_exact(path, a_bits, w_bits, shape):
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("tiled", (False, True))
 @pytest.mark.parametrize("xv, wv", [(-128, -8), (-128, 7), (127, -8), (127, 7), (-8, -8), (7, 7), (0, -8)])
-def test_extremes_in_every_lane(path, xv, wv):
+def test_extremes_in_every_lane(path, tiled, xv, wv):
     """Every lane at the int8/int4 corners, over a whole 4096-long group: the int32 bounds of a real K."""
-    x, w = np.full((2, 4096), xv, np.int8), np.full((6, 4096), wv)
-    got = cpu.group_sums(torch.from_numpy(x), cpu.pack_weights(w), 4096, impl=path)
+    x, w = np.full((5, 4096), xv, np.int8), np.full((8, 4096), wv)
+    weights = cpu.tile_weights(cpu.pack_weights(w)) if tiled else cpu.pack_weights(w)
+    got = cpu.group_sums(torch.from_numpy(x), weights, 4096, impl=path)
     assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 4096))
     assert int(got[0, 0, 0]) == 4096 * xv * wv
 
@@ -137,6 +146,25 @@ def test_bad_input_is_refused(kwargs, error, message):
         _call(**kwargs)
 
 
+def test_tile_weights_layout_and_refusals():
+    """The tiled layout as documented (byte 4r + i of block (b, c): w[8b + r, 8c + i] low, w[8b + r, 8c + 4 + i]
+    high), and clear refusals of what cannot be tiled."""
+    w = np.random.default_rng(2).integers(-8, 8, (16, 24))
+    tiled = cpu.tile_weights(cpu.pack_weights(w)).numpy()
+    assert tiled.shape == (2, 3, 32)
+    codes = w & 0xF
+    for b, c, r, i in [(0, 0, 0, 0), (1, 2, 7, 3), (1, 0, 3, 1), (0, 2, 5, 2)]:
+        assert tiled[b, c, 4 * r + i] == codes[8 * b + r, 8 * c + i] | codes[8 * b + r, 8 * c + 4 + i] << 4
+    with pytest.raises(ValueError, match="multiples of 8; got N = 12"):
+        cpu.tile_weights(cpu.pack_weights(w[:12]))
+    with pytest.raises(ValueError, match="K = 20"):
+        cpu.tile_weights(cpu.pack_weights(w[:, :20]))
+    with pytest.raises(TypeError, match=r"uint8 tensor \(N, K/2\)"):
+        cpu.tile_weights(torch.zeros(8, 8, dtype=torch.int8))
+    with pytest.raises(ValueError, match=r"shape mismatch: need x \(M, K\) and tiled int4 weights"):
+        cpu.group_sums(torch.zeros(2, 32, dtype=torch.int8), cpu.tile_weights(cpu.pack_weights(w)), 8)
+
+
 def test_unavailable_path_names_the_available_ones():
     missing = [p for p in cpu.PATHS if p not in PATHS]
     assert missing, "every path is available here; nothing to refuse"
@@ -155,16 +183,21 @@ def test_arm_dot_product_path_compiles():
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("shape", [(1, 4096, 13, 128), (5, 256, 9, 64), (3, 96, 7, 32), (0, 128, 4, 64)])
-def test_fused_scaling_matches_golden(path, shape):
+@pytest.mark.parametrize("tiled, shape", [(False, s) for s in [(1, 4096, 13, 128), (5, 256, 9, 64), (3, 96, 7, 32),
+                                                                (0, 128, 4, 64)]]
+                         + [(True, s) for s in [(1, 4096, 16, 64), (5, 256, 8, 64), (7, 1024, 24, 128),
+                                                (4, 768, 16, 768), (3, 96, 8, 32), (0, 128, 8, 64)]])
+def test_fused_scaling_matches_golden(path, tiled, shape):
     """The fused float epilogue is golden.linear.scaled_linear bit for bit: the same exact sums, scaled by the
-    same float32 operations in the same order (and close to golden's float64 view of the same numbers)."""
+    same float32 operations in the same order (and close to golden's float64 view of the same numbers).
+    Tiled shapes reach the in-register epilogue with 64 groups (eight 8 × 8 scale transposes) and with
+    group counts that leave a remainder (24 rows, 8 groups; 6 groups)."""
     m, k, n, group = shape
     x, w = _operands(m, k, n, 8, seed=n)
     rng = np.random.default_rng(n)
     xs, ws = rng.uniform(1e-3, 1e-1, m).astype(np.float32), rng.uniform(1e-3, 1e-1, (n, k // group)).astype(np.float32)
-    got = cpu.scaled_matmul(torch.from_numpy(x), cpu.pack_weights(w), group, torch.from_numpy(xs),
-                            torch.from_numpy(ws), impl=path)
+    weights = cpu.tile_weights(cpu.pack_weights(w)) if tiled else cpu.pack_weights(w)
+    got = cpu.scaled_matmul(torch.from_numpy(x), weights, group, torch.from_numpy(xs), torch.from_numpy(ws), impl=path)
     exact = scaled_linear(torch.from_numpy(x), torch.from_numpy(xs), torch.from_numpy(w.astype(np.int8)),
                           torch.from_numpy(ws), group, x_max=128, w_max=8)
     assert got.shape == (m, n) and torch.equal(got, exact)
@@ -174,10 +207,10 @@ def test_fused_scaling_matches_golden(path, shape):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("out_bits", golden.requant.OUT_BITS)
-@pytest.mark.parametrize("kind", ["random", "max", "min"])
+@pytest.mark.parametrize("kind", ["random", "max", "min", "random tiled"])
 def test_fused_requantization_bit_exact(path, out_bits, kind):
-    m, k, n, group = 6, 512, 11, 64
-    if kind == "random":
+    m, k, n, group = 6, 512, 16 if "tiled" in kind else 11, 64
+    if kind.startswith("random"):
         x, w = _operands(m, k, n, 8, seed=3)
         rng = np.random.default_rng(4)
         top = (1 << golden.requant.MULT_BITS) - 1
@@ -189,10 +222,11 @@ def test_fused_requantization_bit_exact(path, out_bits, kind):
         w = np.full((n, k), -8 if kind == "max" else 7)
         wmul, tmul, shift = np.full((n, k // group), 65535), np.full(m, 65535), 1
     params = golden.RequantParams(wmul, tmul, shift, out_bits)
-    got = cpu.requantized_matmul(torch.from_numpy(x), cpu.pack_weights(w), group, params, impl=path).numpy()
+    weights = cpu.tile_weights(cpu.pack_weights(w)) if "tiled" in kind else cpu.pack_weights(w)
+    got = cpu.requantized_matmul(torch.from_numpy(x), weights, group, params, impl=path).numpy()
     ref = golden.requantize(golden.group_accumulators(x, w, group), wmul, tmul, shift, out_bits)
     assert np.array_equal(got, ref)
-    if kind != "random":
+    if not kind.startswith("random"):
         assert np.isin(ref, golden.int_range(out_bits)).all()
 
 

@@ -59,23 +59,31 @@ thread_local ScratchBuffers scratch;
 
 }  // namespace
 
-// Checks shared by every entry point; returns (M, K, N, G, weight bits).  uint8 weights are packed
-// int4 (N, K/2); int8 weights are int8 values (N, K).
-std::array<int64_t, 5> check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
+struct Dims {
+    int64_t M, K, N, G;
+    int w_bits;
+    bool tiled;
+};
+
+// Checks shared by every entry point.  The weights' form comes from dtype and rank: uint8 (N, K/2)
+// is packed int4, uint8 (N/8, K/8, 32) tiled int4, int8 (N, K) int8 values.
+Dims check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
     TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu(), "w4 kernels run on CPU tensors");
     TORCH_CHECK(x.scalar_type() == torch::kInt8, "activations must be int8, got ", x.scalar_type());
     TORCH_CHECK(w.scalar_type() == torch::kUInt8 || w.scalar_type() == torch::kInt8,
                 "weights must be uint8 (packed int4) or int8, got ", w.scalar_type());
-    const int64_t w_bits = w.scalar_type() == torch::kInt8 ? 8 : 4;
-    TORCH_CHECK(x.dim() == 2 && w.dim() == 2, "need x (M, K) and w (N, K/2 packed or K); got ", x.sizes(),
+    const bool tiled = w.scalar_type() == torch::kUInt8 && w.dim() == 3;
+    const int w_bits = w.scalar_type() == torch::kInt8 ? 8 : 4;
+    TORCH_CHECK(x.dim() == 2 && (w.dim() == 2 || (tiled && w.size(2) == 32)),
+                "need x (M, K) and w (N, K/2) packed, (N/8, K/8, 32) tiled or (N, K) int8; got ", x.sizes(),
                 " and ", w.sizes());
     TORCH_CHECK(x.is_contiguous() && w.is_contiguous(), "x and w must be contiguous");
-    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-    const int64_t per_row = w_bits == 8 ? w.size(1) : w.size(1) * 2;
+    const int64_t M = x.size(0), K = x.size(1), N = tiled ? 8 * w.size(0) : w.size(0);
+    const int64_t per_row = tiled ? 8 * w.size(1) : (w_bits == 8 ? w.size(1) : w.size(1) * 2);
     TORCH_CHECK(per_row == K && (w_bits == 8 || K % 2 == 0), "shape mismatch: x has K = ", K, " but w holds ",
                 per_row, " values per row");
     TORCH_CHECK(group >= 1 && K % group == 0, "group size ", group, " does not divide K = ", K);
-    return {M, K, N, K / group, w_bits};
+    return {M, K, N, K / group, w_bits, tiled};
 }
 
 const char* dtype_name(torch::ScalarType type) {
@@ -109,18 +117,30 @@ void launch(w4::Problem& p, const std::string& impl) {
     if (!fits(path, p.group, p.w_bits)) path = Path::Scalar;
     if (p.w_bits == 8 && (path == Path::Avx2 || path == Path::Vnni) && holds_min_int8(p.x, p.M * p.K))
         path = Path::Scalar;
+    // Tiled weights have one SIMD loop, AVX2, which VNNI CPUs run too; elsewhere the portable loop.
+    if (p.tiled) path = path == Path::Avx2 || path == Path::Vnni ? Path::Avx2 : Path::Scalar;
     const int64_t G = p.K / p.group;
     w4::Scratch s{nullptr, nullptr, nullptr};
     if (path != Path::Scalar && p.w_bits == 4) {
-        scratch.even.resize(static_cast<size_t>(p.M * p.K / 2));
-        scratch.odd.resize(static_cast<size_t>(p.M * p.K / 2));
         scratch.sums.resize(static_cast<size_t>(p.M * G));
-        s = {scratch.even.data(), scratch.odd.data(), scratch.sums.data()};
+        if (!p.tiled) {
+            scratch.even.resize(static_cast<size_t>(p.M * p.K / 2));
+            scratch.odd.resize(static_cast<size_t>(p.M * p.K / 2));
+        }
+        s = {p.tiled ? nullptr : scratch.even.data(), p.tiled ? nullptr : scratch.odd.data(), scratch.sums.data()};
         w4::prepare(p, s);
     }
-    // Threads split output channels in multiples of 4 (the AVX2 loop's row block).
-    const int64_t grain = std::max<int64_t>(4, (p.N / (4 * at::get_num_threads()) + 3) / 4 * 4);
-    at::parallel_for(0, p.N, grain, [&](int64_t n0, int64_t n1) {
+    // Threads split output channels in whole row blocks of the SIMD loops (4 rows; 8 when tiled, whose
+    // loop needs them).  at::parallel_for cuts its range anywhere, so it is given the range of blocks.
+    const int64_t block = p.tiled ? 8 : 4, blocks = (p.N + block - 1) / block;
+    const int64_t grain = std::max<int64_t>(1, blocks / (4 * at::get_num_threads()));
+    at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+        const int64_t n0 = b0 * block, n1 = std::min(b1 * block, p.N);
+        if (p.tiled) {
+            if (path == Path::Avx2) w4::tiled_sums_avx2(p, s, n0, n1);
+            else w4::tiled_sums_scalar(p, n0, n1);
+            return;
+        }
         if (p.w_bits == 8) {
             switch (path) {
                 case Path::Avx2: w4::w8_sums_avx2(p, n0, n1); break;
@@ -139,13 +159,13 @@ void launch(w4::Problem& p, const std::string& impl) {
     });
 }
 
-w4::Problem problem(const torch::Tensor& x, const torch::Tensor& w, const std::array<int64_t, 5>& d,
-                    int64_t group, w4::Epilogue e) {
+w4::Problem problem(const torch::Tensor& x, const torch::Tensor& w, const Dims& d, int64_t group, w4::Epilogue e) {
     w4::Problem p{};
     p.x = x.data_ptr<int8_t>();
     p.w = static_cast<const uint8_t*>(w.data_ptr());
-    p.w_bits = static_cast<int>(d[4]);
-    p.M = d[0]; p.K = d[1]; p.N = d[2]; p.group = group;
+    p.w_bits = d.w_bits;
+    p.tiled = d.tiled;
+    p.M = d.M; p.K = d.K; p.N = d.N; p.group = group;
     p.epilogue = e;
     return p;
 }
@@ -153,7 +173,7 @@ w4::Problem problem(const torch::Tensor& x, const torch::Tensor& w, const std::a
 torch::Tensor group_sums(const torch::Tensor& x, const torch::Tensor& w, int64_t group, const std::string& impl,
                          c10::optional<torch::Tensor> out) {
     auto d = check_operands(x, w, group);
-    torch::Tensor result = output(out, {d[0], d[2], d[3]}, torch::kInt32);
+    torch::Tensor result = output(out, {d.M, d.N, d.G}, torch::kInt32);
     auto p = problem(x, w, d, group, w4::Epilogue::Sums);
     p.sums_out = result.data_ptr<int32_t>();
     launch(p, impl);
@@ -163,10 +183,10 @@ torch::Tensor group_sums(const torch::Tensor& x, const torch::Tensor& w, int64_t
 torch::Tensor scaled(const torch::Tensor& x, const torch::Tensor& w, int64_t group, const torch::Tensor& x_scale,
                      const torch::Tensor& w_scale, const std::string& impl, c10::optional<torch::Tensor> out) {
     auto d = check_operands(x, w, group);
-    torch::Tensor result = output(out, {d[0], d[2]}, torch::kFloat32);
+    torch::Tensor result = output(out, {d.M, d.N}, torch::kFloat32);
     auto p = problem(x, w, d, group, w4::Epilogue::Scaled);
-    p.x_scale = table<float>(x_scale, torch::kFloat32, {d[0]}, "x_scale");
-    p.w_scale = table<float>(w_scale, torch::kFloat32, {d[2], d[3]}, "w_scale");
+    p.x_scale = table<float>(x_scale, torch::kFloat32, {d.M}, "x_scale");
+    p.w_scale = table<float>(w_scale, torch::kFloat32, {d.N, d.G}, "w_scale");
     p.y_out = result.data_ptr<float>();
     launch(p, impl);
     return result;
@@ -178,10 +198,10 @@ torch::Tensor requantized(const torch::Tensor& x, const torch::Tensor& w, int64_
     auto d = check_operands(x, w, group);
     TORCH_CHECK(shift >= 1 && shift <= 62, "shift must be in [1, 62], not ", shift);
     TORCH_CHECK(out_bits == 4 || out_bits == 8, "output bits must be 4 or 8, not ", out_bits);
-    torch::Tensor result = output(out, {d[0], d[2]}, torch::kInt8);
+    torch::Tensor result = output(out, {d.M, d.N}, torch::kInt8);
     auto p = problem(x, w, d, group, w4::Epilogue::Requant);
-    p.wmul = table<int64_t>(wmul, torch::kInt64, {d[2], d[3]}, "wmul");
-    p.tmul = table<int64_t>(tmul, torch::kInt64, {d[0]}, "tmul");
+    p.wmul = table<int64_t>(wmul, torch::kInt64, {d.N, d.G}, "wmul");
+    p.tmul = table<int64_t>(tmul, torch::kInt64, {d.M}, "tmul");
     p.shift = static_cast<int>(shift);
     p.lo = -(1 << (out_bits - 1));
     p.hi = (1 << (out_bits - 1)) - 1;

@@ -3,6 +3,7 @@
 #include "w4_kernels.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -29,10 +30,11 @@ void prepare(const Problem& p, const Scratch& s) {
     const int64_t half = p.K / 2, groups = p.K / p.group;
     for (int64_t m = 0; m < p.M; ++m) {
         const int8_t* xr = p.x + m * p.K;
-        for (int64_t k = 0; k < half; ++k) {
-            s.x_even[m * half + k] = xr[2 * k];
-            s.x_odd[m * half + k] = xr[2 * k + 1];
-        }
+        if (s.x_even)
+            for (int64_t k = 0; k < half; ++k) {
+                s.x_even[m * half + k] = xr[2 * k];
+                s.x_odd[m * half + k] = xr[2 * k + 1];
+            }
         for (int64_t g = 0; g < groups; ++g) {
             int32_t sum = 0;
             for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k) sum += xr[k];
@@ -100,6 +102,21 @@ void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
     });
 }
 
+// Weight (n, k) of the tiled int4 layout (w4_kernels.h).
+static inline int32_t tiled_weight(const Problem& p, int64_t n, int64_t k) {
+    const uint8_t byte = p.w[((n >> 3) * (p.K >> 3) + (k >> 3)) * 32 + (n & 7) * 4 + (k & 3)];
+    return nibble(byte, static_cast<int>((k >> 2) & 1));
+}
+
+void tiled_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
+    each_output(p, n0, n1, [&p](int64_t n, int64_t m, int64_t g) {
+        const int8_t* xr = p.x + m * p.K;
+        int32_t acc = 0;
+        for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k) acc += static_cast<int32_t>(xr[k]) * tiled_weight(p, n, k);
+        return acc;
+    });
+}
+
 void w8_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
     each_output(p, n0, n1, [&p](int64_t n, int64_t m, int64_t g) {
         const int8_t* wr = reinterpret_cast<const int8_t*>(p.w) + n * p.K;
@@ -128,15 +145,89 @@ static inline int32_t hsum_avx2(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-// NR weight rows × MR activation rows, one group: each weight block is unpacked once and used MR
-// times, each activation block loaded once and used NR times; the NR·MR accumulators stay in registers.
+// Lane t of the result is the sum of v[t]'s eight lanes: two rounds of hadd, then fold the halves.
+__attribute__((target("avx2"), always_inline))
+static inline __m256i hsum8_avx2(const __m256i* v) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// The AVX2 loops work on tiles of NR weight rows × MR tokens; out[t] with t = r·MR + q is the group
+// sum of output (token m + q, row n + r).  A tile function computes one group's T = NR·MR sums.
+//
+// block_avx2 runs a tile over every group and applies the epilogue.  The scaled epilogue of an
+// eight-output tile stays in registers: lane t accumulates y += float(sum_g) · w_scale[n + r][g]
+// group by group, then y · x_scale[m + q], the same float operations in the same order as finish()
+// (each rounded on its own; no FMA), so it is bit-identical and needs no per-output scalar loop.
+template <int NR, int MR, typename Tile>
+__attribute__((target("avx2"), always_inline))
+static inline void block_avx2(const Problem& p, int64_t n, int64_t m, int32_t* sums, Tile tile) {
+    constexpr int T = NR * MR;
+    const int64_t groups = p.K / p.group;
+    if constexpr (T == 8) {
+        if (p.epilogue == Epilogue::Scaled) {
+            alignas(32) int32_t lanes[8];
+            alignas(32) float y_lanes[8];
+            for (int t = 0; t < 8; ++t) lanes[t] = static_cast<int32_t>(t / MR * groups);
+            const __m256i w_at = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+            for (int t = 0; t < 8; ++t) lanes[t] = t % MR;
+            const __m256i x_at = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+            const float* ws = p.w_scale + n * groups;
+            __m256 y = _mm256_setzero_ps();
+            for (int64_t g = 0; g < groups; ++g) {
+                tile(g, lanes);
+                __m256 s = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(lanes)));
+                y = _mm256_add_ps(y, _mm256_mul_ps(s, _mm256_i32gather_ps(ws + g, w_at, 4)));
+            }
+            _mm256_store_ps(y_lanes, _mm256_mul_ps(y, _mm256_i32gather_ps(p.x_scale + m, x_at, 4)));
+            for (int t = 0; t < 8; ++t) p.y_out[(m + t % MR) * p.N + n + t / MR] = y_lanes[t];
+            return;
+        }
+    }
+    for (int64_t g = 0; g < groups; ++g) tile(g, sums + g * T);
+    for (int r = 0; r < NR; ++r)
+        for (int q = 0; q < MR; ++q) finish(p, m + q, n + r, sums + r * MR + q, T);
+}
+
+// The row loop both weight forms share.  Prefill (M ≥ 4): 2 weight rows × 4 tokens, with cache
+// blocking: a chunk of Rows::kChunk weight rows stays in L2 while every 4-token block (L1) passes
+// over it, so the weights come from memory once and the activations from L2, not once per row.
+// Decode: 8 weight rows × 1 token, then 4, then 1.  Rows::block<NR, MR>(n, m, sums) is one tile
+// over all groups with its epilogue.
+template <typename Rows>
+__attribute__((target("avx2")))
+static void rows_avx2(const Problem& p, const Rows& rows, int64_t n0, int64_t n1) {
+    int32_t* sums = sums_buffer(8 * (p.K / p.group));
+    int64_t n = n0;
+    if (p.M >= 4) {
+        for (; n + 2 <= n1; n += Rows::kChunk) {
+            const int64_t end = n + std::min<int64_t>(Rows::kChunk, (n1 - n) / 2 * 2);
+            int64_t m = 0;
+            for (; m + 4 <= p.M; m += 4)
+                for (int64_t r = n; r < end; r += 2) rows.template block<2, 4>(r, m, sums);
+            for (; m < p.M; ++m)
+                for (int64_t r = n; r < end; r += 2) rows.template block<2, 1>(r, m, sums);
+            if (end - n < Rows::kChunk) { n = end; break; }
+        }
+    }
+    for (; n + 8 <= n1; n += 8)
+        for (int64_t m = 0; m < p.M; ++m) rows.template block<8, 1>(n, m, sums);
+    for (; n + 4 <= n1; n += 4)
+        for (int64_t m = 0; m < p.M; ++m) rows.template block<4, 1>(n, m, sums);
+    for (; n < n1; ++n)
+        for (int64_t m = 0; m < p.M; ++m) rows.template block<1, 1>(n, m, sums);
+}
+
+// Packed int4, one group of an NR × MR tile.  Each weight block is unpacked once and used MR times,
+// each activation block loaded once and used NR times; the accumulators stay in registers.
 // Products are summed in 16 bits for up to 4 steps of 32 bytes (|one step| ≤ 7680, four ≤ 30720),
 // then widened to 32 bits, so the widening costs a quarter of what it would per step.
 // STEPS > 0: the group is exactly STEPS ≤ 4 steps (group 64, 128, 192 or 256), known when compiling,
 // so the loop unrolls and no 32-bit partials are kept; STEPS = 0: any multiple of 64, at run time.
 template <int NR, int MR, int STEPS>
 __attribute__((target("avx2"), always_inline))
-static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int64_t g, int32_t* sums) {
+static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int64_t g, int32_t* out) {
     constexpr int T = NR * MR;
     const int64_t half = p.K / 2, gh = STEPS ? 32 * STEPS : p.group / 2;
     const __m256i mask = _mm256_set1_epi8(0x0F), eight88 = _mm256_set1_epi8(static_cast<char>(0x88));
@@ -159,21 +250,21 @@ static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int6
                 part[r] = _mm256_add_epi16(part[r], d);
             }
         } else {
-        __m256i lo[NR], hi[NR];
-        for (int r = 0; r < NR; ++r) {
-            // XOR 0x88 turns both two's-complement nibbles into w + 8 at once
-            __m256i u = _mm256_xor_si256(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * half + j)), eight88);
-            lo[r] = _mm256_and_si256(u, mask);
-            hi[r] = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
-        }
-        for (int q = 0; q < MR; ++q) {
-            __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(eg + q * half + j));
-            __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(og + q * half + j));
-            for (int r = 0; r < NR; ++r)
-                part[r * MR + q] = _mm256_add_epi16(part[r * MR + q], _mm256_add_epi16(
-                    _mm256_maddubs_epi16(lo[r], e), _mm256_maddubs_epi16(hi[r], o)));
-        }
+            __m256i lo[NR], hi[NR];
+            for (int r = 0; r < NR; ++r) {
+                // XOR 0x88 turns both two's-complement nibbles into w + 8 at once
+                __m256i u = _mm256_xor_si256(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * half + j)), eight88);
+                lo[r] = _mm256_and_si256(u, mask);
+                hi[r] = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
+            }
+            for (int q = 0; q < MR; ++q) {
+                __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(eg + q * half + j));
+                __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(og + q * half + j));
+                for (int r = 0; r < NR; ++r)
+                    part[r * MR + q] = _mm256_add_epi16(part[r * MR + q], _mm256_add_epi16(
+                        _mm256_maddubs_epi16(lo[r], e), _mm256_maddubs_epi16(hi[r], o)));
+            }
         }
         if (!STEPS && ++steps == 4) {
             for (int t = 0; t < T; ++t) {
@@ -184,83 +275,25 @@ static inline void tile_avx2(const Problem& p, const Scratch& s, int64_t n, int6
         }
     }
     for (int t = 0; t < T; ++t) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(part[t], ones));
-    // sums holds this tile's outputs side by side: sums[g·T + t], t = r·MR + q.
+    // minus 8·Σx of the tile's tokens (x_group_sum holds a group's tokens side by side)
     const int32_t* xsum = s.x_group_sum + g * p.M + m;
     if constexpr (T == 8 && (MR == 4 || MR == 1)) {
-        // Eight horizontal sums at once: two rounds of hadd, then fold the 128-bit halves.
-        __m256i h01 = _mm256_hadd_epi32(acc[0], acc[1]), h23 = _mm256_hadd_epi32(acc[2], acc[3]);
-        __m256i h45 = _mm256_hadd_epi32(acc[4], acc[5]), h67 = _mm256_hadd_epi32(acc[6], acc[7]);
-        __m256i a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67);
-        __m256i total = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
-        // minus 8·Σx: tokens q = 0..3 for both weight rows (MR = 4), or the one token (MR = 1)
         __m256i corr = MR == 4 ? _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xsum)))
                                : _mm256_set1_epi32(xsum[0]);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + g * T), _mm256_sub_epi32(total, _mm256_slli_epi32(corr, 3)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_sub_epi32(hsum8_avx2(acc), _mm256_slli_epi32(corr, 3)));
     } else {
-        for (int t = 0; t < T; ++t) sums[g * T + t] = hsum_avx2(acc[t]) - 8 * xsum[t % MR];
+        for (int t = 0; t < T; ++t) out[t] = hsum_avx2(acc[t]) - 8 * xsum[t % MR];
     }
 }
 
-template <int NR, int MR, int STEPS>
-__attribute__((target("avx2")))
-static void groups_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int32_t* sums) {
-    const int64_t groups = p.K / p.group;
-    for (int64_t g = 0; g < groups; ++g) tile_avx2<NR, MR, STEPS>(p, s, n, m, g, sums);
-}
-
-template <int NR, int MR>
-__attribute__((target("avx2")))
-static void block_avx2(const Problem& p, const Scratch& s, int64_t n, int64_t m, int32_t* sums) {
-    switch (p.group) {
-        case 64: groups_avx2<NR, MR, 1>(p, s, n, m, sums); break;
-        case 128: groups_avx2<NR, MR, 2>(p, s, n, m, sums); break;
-        case 256: groups_avx2<NR, MR, 4>(p, s, n, m, sums); break;
-        default: groups_avx2<NR, MR, 0>(p, s, n, m, sums);
-    }
-    for (int r = 0; r < NR; ++r)
-        for (int q = 0; q < MR; ++q) finish(p, m + q, n + r, sums + r * MR + q, NR * MR);
-}
-
-__attribute__((target("avx2")))
-bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
-    int32_t* sums = sums_buffer(8 * (p.K / p.group));
-    // Prefill: 2 weight rows × 4 tokens (8 accumulators).  Cache blocking: a chunk of 32 weight rows
-    // (64 KiB at K = 4096) stays in L2 while every 4-token block (16 KiB, L1) passes over it, so the
-    // weights come from memory once and the activations from L2, not once per weight row.
-    int64_t n = n0;
-    if (p.M >= 4) {
-        constexpr int64_t kChunk = 32;
-        for (; n + 2 <= n1; n += kChunk) {
-            const int64_t end = n + std::min<int64_t>(kChunk, (n1 - n) / 2 * 2);
-            int64_t m = 0;
-            for (; m + 4 <= p.M; m += 4)
-                for (int64_t r = n; r < end; r += 2) block_avx2<2, 4>(p, s, r, m, sums);
-            for (; m < p.M; ++m)
-                for (int64_t r = n; r < end; r += 2) block_avx2<2, 1>(p, s, r, m, sums);
-            if (end - n < kChunk) { n = end; break; }
-        }
-    }
-    // Decode: 8 weight rows × 1 token, then 4.
-    for (; n + 8 <= n1; n += 8)
-        for (int64_t m = 0; m < p.M; ++m) block_avx2<8, 1>(p, s, n, m, sums);
-    for (; n + 4 <= n1; n += 4)
-        for (int64_t m = 0; m < p.M; ++m) block_avx2<4, 1>(p, s, n, m, sums);
-    for (; n < n1; ++n)
-        for (int64_t m = 0; m < p.M; ++m) block_avx2<1, 1>(p, s, n, m, sums);
-    return true;
-}
-
-// ---------------------------------------------------------------------------------------------
 // int8 weights on x86: x·w = |w| · (x with w's sign), an unsigned×signed byte product, so maddubs
 // and dpbusd apply.  A pair of such products is at most 2 · 128 · 127 = 32,512 in magnitude (no
 // 16-bit saturation) provided no activation is -128, whose negation would wrap; launch() sends
 // activations holding -128 to the scalar loop.  No offset correction is needed.
-// ---------------------------------------------------------------------------------------------
-
-// NR weight rows × MR tokens over one group, widened to 32 bits after every 32-byte step.
+// One group of an NR × MR tile, widened to 32 bits after every 32-byte step.
 template <int NR, int MR>
 __attribute__((target("avx2"), always_inline))
-static inline void tile8_avx2(const Problem& p, int64_t n, int64_t m, int64_t g, int32_t* sums) {
+static inline void tile8_avx2(const Problem& p, int64_t n, int64_t m, int64_t g, int32_t* out) {
     constexpr int T = NR * MR;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[T];
@@ -268,50 +301,185 @@ static inline void tile8_avx2(const Problem& p, int64_t n, int64_t m, int64_t g,
     const int8_t* wg = reinterpret_cast<const int8_t*>(p.w) + n * p.K + g * p.group;
     const int8_t* xg = p.x + m * p.K + g * p.group;
     for (int64_t j = 0; j < p.group; j += 32) {
-        __m256i w[NR], mag[NR];
-        for (int r = 0; r < NR; ++r) {
-            w[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * p.K + j));
-            mag[r] = _mm256_abs_epi8(w[r]);
-        }
-        for (int q = 0; q < MR; ++q) {
-            __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + q * p.K + j));
-            for (int r = 0; r < NR; ++r)
-                acc[r * MR + q] = _mm256_add_epi32(acc[r * MR + q], _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(mag[r], _mm256_sign_epi8(x, w[r])), ones));
+        if constexpr (MR == 1) {        // decode: use each weight block as soon as it is loaded
+            __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + j));
+            for (int r = 0; r < NR; ++r) {
+                __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * p.K + j));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones));
+            }
+        } else {
+            __m256i w[NR], mag[NR];
+            for (int r = 0; r < NR; ++r) {
+                w[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + r * p.K + j));
+                mag[r] = _mm256_abs_epi8(w[r]);
+            }
+            for (int q = 0; q < MR; ++q) {
+                __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + q * p.K + j));
+                for (int r = 0; r < NR; ++r)
+                    acc[r * MR + q] = _mm256_add_epi32(acc[r * MR + q], _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(mag[r], _mm256_sign_epi8(x, w[r])), ones));
+            }
         }
     }
-    for (int t = 0; t < T; ++t) sums[g * T + t] = hsum_avx2(acc[t]);
+    if constexpr (T == 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), hsum8_avx2(acc));
+    else for (int t = 0; t < T; ++t) out[t] = hsum_avx2(acc[t]);
 }
 
-template <int NR, int MR>
+// The two weight forms as rows_avx2 sees them.
+struct Int4Rows {
+    const Problem& p;
+    const Scratch& s;
+    static constexpr int64_t kChunk = 32;       // 64 KiB of packed rows at K = 4096
+    template <int NR, int MR, int STEPS>
+    __attribute__((target("avx2"))) void run(int64_t n, int64_t m, int32_t* sums) const {
+        block_avx2<NR, MR>(p, n, m, sums, [this, n, m](int64_t g, int32_t* out) __attribute__((target("avx2"))) {
+            tile_avx2<NR, MR, STEPS>(p, s, n, m, g, out);
+        });
+    }
+    template <int NR, int MR>
+    __attribute__((target("avx2"))) void block(int64_t n, int64_t m, int32_t* sums) const {
+        switch (p.group) {
+            case 64: run<NR, MR, 1>(n, m, sums); break;
+            case 128: run<NR, MR, 2>(n, m, sums); break;
+            case 256: run<NR, MR, 4>(n, m, sums); break;
+            default: run<NR, MR, 0>(n, m, sums);
+        }
+    }
+};
+
+struct Int8Rows {
+    const Problem& p;
+    static constexpr int64_t kChunk = 16;       // 64 KiB of rows at K = 4096
+    template <int NR, int MR>
+    __attribute__((target("avx2"))) void block(int64_t n, int64_t m, int32_t* sums) const {
+        block_avx2<NR, MR>(p, n, m, sums, [this, n, m](int64_t g, int32_t* out) __attribute__((target("avx2"))) {
+            tile8_avx2<NR, MR>(p, n, m, g, out);
+        });
+    }
+};
+
 __attribute__((target("avx2")))
-static void block8_avx2(const Problem& p, int64_t n, int64_t m, int32_t* sums) {
-    const int64_t groups = p.K / p.group;
-    for (int64_t g = 0; g < groups; ++g) tile8_avx2<NR, MR>(p, n, m, g, sums);
-    for (int r = 0; r < NR; ++r)
-        for (int q = 0; q < MR; ++q) finish(p, m + q, n + r, sums + r * MR + q, NR * MR);
+bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
+    rows_avx2(p, Int4Rows{p, s}, n0, n1);
+    return true;
 }
 
 __attribute__((target("avx2")))
 bool w8_sums_avx2(const Problem& p, int64_t n0, int64_t n1) {
-    int32_t* sums = sums_buffer(8 * (p.K / p.group));
-    int64_t n = n0;
-    if (p.M >= 4) {     // prefill: 2 weight rows × 4 tokens, weight rows in L2-sized chunks as for int4
-        constexpr int64_t kChunk = 16;
-        for (; n + 2 <= n1; n += kChunk) {
-            const int64_t end = n + std::min<int64_t>(kChunk, (n1 - n) / 2 * 2);
-            int64_t m = 0;
-            for (; m + 4 <= p.M; m += 4)
-                for (int64_t r = n; r < end; r += 2) block8_avx2<2, 4>(p, r, m, sums);
-            for (; m < p.M; ++m)
-                for (int64_t r = n; r < end; r += 2) block8_avx2<2, 1>(p, r, m, sums);
-            if (end - n < kChunk) { n = end; break; }
+    rows_avx2(p, Int8Rows{p}, n0, n1);
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiled int4 (w4_kernels.h): each 32-bit lane of a vector is one weight row, so a group's sums
+// come out one row per lane and need no horizontal reduction.  A 32-byte block is 8 rows × 8
+// columns: its low nibbles (w + 8 after XOR 0x88) meet the token's columns 8c..8c+3 broadcast to
+// every lane, its high nibbles columns 8c+4..8c+7.  maddubs pairs them into 16 bits (|·| ≤ 3840
+// per product pair, ≤ 7680 per block); four blocks fit in 16 bits (≤ 30720) before madd widens them.
+// ---------------------------------------------------------------------------------------------
+
+__attribute__((target("avx2"), always_inline))
+static inline __m256i broadcast4_avx2(const int8_t* x) {
+    int32_t v;
+    std::memcpy(&v, x, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// out[g · 8 + r] = ws[r · groups + g]: eight rows' scales turned so that one group's are a vector
+// (8 × 8 transposes; a gather per group would cost more than the group's arithmetic in decode).
+__attribute__((target("avx2")))
+static void transpose_scales_avx2(const float* ws, int64_t groups, float* out) {
+    int64_t g = 0;
+    for (; g + 8 <= groups; g += 8) {
+        __m256 r[8], t[8], h[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(ws + i * groups + g);
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);          // columns 0, 1 | 4, 5 of rows i, i+1
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);      // columns 2, 3 | 6, 7
+        }
+        for (int i = 0; i < 8; i += 4) {
+            h[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);          // column 0 | 4 of rows i..i+3
+            h[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);      // column 1 | 5
+            h[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // column 2 | 6
+            h[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // column 3 | 7
+        }
+        for (int c = 0; c < 4; ++c) {
+            _mm256_storeu_ps(out + (g + c) * 8, _mm256_permute2f128_ps(h[c], h[c + 4], 0x20));
+            _mm256_storeu_ps(out + (g + c + 4) * 8, _mm256_permute2f128_ps(h[c], h[c + 4], 0x31));
         }
     }
-    for (; n + 4 <= n1; n += 4)      // decode: 4 weight rows × 1 token
-        for (int64_t m = 0; m < p.M; ++m) block8_avx2<4, 1>(p, n, m, sums);
-    for (; n < n1; ++n)
-        for (int64_t m = 0; m < p.M; ++m) block8_avx2<1, 1>(p, n, m, sums);
+    for (; g < groups; ++g)
+        for (int i = 0; i < 8; ++i) out[g * 8 + i] = ws[i * groups + g];
+}
+
+// Rows 8b..8b+7 × tokens m..m+MR-1 over every group, then the epilogue: the scaled one stays in
+// registers (lane r: y += float(sum_g) · w_scale[8b + r][g], then y · x_scale, finish()'s order),
+// the others store the sums as sums[(q · G + g) · 8 + r] for finish().
+template <int MR>
+__attribute__((target("avx2")))
+static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32_t* sums) {
+    const int64_t groups = p.K / p.group, blocks_per_group = p.group / 8;
+    const uint8_t* wb = p.w + b * (p.K / 8) * 32;
+    const __m256i mask = _mm256_set1_epi8(0x0F), eight88 = _mm256_set1_epi8(static_cast<char>(0x88));
+    const __m256i ones = _mm256_set1_epi16(1);
+    const bool scaled = p.epilogue == Epilogue::Scaled;
+    float* ws = reinterpret_cast<float*>(sums + 4 * 8 * groups);     // the block's scales, group-major
+    if (scaled) transpose_scales_avx2(p.w_scale + 8 * b * groups, groups, ws);
+    __m256 y[MR];
+    for (int q = 0; q < MR; ++q) y[q] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) {
+        __m256i acc[MR];
+        for (int q = 0; q < MR; ++q) acc[q] = _mm256_setzero_si256();
+        for (int64_t c = g * blocks_per_group; c < (g + 1) * blocks_per_group; c += 4) {
+            __m256i part[MR];
+            for (int q = 0; q < MR; ++q) part[q] = _mm256_setzero_si256();
+            for (int i = 0; i < 4; ++i) {
+                __m256i u = _mm256_xor_si256(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32)), eight88);
+                __m256i lo = _mm256_and_si256(u, mask), hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
+                for (int q = 0; q < MR; ++q) {
+                    const int8_t* xc = p.x + (m + q) * p.K + (c + i) * 8;
+                    part[q] = _mm256_add_epi16(part[q], _mm256_add_epi16(
+                        _mm256_maddubs_epi16(lo, broadcast4_avx2(xc)), _mm256_maddubs_epi16(hi, broadcast4_avx2(xc + 4))));
+                }
+            }
+            for (int q = 0; q < MR; ++q) acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(part[q], ones));
+        }
+        const __m256 ws_g = scaled ? _mm256_loadu_ps(ws + g * 8) : _mm256_setzero_ps();
+        for (int q = 0; q < MR; ++q) {
+            const __m256i sum = _mm256_sub_epi32(acc[q], _mm256_set1_epi32(8 * s.x_group_sum[g * p.M + m + q]));
+            if (scaled)
+                y[q] = _mm256_add_ps(y[q], _mm256_mul_ps(_mm256_cvtepi32_ps(sum), ws_g));
+            else
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + (q * groups + g) * 8), sum);
+        }
+    }
+    for (int q = 0; q < MR; ++q) {
+        if (scaled) {
+            _mm256_storeu_ps(p.y_out + (m + q) * p.N + 8 * b, _mm256_mul_ps(y[q], _mm256_set1_ps(p.x_scale[m + q])));
+        } else {
+            for (int r = 0; r < 8; ++r) finish(p, m + q, 8 * b + r, sums + q * groups * 8 + r, 8);
+        }
+    }
+}
+
+__attribute__((target("avx2")))
+bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
+    // Room for a block's sums (4 tokens × 8 rows × G) and then its turned scales (8 × G floats).
+    static_assert(sizeof(float) == sizeof(int32_t), "the scales share the sums buffer");
+    int32_t* sums = sums_buffer(5 * 8 * (p.K / p.group));
+    // Cache blocking as rows_avx2: a chunk of row blocks (64 KiB at K = 4096) stays in L2 while
+    // every 4-token block passes over it.  Decode (M = 1) streams each block once.
+    constexpr int64_t kChunk = 4;
+    for (int64_t b0 = n0 / 8; b0 < n1 / 8; b0 += kChunk) {
+        const int64_t b1 = std::min(b0 + kChunk, n1 / 8);
+        int64_t m = 0;
+        for (; m + 4 <= p.M; m += 4)
+            for (int64_t b = b0; b < b1; ++b) tiled_block_avx2<4>(p, s, b, m, sums);
+        for (; m < p.M; ++m)
+            for (int64_t b = b0; b < b1; ++b) tiled_block_avx2<1>(p, s, b, m, sums);
+    }
     return true;
 }
 
@@ -361,6 +529,7 @@ bool has_vnni() {
 bool group_sums_avx2(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
 bool group_sums_vnni(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
 bool w8_sums_avx2(const Problem&, int64_t, int64_t) { return false; }
+bool tiled_sums_avx2(const Problem&, const Scratch&, int64_t, int64_t) { return false; }
 bool w8_sums_vnni(const Problem&, int64_t, int64_t) { return false; }
 bool has_avx2() { return false; }
 bool has_vnni() { return false; }

@@ -6,6 +6,12 @@
 // nibble of byte k, element 2k+1 the high nibble, two's complement.  int8 weights (w_bits = 8) are
 // plain rows of K bytes.
 //
+// Tiled int4 (w_bits = 4, tiled): the same values rearranged for SIMD lanes that each hold one
+// output row.  Weights are (N/8, K/8, 32) bytes: block (b, c) holds rows 8b..8b+7 × columns
+// 8c..8c+7, and its byte 4r + i holds w[8b + r][8c + i] in the low nibble and w[8b + r][8c + 4 + i]
+// in the high nibble (cpu.tile_weights makes it from the packed form).  A 32-byte load is then eight
+// rows × eight columns, and a decode call reads each thread's weights as one sequential stream.
+//
 // out[m][n][g] = sum over k in group g of x[m][k] * w[n][k], exactly as golden.group_accumulators.
 #pragma once
 #include <cstddef>
@@ -24,6 +30,7 @@ struct Problem {
     const int8_t* x;        // (M, K) activations, row-major
     const uint8_t* w;       // (N, K/2) packed int4 weights, or (N, K) int8 weights, row-major
     int w_bits;             // 4 or 8
+    bool tiled;             // int4 only: the tiled layout above (N and K multiples of 8)
     int64_t M, K, N, group;
     Epilogue epilogue;
     int32_t* sums_out;      // Sums: (M, N, G)
@@ -48,12 +55,18 @@ struct Scratch {
     int32_t* x_group_sum;   // (G, M): the tokens of one group side by side
 };
 
+// Fills the scratch; with tiled weights only x_group_sum is used, and x_even/x_odd may be null.
 void prepare(const Problem& p, const Scratch& s);
 
 void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
 bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);   // false: not built in
 bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 bool group_sums_neon(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
+
+// Tiled int4 weights: the portable loop and AVX2 (which also serves VNNI CPUs).  The AVX2 loop
+// needs n0 and n1 to be multiples of 8 (whole row blocks) and groups of a multiple of 64.
+void tiled_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
+bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 
 // Which SIMD paths this build contains and this CPU can run.
 bool has_avx2();
