@@ -1,10 +1,10 @@
 """Python face of the compiled kernels (``cpu._w4``): checks, dispatch, and the one warning.
 
-Weights come in three forms, told apart by dtype and rank: ``uint8 (N, K/2)``
-is packed int4 (:func:`pack_weights`, the export's layout); ``uint8 (N/8, K/8,
-32)`` is the same int4 values tiled for SIMD lanes (:func:`tile_weights`; the
-fast form for x86, made once per layer); ``int8 (N, K)`` is int8 weights (W8A8
-and W8A4).  :func:`group_sums` returns exactly
+Weights come in four forms, told apart by dtype and rank: ``uint8 (N, K/2)``
+is packed int4 (:func:`pack_weights`, the export's layout), ``int8 (N, K)``
+int8 weights (W8A8 and W8A4); ``uint8 (N/8, K/8, 32)`` and ``int8 (N/8, K/4,
+32)`` are the same values tiled for SIMD lanes (:func:`tile_weights`; the fast
+form on x86, made once per layer).  :func:`group_sums` returns exactly
 :func:`golden.group_accumulators` of the weights, on every path; the tests hold
 each path to that.
 """
@@ -53,27 +53,35 @@ def pack_weights(w: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(golden.pack_int4(w))
 
 
-def tile_weights(w_packed: torch.Tensor) -> torch.Tensor:
-    """Packed int4 weights ``(N, K/2)`` rearranged into the tiled form ``uint8 (N/8, K/8, 32)``.
+def tile_weights(w: torch.Tensor) -> torch.Tensor:
+    """Packed int4 ``uint8 (N, K/2)`` or int8 ``(N, K)`` weights rearranged into their tiled form.
 
-    Block ``(b, c)`` holds rows ``8b..8b+7`` × columns ``8c..8c+7``; its byte ``4r + i`` carries
-    ``w[8b + r, 8c + i]`` in the low nibble and ``w[8b + r, 8c + 4 + i]`` in the high one.  The AVX2
-    loop then keeps one output row per 32-bit lane (no horizontal sums per group) and reads a
-    thread's weights as one stream.  Same values, same results: every path is exact on either form.
-    On Arm, keep the packed form: the NEON loop reads that, tiled weights take the scalar loop there."""
-    if not isinstance(w_packed, torch.Tensor) or w_packed.dtype != torch.uint8 or w_packed.dim() != 2:
-        raise TypeError(f"tile_weights takes packed int4 weights, a uint8 tensor (N, K/2); got "
-                        f"{getattr(w_packed, 'dtype', type(w_packed))} {tuple(getattr(w_packed, 'shape', ()))}")
-    n, half = w_packed.shape
-    if n % 8 or half % 4:
-        raise ValueError(f"tiling needs N and K to be multiples of 8; got N = {n}, K = {2 * half}")
-    codes = torch.stack((w_packed & 0xF, w_packed >> 4), dim=-1).reshape(n // 8, 8, half // 4, 2, 4)
+    * int4 → ``uint8 (N/8, K/8, 32)``: block ``(b, c)`` holds rows ``8b..8b+7`` × columns
+      ``8c..8c+7``; its byte ``4r + i`` carries ``w[8b + r, 8c + i]`` in the low nibble and
+      ``w[8b + r, 8c + 4 + i]`` in the high one.
+    * int8 → ``int8 (N/8, K/4, 32)``: byte ``4r + i`` of block ``(b, c)`` is ``w[8b + r, 4c + i]``.
+
+    The AVX2 loop then keeps one output row per 32-bit lane (no horizontal sums per group) and
+    reads a thread's weights as one stream.  Same values, same results: every path is exact on
+    every form.  On Arm keep the plain forms: the NEON loops read those, tiled weights take the
+    scalar loop there."""
+    if not isinstance(w, torch.Tensor) or w.dtype not in (torch.uint8, torch.int8) or w.dim() != 2:
+        raise TypeError(f"tile_weights takes packed int4 weights, a uint8 tensor (N, K/2), or int8 weights (N, K); "
+                        f"got {getattr(w, 'dtype', type(w))} {tuple(getattr(w, 'shape', ()))}")
+    n, width = w.shape
+    if w.dtype == torch.int8:
+        if n % 8 or width % 4:
+            raise ValueError(f"tiling int8 weights needs N a multiple of 8 and K of 4; got N = {n}, K = {width}")
+        return w.reshape(n // 8, 8, width // 4, 4).permute(0, 2, 1, 3).reshape(n // 8, width // 4, 32).contiguous()
+    if n % 8 or width % 4:
+        raise ValueError(f"tiling int4 weights needs N and K to be multiples of 8; got N = {n}, K = {2 * width}")
+    codes = torch.stack((w & 0xF, w >> 4), dim=-1).reshape(n // 8, 8, width // 4, 2, 4)
     codes = codes.permute(0, 2, 1, 4, 3)                      # (b, c, r, i, low/high)
-    return (codes[..., 0] | (codes[..., 1] << 4)).reshape(n // 8, half // 4, 32).contiguous()
+    return (codes[..., 0] | (codes[..., 1] << 4)).reshape(n // 8, width // 4, 32).contiguous()
 
 
 def weight_bits(w: torch.Tensor) -> int:
-    """4 for packed or tiled int4 weights (uint8), 8 for int8 weights: the one rule for the weight form."""
+    """4 for packed or tiled int4 weights (uint8), 8 for plain or tiled int8 weights: the one dtype rule."""
     return 4 if w.dtype == torch.uint8 else 8
 
 
@@ -88,12 +96,12 @@ def _checked_path(x: torch.Tensor, w_packed: torch.Tensor, group: int, a_bits: i
     if w_packed.dtype not in (torch.uint8, torch.int8):
         raise TypeError(f"weights must be uint8 (packed int4, two per byte) or int8 (int8 weights), "
                         f"not {w_packed.dtype}")
-    tiled = w_packed.dtype == torch.uint8 and w_packed.dim() == 3
-    per_row = 8 * w_packed.shape[1] if tiled else (8 // weight_bits(w_packed)) * w_packed.shape[-1]
-    if (x.dim() != 2 or w_packed.dim() != (3 if tiled else 2) or x.shape[1] != per_row
+    bits, tiled = weight_bits(w_packed), w_packed.dim() == 3
+    per_row = (32 // bits if tiled else 8 // bits) * w_packed.shape[1] if w_packed.dim() >= 2 else -1
+    if (x.dim() != 2 or w_packed.dim() not in (2, 3) or x.shape[1] != per_row
             or (tiled and w_packed.shape[2] != 32)):
-        want = ("tiled int4 weights (N/8, K/8, 32)" if tiled else
-                "packed int4 weights (N, K/2)" if weight_bits(w_packed) == 4 else "int8 weights (N, K)")
+        want = {(4, False): "packed int4 weights (N, K/2)", (8, False): "int8 weights (N, K)",
+                (4, True): "tiled int4 weights (N/8, K/8, 32)", (8, True): "tiled int8 weights (N/8, K/4, 32)"}[bits, tiled]
         raise ValueError(f"shape mismatch: need x (M, K) and {want}; got {tuple(x.shape)} "
                          f"and {tuple(w_packed.shape)}")
     if not x.is_contiguous() or not w_packed.is_contiguous():

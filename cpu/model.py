@@ -29,7 +29,7 @@ class CpuLinear(nn.Module):
     """One W4A4/W4A8/W8A4/W8A8 linear layer on the compiled kernels (float in, float out).
 
     ``packed`` is uint8 ``(N, K/2)`` packed int4 or int8 ``(N, K)``.  Where the AVX2 loop runs (x86
-    with AVX2 or VNNI) and both widths are multiples of 8, int4 weights are kept tiled
+    with AVX2 or VNNI) and both widths are multiples of 8, the weights are kept tiled
     (:func:`cpu.tile_weights`), the form that loop reads fastest; the values and results are the same."""
 
     def __init__(self, name: str, packed: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
@@ -38,7 +38,7 @@ class CpuLinear(nn.Module):
         self.name, self.a_bits, self.group = name, a_bits, group
         self.w_bits = weight_bits(packed)
         self.out_features, self.in_features = packed.shape[0], packed.shape[1] * (8 // self.w_bits)
-        self.tiled = (self.w_bits == 4 and best_path() in ("avx2", "vnni")
+        self.tiled = (best_path() in ("avx2", "vnni")
                       and self.out_features % 8 == 0 and self.in_features % 8 == 0)
         self.register_buffer("packed", tile_weights(packed.contiguous()) if self.tiled else packed.contiguous())
         self.register_buffer("w_scale", w_scale.float().reshape(self.out_features, -1).contiguous())

@@ -41,6 +41,10 @@ W8_SHAPES = [  # int8 weights: 32-byte blocks on x86, 16 on Arm; other groups ta
     (1, 128, 8, 64), (1, 4096, 13, 128), (3, 256, 5, 32), (7, 192, 9, 96), (2, 64, 4, 16), (4, 768, 17, 768),
     (16, 512, 3, 128), (6, 256, 7, 64), (5, 1536, 5, 192), (9, 576, 6, 576), (0, 128, 4, 64), (1, 2, 1, 2),
 ]
+TILED8_SHAPES = [  # tiled int8: N a multiple of 8, K of 4
+    (1, 128, 8, 64), (1, 4096, 16, 128), (3, 256, 8, 32), (7, 192, 8, 96), (2, 64, 8, 16), (4, 768, 24, 768),
+    (16, 512, 8, 128), (6, 1024, 64, 64), (5, 1536, 8, 192), (9, 576, 16, 576), (0, 128, 8, 64), (1, 4, 8, 4),
+]
 
 
 def _w8_operands(m, k, n, a_bits, seed):
@@ -52,17 +56,17 @@ def _w8_operands(m, k, n, a_bits, seed):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("a_bits", (4, 8))
 @pytest.mark.parametrize("form, shape", [("int4", s) for s in SHAPES] + [("tiled", s) for s in TILED_SHAPES]
-                         + [("int8", s) for s in W8_SHAPES])
+                         + [("int8", s) for s in W8_SHAPES] + [("tiled8", s) for s in TILED8_SHAPES])
 def test_group_sums_bit_exact(path, a_bits, form, shape):
-    """Packed int4, tiled int4 and int8 weights (W4A8/W4A4, W8A8/W8A4): the exact sums, on every path."""
+    """Packed int4, int8 and both tiled forms (W4A8/W4A4, W8A8/W8A4): the exact sums, on every path."""
     m, k, n, group = shape
-    w_bits = 8 if form == "int8" else 4
+    w_bits = 8 if form in ("int8", "tiled8") else 4
     if w_bits == 4:
         x, w = _operands(m, k, n, a_bits, seed=m * 31 + n)
         weights = cpu.pack_weights(w) if form == "int4" else cpu.tile_weights(cpu.pack_weights(w))
     else:
         x, w = _w8_operands(m, k, n, a_bits, seed=m * 17 + n)
-        weights = torch.from_numpy(w)
+        weights = torch.from_numpy(w) if form == "int8" else cpu.tile_weights(torch.from_numpy(w))
     got = cpu.group_sums(torch.from_numpy(x), weights, group, a_bits=a_bits, impl=path)
     assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, group, x_bits=a_bits, w_bits=w_bits))
 
@@ -80,35 +84,38 @@ def test_extremes_in_every_lane(path, tiled, xv, wv):
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("tiled", (False, True))
 @pytest.mark.parametrize("xv, wv", [(-128, -128), (-128, 127), (127, -128), (127, 127), (-127, -128), (-1, -128)])
-def test_w8_extremes_in_every_lane(path, xv, wv):
+def test_w8_extremes_in_every_lane(path, tiled, xv, wv):
     """int8 corners over K = 4096: |sum| up to 4096 · 128 · 128.  The x86 loops negate activations, which
     -128 survives only because activations holding it take the exact scalar loop."""
-    x, w = np.full((2, 4096), xv, np.int8), np.full((6, 4096), wv, np.int8)
-    got = cpu.group_sums(torch.from_numpy(x), torch.from_numpy(w), 4096, impl=path)
+    x, w = np.full((5, 4096), xv, np.int8), np.full((8, 4096), wv, np.int8)
+    weights = cpu.tile_weights(torch.from_numpy(w)) if tiled else torch.from_numpy(w)
+    got = cpu.group_sums(torch.from_numpy(x), weights, 4096, impl=path)
     assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 4096, w_bits=8))
     assert int(got[0, 0, 0]) == 4096 * xv * wv
     x[1, 5] = -128                                        # one -128 among other values
-    got = cpu.group_sums(torch.from_numpy(x), torch.from_numpy(w), 64, impl=path)
+    got = cpu.group_sums(torch.from_numpy(x), weights, 64, impl=path)
     assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 64, w_bits=8))
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_w8_fused_epilogues_match_golden(path):
-    m, k, n, group = 5, 512, 11, 128
+@pytest.mark.parametrize("tiled", (False, True))
+def test_w8_fused_epilogues_match_golden(path, tiled):
+    m, k, n, group = 5, 512, 16 if tiled else 11, 128
     x, w = _w8_operands(m, k, n, 8, seed=3)
+    weights = cpu.tile_weights(torch.from_numpy(w)) if tiled else torch.from_numpy(w)
     x[x == -128] = -127                                   # what golden's symmetric quantizer produces
     rng = np.random.default_rng(4)
     xs, ws = rng.uniform(1e-3, 1e-1, m).astype(np.float32), rng.uniform(1e-3, 1e-1, (n, k // group)).astype(np.float32)
-    got = cpu.scaled_matmul(torch.from_numpy(x), torch.from_numpy(w), group, torch.from_numpy(xs),
-                            torch.from_numpy(ws), impl=path)
+    got = cpu.scaled_matmul(torch.from_numpy(x), weights, group, torch.from_numpy(xs), torch.from_numpy(ws), impl=path)
     exact = scaled_linear(torch.from_numpy(x), torch.from_numpy(xs), torch.from_numpy(w), torch.from_numpy(ws),
                           group, x_max=128, w_max=128)
     assert torch.equal(got, exact)
     acc = golden.group_accumulators(x, w, group, w_bits=8)
     y = golden.group_scaled(acc, ws, xs)
     params = golden.requant_params(ws, xs, golden.output_scale(y, 8), 8)
-    q = cpu.requantized_matmul(torch.from_numpy(x), torch.from_numpy(w), group, params, impl=path)
+    q = cpu.requantized_matmul(torch.from_numpy(x), weights, group, params, impl=path)
     assert np.array_equal(q.numpy(), golden.requantize(acc, params.wmul, params.tmul, params.shift, 8))
 
 
@@ -147,20 +154,27 @@ def test_bad_input_is_refused(kwargs, error, message):
 
 
 def test_tile_weights_layout_and_refusals():
-    """The tiled layout as documented (byte 4r + i of block (b, c): w[8b + r, 8c + i] low, w[8b + r, 8c + 4 + i]
-    high), and clear refusals of what cannot be tiled."""
+    """The tiled layouts as documented (int4: byte 4r + i of block (b, c) holds w[8b + r, 8c + i] low and
+    w[8b + r, 8c + 4 + i] high; int8: w[8b + r, 4c + i]), and clear refusals of what cannot be tiled."""
     w = np.random.default_rng(2).integers(-8, 8, (16, 24))
     tiled = cpu.tile_weights(cpu.pack_weights(w)).numpy()
     assert tiled.shape == (2, 3, 32)
     codes = w & 0xF
     for b, c, r, i in [(0, 0, 0, 0), (1, 2, 7, 3), (1, 0, 3, 1), (0, 2, 5, 2)]:
         assert tiled[b, c, 4 * r + i] == codes[8 * b + r, 8 * c + i] | codes[8 * b + r, 8 * c + 4 + i] << 4
+    w8 = w.astype(np.int8)
+    tiled8 = cpu.tile_weights(torch.from_numpy(w8)).numpy()
+    assert tiled8.shape == (2, 6, 32)
+    for b, c, r, i in [(0, 0, 0, 0), (1, 5, 7, 3), (1, 2, 3, 1)]:
+        assert tiled8[b, c, 4 * r + i] == w8[8 * b + r, 4 * c + i]
+    with pytest.raises(ValueError, match="K of 4; got N = 16, K = 22"):
+        cpu.tile_weights(torch.from_numpy(w8[:, :22].copy()))
     with pytest.raises(ValueError, match="multiples of 8; got N = 12"):
         cpu.tile_weights(cpu.pack_weights(w[:12]))
     with pytest.raises(ValueError, match="K = 20"):
         cpu.tile_weights(cpu.pack_weights(w[:, :20]))
-    with pytest.raises(TypeError, match=r"uint8 tensor \(N, K/2\)"):
-        cpu.tile_weights(torch.zeros(8, 8, dtype=torch.int8))
+    with pytest.raises(TypeError, match=r"uint8 tensor \(N, K/2\), or int8 weights"):
+        cpu.tile_weights(torch.zeros(8, 8, dtype=torch.int16))
     with pytest.raises(ValueError, match=r"shape mismatch: need x \(M, K\) and tiled int4 weights"):
         cpu.group_sums(torch.zeros(2, 32, dtype=torch.int8), cpu.tile_weights(cpu.pack_weights(w)), 8)
 

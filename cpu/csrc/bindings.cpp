@@ -66,20 +66,21 @@ struct Dims {
 };
 
 // Checks shared by every entry point.  The weights' form comes from dtype and rank: uint8 (N, K/2)
-// is packed int4, uint8 (N/8, K/8, 32) tiled int4, int8 (N, K) int8 values.
+// is packed int4, uint8 (N/8, K/8, 32) tiled int4, int8 (N, K) int8 values, int8 (N/8, K/4, 32)
+// tiled int8.
 Dims check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
     TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu(), "w4 kernels run on CPU tensors");
     TORCH_CHECK(x.scalar_type() == torch::kInt8, "activations must be int8, got ", x.scalar_type());
     TORCH_CHECK(w.scalar_type() == torch::kUInt8 || w.scalar_type() == torch::kInt8,
                 "weights must be uint8 (packed int4) or int8, got ", w.scalar_type());
-    const bool tiled = w.scalar_type() == torch::kUInt8 && w.dim() == 3;
+    const bool tiled = w.dim() == 3;
     const int w_bits = w.scalar_type() == torch::kInt8 ? 8 : 4;
     TORCH_CHECK(x.dim() == 2 && (w.dim() == 2 || (tiled && w.size(2) == 32)),
-                "need x (M, K) and w (N, K/2) packed, (N/8, K/8, 32) tiled or (N, K) int8; got ", x.sizes(),
-                " and ", w.sizes());
+                "need x (M, K) and w: uint8 (N, K/2) packed or (N/8, K/8, 32) tiled, int8 (N, K) or (N/8, K/4, 32) "
+                "tiled; got ", x.sizes(), " and ", w.sizes());
     TORCH_CHECK(x.is_contiguous() && w.is_contiguous(), "x and w must be contiguous");
     const int64_t M = x.size(0), K = x.size(1), N = tiled ? 8 * w.size(0) : w.size(0);
-    const int64_t per_row = tiled ? 8 * w.size(1) : (w_bits == 8 ? w.size(1) : w.size(1) * 2);
+    const int64_t per_row = tiled ? (w_bits == 8 ? 4 : 8) * w.size(1) : (w_bits == 8 ? 1 : 2) * w.size(1);
     TORCH_CHECK(per_row == K && (w_bits == 8 || K % 2 == 0), "shape mismatch: x has K = ", K, " but w holds ",
                 per_row, " values per row");
     TORCH_CHECK(group >= 1 && K % group == 0, "group size ", group, " does not divide K = ", K);
@@ -118,6 +119,7 @@ void launch(w4::Problem& p, const std::string& impl) {
     if (p.w_bits == 8 && (path == Path::Avx2 || path == Path::Vnni) && holds_min_int8(p.x, p.M * p.K))
         path = Path::Scalar;
     // Tiled weights have one SIMD loop, AVX2, which VNNI CPUs run too; elsewhere the portable loop.
+    // (int8 weights with a -128 activation were sent to the scalar loop above.)
     if (p.tiled) path = path == Path::Avx2 || path == Path::Vnni ? Path::Avx2 : Path::Scalar;
     const int64_t G = p.K / p.group;
     w4::Scratch s{nullptr, nullptr, nullptr};

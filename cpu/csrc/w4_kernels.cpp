@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -102,8 +103,10 @@ void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1) {
     });
 }
 
-// Weight (n, k) of the tiled int4 layout (w4_kernels.h).
+// Weight (n, k) of the tiled layouts (w4_kernels.h).
 static inline int32_t tiled_weight(const Problem& p, int64_t n, int64_t k) {
+    if (p.w_bits == 8)
+        return reinterpret_cast<const int8_t*>(p.w)[((n >> 3) * (p.K >> 2) + (k >> 2)) * 32 + (n & 7) * 4 + (k & 3)];
     const uint8_t byte = p.w[((n >> 3) * (p.K >> 3) + (k >> 3)) * 32 + (n & 7) * 4 + (k & 3)];
     return nibble(byte, static_cast<int>((k >> 2) & 1));
 }
@@ -428,11 +431,16 @@ static void transpose_scales_avx2(const float* ws, int64_t groups, float* out) {
 // registers (lane r: y += float(sum_g) · w_scale[8b + r][g], then y · x_scale, finish()'s order),
 // the others store the sums as sums[(q · G + g) · 8 + r] for finish().  (Two blocks sharing the
 // token broadcasts, or 6 tokens, measured no faster than 8 rows × 4 tokens on Zen.)
-template <int MR>
+//
+// int8 weights (W_BITS 8): a block is 8 rows × 4 columns; |w| meets the token's 4 columns broadcast
+// and given w's sign (exact unless an activation is -128, which launch() keeps from here), and
+// each block's pairs are widened to 32 bits at once (a pair reaches 32,512).
+template <int W_BITS, int MR>
 __attribute__((target("avx2")))
 static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32_t* sums) {
-    const int64_t groups = p.K / p.group, blocks_per_group = p.group / 8;
-    const uint8_t* wb = p.w + b * (p.K / 8) * 32;
+    constexpr int64_t kColumns = W_BITS == 4 ? 8 : 4;      // columns per 32-byte block
+    const int64_t groups = p.K / p.group, blocks_per_group = p.group / kColumns;
+    const uint8_t* wb = p.w + b * (p.K / kColumns) * 32;
     const __m256i mask = _mm256_set1_epi8(0x0F), eight88 = _mm256_set1_epi8(static_cast<char>(0x88));
     const __m256i ones = _mm256_set1_epi16(1);
     const bool scaled = p.epilogue == Epilogue::Scaled;
@@ -443,25 +451,39 @@ static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int6
     for (int64_t g = 0; g < groups; ++g) {
         __m256i acc[MR];
         for (int q = 0; q < MR; ++q) acc[q] = _mm256_setzero_si256();
-        for (int64_t c = g * blocks_per_group; c < (g + 1) * blocks_per_group; c += 4) {
-            __m256i part[MR];
-            for (int q = 0; q < MR; ++q) part[q] = _mm256_setzero_si256();
-            for (int i = 0; i < 4; ++i) {
-                __m256i u = _mm256_xor_si256(
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32)), eight88);
-                __m256i lo = _mm256_and_si256(u, mask), hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
-                for (int q = 0; q < MR; ++q) {
-                    const int8_t* xc = p.x + (m + q) * p.K + (c + i) * 8;
-                    part[q] = _mm256_add_epi16(part[q], _mm256_add_epi16(
-                        _mm256_maddubs_epi16(lo, broadcast4_avx2(xc)), _mm256_maddubs_epi16(hi, broadcast4_avx2(xc + 4))));
-                    W4_KEEP_IN_REGISTER(part[q]);
+        if constexpr (W_BITS == 8) {
+            for (int64_t c = g * blocks_per_group; c < (g + 1) * blocks_per_group; c += 4)  // groups of 32k: whole steps
+                for (int i = 0; i < 4; ++i) {
+                    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32));
+                    const __m256i mag = _mm256_abs_epi8(w);
+                    for (int q = 0; q < MR; ++q) {
+                        const __m256i xs = _mm256_sign_epi8(broadcast4_avx2(p.x + (m + q) * p.K + (c + i) * 4), w);
+                        acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(_mm256_maddubs_epi16(mag, xs), ones));
+                        W4_KEEP_IN_REGISTER(acc[q]);
+                    }
                 }
+        } else {
+            for (int64_t c = g * blocks_per_group; c < (g + 1) * blocks_per_group; c += 4) {
+                __m256i part[MR];
+                for (int q = 0; q < MR; ++q) part[q] = _mm256_setzero_si256();
+                for (int i = 0; i < 4; ++i) {
+                    __m256i u = _mm256_xor_si256(
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32)), eight88);
+                    __m256i lo = _mm256_and_si256(u, mask), hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
+                    for (int q = 0; q < MR; ++q) {
+                        const int8_t* xc = p.x + (m + q) * p.K + (c + i) * 8;
+                        part[q] = _mm256_add_epi16(part[q], _mm256_add_epi16(
+                            _mm256_maddubs_epi16(lo, broadcast4_avx2(xc)), _mm256_maddubs_epi16(hi, broadcast4_avx2(xc + 4))));
+                        W4_KEEP_IN_REGISTER(part[q]);
+                    }
+                }
+                for (int q = 0; q < MR; ++q) acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(part[q], ones));
             }
-            for (int q = 0; q < MR; ++q) acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(part[q], ones));
         }
         const __m256 ws_g = scaled ? _mm256_loadu_ps(ws + g * 8) : _mm256_setzero_ps();
         for (int q = 0; q < MR; ++q) {
-            const __m256i sum = _mm256_sub_epi32(acc[q], _mm256_set1_epi32(8 * s.x_group_sum[g * p.M + m + q]));
+            const __m256i sum = W_BITS == 8 ? acc[q]
+                : _mm256_sub_epi32(acc[q], _mm256_set1_epi32(8 * s.x_group_sum[g * p.M + m + q]));
             if (scaled)
                 y[q] = _mm256_add_ps(y[q], _mm256_mul_ps(_mm256_cvtepi32_ps(sum), ws_g));
             else
@@ -485,13 +507,17 @@ bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
     // Cache blocking as rows_avx2: a chunk of row blocks (64 KiB at K = 4096) stays in L2 while
     // every 4-token block passes over it.  Decode (M = 1) streams each block once.
     constexpr int64_t kChunk = 4;
+    auto block = [&](int64_t b, int64_t m, auto tokens) __attribute__((target("avx2"))) {
+        if (p.w_bits == 8) tiled_block_avx2<8, decltype(tokens)::value>(p, s, b, m, sums);
+        else tiled_block_avx2<4, decltype(tokens)::value>(p, s, b, m, sums);
+    };
     for (int64_t b0 = n0 / 8; b0 < n1 / 8; b0 += kChunk) {
         const int64_t b1 = std::min(b0 + kChunk, n1 / 8);
         int64_t m = 0;
         for (; m + 4 <= p.M; m += 4)
-            for (int64_t b = b0; b < b1; ++b) tiled_block_avx2<4>(p, s, b, m, sums);
+            for (int64_t b = b0; b < b1; ++b) block(b, m, std::integral_constant<int, 4>{});
         for (; m < p.M; ++m)
-            for (int64_t b = b0; b < b1; ++b) tiled_block_avx2<1>(p, s, b, m, sums);
+            for (int64_t b = b0; b < b1; ++b) block(b, m, std::integral_constant<int, 1>{});
     }
     return true;
 }

@@ -11,6 +11,7 @@
 // 8c..8c+7, and its byte 4r + i holds w[8b + r][8c + i] in the low nibble and w[8b + r][8c + 4 + i]
 // in the high nibble (cpu.tile_weights makes it from the packed form).  A 32-byte load is then eight
 // rows × eight columns, and a decode call reads each thread's weights as one sequential stream.
+// Tiled int8 (w_bits = 8, tiled): (N/8, K/4, 32) bytes, byte 4r + i of block (b, c) = w[8b + r][4c + i].
 //
 // out[m][n][g] = sum over k in group g of x[m][k] * w[n][k], exactly as golden.group_accumulators.
 #pragma once
@@ -30,7 +31,7 @@ struct Problem {
     const int8_t* x;        // (M, K) activations, row-major
     const uint8_t* w;       // (N, K/2) packed int4 weights, or (N, K) int8 weights, row-major
     int w_bits;             // 4 or 8
-    bool tiled;             // int4 only: the tiled layout above (N and K multiples of 8)
+    bool tiled;             // the tiled layouts above (N a multiple of 8; K of 8 for int4, 4 for int8)
     int64_t M, K, N, group;
     Epilogue epilogue;
     int32_t* sums_out;      // Sums: (M, N, G)
@@ -63,8 +64,8 @@ bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
 bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 bool group_sums_neon(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 
-// Tiled int4 weights: the portable loop and AVX2 (which also serves VNNI CPUs).  The AVX2 loop
-// needs n0 and n1 to be multiples of 8 (whole row blocks) and groups of a multiple of 64.
+// Tiled weights (int4 or int8): the portable loop and AVX2 (which also serves VNNI CPUs).  The AVX2
+// loop needs n0 and n1 to be multiples of 8 (whole row blocks) and the SIMD group sizes of fits().
 void tiled_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
 bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 
