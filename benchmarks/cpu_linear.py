@@ -8,7 +8,7 @@ For each shape, decode (M = 1) and prefill (M = 128) rows, one run measures:
 * ``W4A8``: per-token int8 activations (``cpu.quantize_rows``, golden's quantizer compiled) and
   this project's int4 kernel with its fused float epilogue (``cpu.scaled_matmul``), group 128, on
   the weight form ``cpu.model.CpuLinear`` keeps (tiled on x86 with AVX2, packed elsewhere);
-* ``W8A8``: the same with int8 weights, group 128.
+* ``W8A8``: the same with int8 weights (tiled likewise), group 128.
 
 Also printed: the machine's read bandwidth (a large ``torch.sum``) and the share of it each
 quantized kernel reaches on its weight bytes.  Times are medians of repeated calls after warm-up.
@@ -77,10 +77,10 @@ def quantized_layers(k: int, n: int, w_bits: int, rng: np.random.Generator, work
     w_scale = torch.from_numpy(rng.uniform(1e-3, 1e-2, (n, k // GROUP)).astype(np.float32))
     if w_bits == 4:
         w, layer_bytes = cpu.pack_weights(rng.integers(-8, 8, (n, k))), n * k // 2
-        if cpu.best_path() in ("avx2", "vnni"):
-            w = cpu.tile_weights(w)
     else:
         w, layer_bytes = torch.from_numpy(rng.integers(-127, 128, (n, k)).astype(np.int8)), n * k
+    if cpu.best_path() in ("avx2", "vnni"):      # the form cpu.model.CpuLinear keeps there
+        w = cpu.tile_weights(w)
     weights = itertools.cycle([w.clone() for _ in range(copies(layer_bytes, working_set))])
 
     def run(x: torch.Tensor) -> torch.Tensor:

@@ -270,18 +270,32 @@ def test_a_cpu_without_fast_paths_warns_once_and_stays_exact(monkeypatch):
 
 
 @pytest.mark.parametrize("bits", (4, 8))
-def test_quantize_rows_equals_golden(bits):
-    """The compiled per-token quantizer gives golden's integers and steps bit for bit, ties included."""
+@pytest.mark.parametrize("width", (512, 4109, 21))
+def test_quantize_rows_equals_golden(bits, width):
+    """The compiled per-token quantizer gives golden's integers and steps bit for bit, ties included: in the
+    SIMD loop's 32-wide steps, in the scalar tail after them (4109), and in a row shorter than one step."""
     from golden.quant import QuantSpec, qparams, quantize
     rng = np.random.default_rng(bits)
-    x = torch.from_numpy(rng.standard_normal((9, 512)).astype(np.float32)) * torch.logspace(-3, 3, 9)[:, None]
+    x = torch.from_numpy(rng.standard_normal((9, width)).astype(np.float32)) * torch.logspace(-3, 3, 9)[:, None]
     x[1] = 0.0                                                  # all-zero row: the minimum step
     x[2, :8] = torch.tensor([0.5, -0.5, 1.5, -2.5, 3.5, 7.0, -7.0, 1.0]) * 2   # exact halves after scaling
     x[3, 5] = 3069.0                                            # one outlier, as SmolLM2's sink token
+    x[4, -1] = -4000.0                                          # the outlier in the last column (the tail)
+    x[5, -9:] = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, -3.5, 127.0]) * (x[5].abs().max() / 127)
     spec = QuantSpec(bits, symmetric=True, granularity="row")
     scale, zero = qparams(x, spec)
     q, s = cpu.quantize_rows(x.contiguous(), bits)
     assert torch.equal(s, scale.reshape(-1)) and torch.equal(q.to(torch.int32), quantize(x, spec, scale, zero))
+
+
+@pytest.mark.parametrize("column", (0, 37, 255, 260))
+@pytest.mark.parametrize("bad", (float("nan"), float("inf"), -float("inf")))
+def test_quantize_rows_refuses_nan_and_inf_anywhere(column, bad):
+    """In the SIMD steps (0, 37, 255) and in the scalar tail (260 of 261) of the second row."""
+    x = torch.randn(3, 261)
+    x[1, column] = bad
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        cpu.quantize_rows(x)
 
 
 def test_quantize_rows_refuses_bad_input():

@@ -219,7 +219,6 @@ std::vector<torch::Tensor> quantize_rows(const torch::Tensor& x, int64_t bits, d
                 "x must be a contiguous float32 CPU tensor (M, K)");
     TORCH_CHECK(bits == 4 || bits == 8, "activation bits must be 4 or 8, not ", bits);
     const int64_t M = x.size(0), K = x.size(1);
-    const float qmax = static_cast<float>((1 << (bits - 1)) - 1), qmin = -qmax - 1;
     const float floor = static_cast<float>(min_scale);
     torch::Tensor q = torch::empty({M, K}, torch::kInt8), scale = torch::empty({M}, torch::kFloat32);
     const float* xp = x.data_ptr<float>();
@@ -227,22 +226,8 @@ std::vector<torch::Tensor> quantize_rows(const torch::Tensor& x, int64_t bits, d
     float* sp = scale.data_ptr<float>();
     std::atomic<bool> finite{true};
     at::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
-        for (int64_t m = m0; m < m1; ++m) {
-            const float* row = xp + m * K;
-            float top = 0.0f;
-            bool ok = true;
-            for (int64_t k = 0; k < K; ++k) {
-                ok &= std::isfinite(row[k]);
-                top = std::max(top, std::fabs(row[k]));
-            }
-            if (!ok) { finite = false; continue; }
-            const float s = std::max(top / qmax, floor);
-            sp[m] = s;
-            for (int64_t k = 0; k < K; ++k) {
-                float v = std::nearbyint(row[k] / s);        // the default rounding mode: half to even
-                qp[m * K + k] = static_cast<int8_t>(std::min(std::max(v, qmin), qmax));
-            }
-        }
+        for (int64_t m = m0; m < m1; ++m)
+            if (!w4::quantize_row(xp + m * K, K, static_cast<int>(bits), floor, qp + m * K, sp + m)) finite = false;
     });
     TORCH_CHECK(finite.load(), "activations hold NaN/Inf values; refusing to quantize");
     return {q, scale};

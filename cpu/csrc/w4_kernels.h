@@ -82,6 +82,11 @@ bool w8_sums_avx2(const Problem& p, int64_t n0, int64_t n1);
 bool w8_sums_vnni(const Problem& p, int64_t n0, int64_t n1);
 bool w8_sums_neon(const Problem& p, int64_t n0, int64_t n1);
 
+// Symmetric per-token quantization of one row, as golden.quant (qparams + quantize, symmetric "row"):
+// scale = max(max|x| / qmax, floor), q = clamp(round-half-even(x / scale)).  False, with nothing
+// written, when the row holds NaN or Inf.  AVX2 where the CPU has it, else a portable loop.
+bool quantize_row(const float* row, int64_t K, int bits, float floor, int8_t* q, float* scale);
+
 // The SIMD paths work on whole 64-element blocks (32 packed bytes) of a group; with int8 weights,
 // on whole 32-byte blocks.
 constexpr int64_t kBlock = 64;
