@@ -124,6 +124,10 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     script_after_read = "setattr -unset init w:*fsm_state"
     nextpnr_opts = (f"--seed {seed} --freq {clk_hz / 1e6:.3f} --report nextpnr-report.json "
                     "--timing-allow-fail")
+    if family == "ecp5":
+        # router1 did not finish the ULX3S-85F design in over an hour on a 2-core machine; router2
+        # (nextpnr's newer router) is the one meant for large designs.
+        nextpnr_opts += " --router router2"
     if not quiet:
         core = link.core
         print(f"{spec.name}: {core.tokens}×{core.channels} TRIP array ({core.tokens * core.channels} int4 MACs "

@@ -12,6 +12,7 @@ Softmax, norms, embeddings and the LM head stay in floating point.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -90,22 +91,26 @@ class QuantLinear(nn.Module):
         self.weight_q, self.weight_scale, self.weight_zero = q.to(torch.int8), scale, zero
         self.weight = dequantize(q, self.w_spec, scale, zero)
 
+    @contextmanager
+    def _named_errors(self):
+        """A quantizer's refusal (NaN/Inf input, ...) says which layer it came from."""
+        try:
+            yield
+        except QuantError as exc:
+            raise QuantError(f"{self.name}: {exc}") from None
+
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if self.a_spec is None:
             return x
-        try:
+        with self._named_errors():
             return fake_quant(x.float(), self.a_spec).to(x.dtype)
-        except QuantError as exc:
-            raise QuantError(f"{self.name}: {exc}") from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.w_spec is None or self.a_spec is None or self.a_spec.granularity != "row":
             return F.linear(self.quantize_input(x), self.weight, self.bias)
         rows = x.reshape(-1, self.in_features).float()
-        try:
+        with self._named_errors():
             x_scale, x_zero = qparams(rows, self.a_spec)
-        except QuantError as exc:
-            raise QuantError(f"{self.name}: {exc}") from None
         xq = centered(quantize(rows, self.a_spec, x_scale, x_zero), self.a_spec, x_zero)
         wq = centered(self.weight_q, self.w_spec, self.weight_zero)
         y = scaled_linear(xq, x_scale, wq, self.weight_scale, self.w_spec.group_width(self.in_features),
