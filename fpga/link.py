@@ -237,13 +237,19 @@ class HostLink(wiring.Component):
         # than it holds: registered from args every cycle (args settle a cycle before EXECUTE), so the
         # 16-bit compare is not in EXECUTE's decision path.
         load_refused = Signal()
+        # Likewise every other decision EXECUTE takes on argument values (an 8-bit register-address
+        # compare and READ's 32-bit compares were the next iCE40 critical paths, into reg_addr's enable).
+        arg_is_ctrl, arg_is_m_tiles = Signal(), Signal()
+        read_len_zero, read_start_in_range = Signal(), Signal()
         # The opcode decoded once into one flag per command, as it arrives: the state machine then
         # branches on single bits, not on 8-bit compares (which were on the iCE40 critical path).
         # At most one flag is set, so the branches below are independent `If`s, not a priority chain.
         is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Op}
         unknown_op = Signal()
         known = [self.rx.payload == o for o in Op]
-        m.d.sync += load_refused.eq((args[:8] >= len(Memories)) | (args[8:24] > depth_rom[args[:2]]))
+        m.d.sync += [load_refused.eq((args[:8] >= len(Memories)) | (args[8:24] > depth_rom[args[:2]])),
+                     arg_is_ctrl.eq(args[:8] == REGS["CTRL"]), arg_is_m_tiles.eq(args[:8] == REGS["M_TILES"]),
+                     read_len_zero.eq(args[32:64] == 0), read_start_in_range.eq(args[:32] < self.result_bytes)]
 
         def expect(count: int):
             # args is not cleared: every command reads only the bytes it was sent.
@@ -283,11 +289,11 @@ class HostLink(wiring.Component):
                         m.d.sync += [args.word_select(got, 8).eq(self.rx.payload), got.eq(got + 1)]
             with m.State("EXECUTE"):
                 with m.If(is_op[Op.REG_WRITE]):
-                    with m.If(args[:8] == REGS["CTRL"]):
+                    with m.If(arg_is_ctrl):
                         m.next = "NAK"
                     with m.Else():
                         m.d.sync += [reg_addr.eq(args[:8]), reg_wdata.eq(args[8:40]), reg_we.eq(1)]
-                        with m.If(args[:8] == REGS["M_TILES"]):
+                        with m.If(arg_is_m_tiles):
                             m.d.sync += m_tiles.eq(args[8:40])
                         m.d.sync += reply_left.eq(0)
                         m.next = "REPLY"
@@ -305,7 +311,7 @@ class HostLink(wiring.Component):
                         m.next = "LOAD_GO"
                 with m.If(is_op[Op.READ]):
                     m.d.sync += [read_addr.eq(args[:32]), read_left.eq(args[32:64]), reading_info.eq(0),
-                                 read_done.eq(args[32:64] == 0), read_in_range.eq(args[:32] < self.result_bytes)]
+                                 read_done.eq(read_len_zero), read_in_range.eq(read_start_in_range)]
                     m.next = "SEND_BYTES"
             with m.State("LOAD_GO"):
                 # The go-ahead: the host sends data only after this, so a refused LOAD never leaves
