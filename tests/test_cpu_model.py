@@ -72,3 +72,19 @@ def test_run_command_refuses_bad_input_in_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("w_bits", (4, 8))
+def test_run_command_scores_both_models_identically(w_bits, monkeypatch, capsys):
+    """The success path end to end on a tiny LLaMA (the real command loads SmolLM2 and WikiText-2):
+    both models scored, per-token log-likelihoods bit-identical, both timed, exit 0."""
+    import golden.cli
+    from cpu.run import main
+    ids = torch.randint(0, 128, (300,), generator=torch.Generator().manual_seed(3))
+    monkeypatch.setattr(golden.cli, "load_source", lambda args: (tiny_model("llama"), None, ids))
+    argv = ["--w-bits", str(w_bits), "--eval-tokens", "200", "--seq-len", "64", "--prefill-tokens", "16",
+            "--decode-tokens", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"W{w_bits}A8 RTN" in out and "log-likelihoods bit-identical" in out and "largest |Δ| 0.00e+00" in out
+    assert "float32: prefill" in out and f"W{w_bits}A8 cpu kernels: prefill" in out
