@@ -5,9 +5,9 @@ For each shape, decode (M = 1) and prefill (M = 128) rows, one run measures:
 * ``fp32``: ``torch.nn.functional.linear`` on float32 weights;
 * ``int8 dyn``: ``torch.ao.nn.quantized.dynamic.Linear`` (fbgemm; per-tensor int8 weights,
   activations quantized on the fly);
-* ``W4A8``: per-token int8 activations (``cpu.quantize_rows``, golden's quantizer compiled) and
-  this project's int4 kernel with its fused float epilogue (``cpu.scaled_matmul``), group 128, on
-  the weight form ``cpu.model.CpuLinear`` keeps (tiled on x86 with AVX2, packed elsewhere);
+* ``W4A8``: ``cpu.model.CpuLinear``, the layer the quantized model runs: per-token int8
+  activations (golden's quantizer, compiled) and this project's int4 kernel with its fused float
+  epilogue, group 128, on the weight form the layer keeps (tiled on x86 with AVX2, packed elsewhere);
 * ``W8A8``: the same with int8 weights (tiled likewise), group 128.
 
 Also printed: the machine's read bandwidth (a large ``torch.sum``) and, for decode, the share of
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 import cpu
+from cpu.model import CpuLinear
 
 SHAPES = [(4096, 4096), (4096, 11008), (768, 3072)]     # (in K, out N)
 ROWS = [1, 128]
@@ -73,20 +74,17 @@ def dynamic_int8_layers(k: int, n: int, working_set: int):
 
 
 def quantized_layers(k: int, n: int, w_bits: int, rng: np.random.Generator, working_set: int):
-    """A8 layers with packed int4 (``w_bits`` 4) or int8 weights; returns ``(run, weight bytes per layer)``."""
+    """A8 ``cpu.model.CpuLinear`` layers (float in, float out: per-token quantizer, kernel, fused scaling) with
+    int4 (``w_bits`` 4) or int8 weights, in the form the layer keeps (tiled where AVX2 runs); returns
+    ``(run, weight bytes per layer)``."""
     w_scale = torch.from_numpy(rng.uniform(1e-3, 1e-2, (n, k // GROUP)).astype(np.float32))
     if w_bits == 4:
         w, layer_bytes = cpu.pack_weights(rng.integers(-8, 8, (n, k))), n * k // 2
     else:
         w, layer_bytes = torch.from_numpy(rng.integers(-127, 128, (n, k)).astype(np.int8)), n * k
-    if cpu.best_path() in ("avx2", "vnni"):      # the form cpu.model.CpuLinear keeps there
-        w = cpu.tile_weights(w)
-    weights = itertools.cycle([w.clone() for _ in range(copies(layer_bytes, working_set))])
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        xq, scale = cpu.quantize_rows(x, 8)
-        return cpu.scaled_matmul(xq, next(weights), GROUP, scale, w_scale, check_range=False)
-    return run, layer_bytes
+    layers = itertools.cycle([CpuLinear(f"copy{i}", w.clone(), w_scale, None, 8, GROUP)
+                              for i in range(copies(layer_bytes, working_set))])
+    return lambda x: next(layers)(x), layer_bytes
 
 
 def main(argv=None) -> int:
