@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from golden.qmodel import QuantLinear, quant_layers
-
 from golden.quant import MIN_SCALE
 
 from . import _w4
@@ -41,10 +40,9 @@ class CpuLinear(nn.Module):
         self.name, self.a_bits, self.group = name, a_bits, group
         self.w_bits = weight_bits(packed)
         self.out_features, self.in_features = packed.shape[0], packed.shape[1] * (8 // self.w_bits)
-        self.tiled = (best_path() in ("avx2", "vnni")
-                      and self.out_features % 8 == 0 and self.in_features % 8 == 0)
-        self.register_buffer("packed", tile_weights(packed.contiguous()) if self.tiled else packed.contiguous())
         self.path = best_path()
+        self.tiled = self.path in ("avx2", "vnni") and self.out_features % 8 == 0 and self.in_features % 8 == 0
+        self.register_buffer("packed", tile_weights(packed.contiguous()) if self.tiled else packed.contiguous())
         self.register_buffer("w_scale", w_scale.float().reshape(self.out_features, -1).contiguous())
         self.bias = None if bias is None else nn.Parameter(bias.detach().float(), requires_grad=False)
 

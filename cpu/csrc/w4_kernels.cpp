@@ -46,20 +46,30 @@ void prepare(const Problem& p, const Scratch& s) {
     }
 }
 
-static bool quantize_row_scalar(const float* row, int64_t K, float qmax, float floor, int8_t* q, float* scale) {
-    float top = 0.0f;
+// The per-token quantizer's scalar pieces (the AVX2 loop uses them for a row's tail):
+// the largest |x| of row[from, to) folded into top, false if one is NaN or Inf ...
+static bool scan_row(const float* row, int64_t from, int64_t to, float& top) {
     bool ok = true;
-    for (int64_t k = 0; k < K; ++k) {
+    for (int64_t k = from; k < to; ++k) {
         ok &= std::isfinite(row[k]);
         top = std::max(top, std::fabs(row[k]));
     }
-    if (!ok) return false;
-    const float s = std::max(top / qmax, floor);
-    *scale = s;
-    for (int64_t k = 0; k < K; ++k) {
+    return ok;
+}
+
+// ... and q[k] = clamp(round-half-even(row[k] / s)) for k in [from, to).
+static void round_row(const float* row, int64_t from, int64_t to, float s, float qmax, int8_t* q) {
+    for (int64_t k = from; k < to; ++k) {
         float v = std::nearbyint(row[k] / s);        // the default rounding mode: half to even
         q[k] = static_cast<int8_t>(std::min(std::max(v, -qmax - 1), qmax));
     }
+}
+
+static bool quantize_row_scalar(const float* row, int64_t K, float qmax, float floor, int8_t* q, float* scale) {
+    float top = 0.0f;
+    if (!scan_row(row, 0, K, top)) return false;
+    *scale = std::max(top / qmax, floor);
+    round_row(row, 0, K, *scale, qmax, q);
     return true;
 }
 
@@ -595,13 +605,9 @@ static bool quantize_row_avx2(const float* row, int64_t K, float qmax, float flo
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, top);
     float t = 0.0f;
-    bool ok = (finite & 0xFF) == 0xFF;
     for (float v : lanes) t = std::max(t, v);
-    for (int64_t k = whole; k < K; ++k) {
-        ok &= std::isfinite(row[k]);
-        t = std::max(t, std::fabs(row[k]));
-    }
-    if (!ok) return false;
+    const bool ok = scan_row(row, whole, K, t);
+    if ((finite & 0xFF) != 0xFF || !ok) return false;
     const float s = std::max(t / qmax, floor);
     *scale = s;
     const __m256 step = _mm256_set1_ps(s), hi = _mm256_set1_ps(qmax), lo = _mm256_set1_ps(-qmax - 1);
@@ -617,10 +623,7 @@ static bool quantize_row_avx2(const float* row, int64_t K, float qmax, float flo
         __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k), _mm256_permutevar8x32_epi32(bytes, order));
     }
-    for (int64_t k = whole; k < K; ++k) {
-        float v = std::nearbyint(row[k] / s);
-        q[k] = static_cast<int8_t>(std::min(std::max(v, -qmax - 1), qmax));
-    }
+    round_row(row, whole, K, s, qmax, q);
     return true;
 }
 
