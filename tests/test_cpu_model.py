@@ -88,3 +88,19 @@ def test_run_command_scores_both_models_identically(w_bits, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert f"W{w_bits}A8 RTN" in out and "log-likelihoods bit-identical" in out and "largest |Δ| 0.00e+00" in out
     assert "float32: prefill" in out and f"W{w_bits}A8 cpu kernels: prefill" in out
+
+
+def test_layer_takes_any_float_layout_and_names_a_wrong_width():
+    """The fused call wants float32 rows in order; other dtypes and strides are converted (same numbers),
+    and a wrong input width is one clear error, not a crash in the extension."""
+    fake = quantize_model(_with_biases(tiny_model("llama")), QuantConfig("t", w_bits=4, a_bits=8, group_size=32))
+    layer = next(m for m in quant_layers(fake).values() if m.in_features == 64)
+    mine = CpuLinear.from_quant_linear(layer)
+    x = torch.randn(3, 4, 64)
+    want = mine(x)
+    assert want.shape == (3, 4, layer.out_features) and torch.equal(want, layer(x))
+    strided = x.transpose(0, 1).contiguous().transpose(0, 1)
+    assert not strided.is_contiguous() and torch.equal(mine(strided), want)
+    assert mine(x.double()).dtype == torch.float64 and torch.equal(mine(x.double()), want.double())
+    with pytest.raises(ValueError, match="shape mismatch"):
+        mine(torch.randn(2, 48))
