@@ -10,8 +10,14 @@ For each shape, decode (M = 1) and prefill (M = 128) rows, one run measures:
   epilogue, group 128, on the weight form the layer keeps (tiled on x86 with AVX2, packed elsewhere);
 * ``W8A8``: the same with int8 weights (tiled likewise), group 128.
 
-Also printed: the machine's read bandwidth (a large ``torch.sum``) and, for decode, the share of
-it each quantized kernel reaches on its weight bytes.  Times are medians of repeated calls after warm-up.
+Times are medians of repeated calls after warm-up, taken in turns (one call of each method per round,
+in a new order each round): a shared machine's speed drifts by tens of percent within a run, and in
+turns the drift weighs on every method alike instead of on whichever ran during a slow spell.
+
+Also printed, for decode: the machine's read bandwidth (the median ``torch.sum`` over 256 MiB, five
+just before the row's calls and five just after) and the share of it each quantized layer reaches on
+its weight bytes.  The stream is kept out of the turns: it flushes the whole last-level cache, after
+which even a small layer's Python and dispatch state must come back from memory (~90 µs on 768→3072).
 
 A model's layers together are far larger than the last-level cache, so each call reads its
 weights from memory.  To measure that and not a cache-resident layer, every method cycles
@@ -25,8 +31,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import random
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -39,21 +47,33 @@ ROWS = [1, 128]
 GROUP = 128
 
 
-def median_seconds(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
+def medians_in_turns(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each call, timed one call of each per round after three warm-up calls each."""
+    for call in calls.values():
+        for _ in range(3):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    order, shuffle = list(calls), random.Random(0).shuffle
+    for _ in range(repeats):
+        # a new order each round: what ran just before leaves the caches in its own state (a small
+        # layer after an fp32 call pays ~10 µs more than after another small layer)
+        shuffle(order)
+        for name in order:
+            t0 = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def stream_seconds(stream: torch.Tensor, repeats: int = 5) -> list[float]:
+    """Seconds of ``repeats`` reductions over ``stream``: a read-only pass, like a GEMV's weights."""
+    stream.sum()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        stream.sum()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
-    """Bytes per second of a reduction over ``gib`` GiB of float32: a read-only stream, like a GEMV."""
-    a = torch.ones(int(gib * (1 << 30)) // 4)
-    return a.numel() * 4 / median_seconds(lambda: a.sum(), repeats)
+    return times
 
 
 def copies(layer_bytes: int, working_set: int) -> int:
@@ -98,12 +118,13 @@ def main(argv=None) -> int:
     working_set = args.working_set << 20
     if args.threads:
         torch.set_num_threads(args.threads)
-    bw = read_bandwidth()
+    # The bandwidth reference: a read-only reduction (like a GEMV's weight stream) over 256 MiB,
+    # eight times this class of machine's last-level cache.
+    stream = torch.ones((256 << 20) // 4)
     print(f"{torch.get_num_threads()} threads, kernel path {cpu.best_path()} (available: "
-          f"{', '.join(cpu.available_paths())}); read bandwidth {bw / 1e9:.1f} GB/s; "
-          f"working set {args.working_set} MiB of weights per method")
+          f"{', '.join(cpu.available_paths())}); working set {args.working_set} MiB of weights per method")
     print(f"{'shape K→N':>14} {'M':>4} {'fp32 ms':>9} {'int8 dyn':>9} | {'W4A8 ms':>8} {'×fp32':>6} {'×dyn':>6} "
-          f"{'of bw':>6} | {'W8A8 ms':>8} {'×fp32':>6} {'×dyn':>6} {'of bw':>6}")
+          f"{'of bw':>6} | {'W8A8 ms':>8} {'×fp32':>6} {'×dyn':>6} {'of bw':>6} | {'bw GB/s':>7}")
     rng = np.random.default_rng(0)
     for k, n in SHAPES:
         fp32 = fp32_layers(k, n, working_set)
@@ -111,16 +132,22 @@ def main(argv=None) -> int:
         ours = [quantized_layers(k, n, bits, rng, working_set) for bits in (4, 8)]
         for m in ROWS:
             x = torch.randn(m, k)
+            calls = {"fp32": lambda: fp32(x), "dyn": lambda: dyn(x),
+                     "W4A8": lambda: ours[0][0](x), "W8A8": lambda: ours[1][0](x)}
             with torch.inference_mode():
-                t_fp = median_seconds(lambda: fp32(x), args.repeats)
-                t_dyn = median_seconds(lambda: dyn(x), args.repeats)
-                cells = []
-                for run, weight_bytes in ours:
-                    t = median_seconds(lambda: run(x), args.repeats)
-                    # the share of bandwidth means something where weight traffic bounds the call: decode
-                    share = f"{weight_bytes / t / bw:>6.0%}" if m == 1 else f"{'':>6}"
-                    cells.append(f"{t * 1e3:>8.3f} {t_fp / t:>5.2f}× {t_dyn / t:>5.2f}× {share}")
-            print(f"{f'{k}→{n}':>14} {m:>4} {t_fp * 1e3:>9.3f} {t_dyn * 1e3:>9.3f} | " + " | ".join(cells))
+                streams = stream_seconds(stream) if m == 1 else []
+                t = medians_in_turns(calls, args.repeats)
+                streams += stream_seconds(stream) if m == 1 else []
+            bw = stream.numel() * 4 / statistics.median(streams) if streams else None
+            cells = []
+            for method, (_, weight_bytes) in zip(("W4A8", "W8A8"), ours):
+                # the share of bandwidth means something where weight traffic bounds the call: decode
+                share = f"{weight_bytes / t[method] / bw:>6.0%}" if bw else f"{'':>6}"
+                cells.append(f"{t[method] * 1e3:>8.3f} {t['fp32'] / t[method]:>5.2f}× "
+                             f"{t['dyn'] / t[method]:>5.2f}× {share}")
+            bw_cell = f" | {bw / 1e9:>7.1f}" if bw else ""
+            print(f"{f'{k}→{n}':>14} {m:>4} {t['fp32'] * 1e3:>9.3f} {t['dyn'] * 1e3:>9.3f} | " + " | ".join(cells)
+                  + bw_cell)
     return 0
 
 
