@@ -464,6 +464,15 @@ static void transpose_scales_avx2(const float* ws, int64_t groups, float* out) {
 // int8 weights (W_BITS 8): a block is 8 rows × 4 columns; |w| meets the token's 4 columns broadcast
 // and given w's sign (exact unless an activation is -128, which launch() keeps from here), and
 // each block's pairs are widened to 32 bits at once (a pair reaches 32,512).
+// Decode (one token) streams each weight byte once; asking for the line 2 KiB ahead keeps more
+// misses in flight than the hardware prefetcher does across the 4 KiB pages of the stream.  Measured
+// on Zen 3, 2 threads, weights from memory: W4 decode 13% faster on 768→3072 and 4096→4096, W8 ~5%;
+// 4 KiB ahead gained less.  (Prefill reuses each block from L2 for every token block: no prefetch.)
+constexpr int64_t kPrefetchAhead = 2048;
+static inline void prefetch_ahead(const uint8_t* at) {
+    _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(at) + kPrefetchAhead), _MM_HINT_T0);
+}
+
 template <int W_BITS, int MR>
 __attribute__((target("avx2")))
 static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32_t* sums) {
@@ -483,6 +492,7 @@ static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int6
         if constexpr (W_BITS == 8) {
             for (int64_t c = g * blocks_per_group; c < (g + 1) * blocks_per_group; c += 4)  // groups of 32k: whole steps
                 for (int i = 0; i < 4; ++i) {
+                    if constexpr (MR == 1) prefetch_ahead(wb + (c + i) * 32);
                     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32));
                     const __m256i mag = _mm256_abs_epi8(w);
                     for (int q = 0; q < MR; ++q) {
@@ -496,6 +506,7 @@ static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int6
                 __m256i part[MR];
                 for (int q = 0; q < MR; ++q) part[q] = _mm256_setzero_si256();
                 for (int i = 0; i < 4; ++i) {
+                    if constexpr (MR == 1) prefetch_ahead(wb + (c + i) * 32);
                     __m256i u = _mm256_xor_si256(
                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32)), eight88);
                     __m256i lo = _mm256_and_si256(u, mask), hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
