@@ -104,3 +104,23 @@ def test_layer_takes_any_float_layout_and_names_a_wrong_width():
     assert mine(x.double()).dtype == torch.float64 and torch.equal(mine(x.double()), want.double())
     with pytest.raises(ValueError, match="shape mismatch"):
         mine(torch.randn(2, 48))
+
+
+def test_layer_follows_new_weights_however_they_arrive():
+    """forward() keeps its operands in a cache; new buffers (assigned, loaded with assign=True, or
+    converted by .to()) must reach the kernel, not the old ones."""
+    fake = quantize_model(_with_biases(tiny_model("llama")), QuantConfig("t", w_bits=4, a_bits=8, group_size=32))
+    a, b = [CpuLinear.from_quant_linear(m) for m in quant_layers(fake).values()
+            if m.in_features == 64 and m.out_features == 64][:2]
+    x = torch.randn(2, 64)
+    ya, yb = a(x), b(x)
+    assert not torch.equal(ya, yb)
+    a.load_state_dict(b.state_dict(), assign=True)
+    assert torch.equal(a(x), yb)
+    a.packed = b.packed.clone()
+    a.w_scale = torch.ones_like(b.w_scale)
+    assert not torch.equal(a(x), yb)
+    a.load_state_dict({k: v.clone() for k, v in b.state_dict().items()}, assign=True)
+    a.to(torch.float64)
+    with pytest.raises(ValueError, match="w_scale must be a contiguous float32"):
+        a(x)
