@@ -10,9 +10,10 @@ For each shape, decode (M = 1) and prefill (M = 128) rows, one run measures:
   epilogue, group 128, on the weight form the layer keeps (tiled on x86 with AVX2, packed elsewhere);
 * ``W8A8``: the same with int8 weights (tiled likewise), group 128.
 
-Times are medians of repeated calls after warm-up, taken in turns (one call of each method per round,
-in a new order each round): a shared machine's speed drifts by tens of percent within a run, and in
-turns the drift weighs on every method alike instead of on whichever ran during a slow spell.
+Times are medians of repeated calls after warm-up, taken in turns (each round gives every method a
+short burst of calls, in a new order each round): a shared machine's speed drifts by tens of percent
+within a run, and in turns the drift weighs on every method alike instead of on whichever ran during
+a slow spell.
 
 Also printed, for decode: the machine's read bandwidth (the median ``torch.sum`` over 256 MiB, five
 just before the row's calls and five just after) and the share of it each quantized layer reaches on
@@ -24,7 +25,7 @@ weights from memory.  To measure that and not a cache-resident layer, every meth
 through enough copies of its layer to fill ``--working-set`` MiB (default 256) of weights
 (``--working-set 0``: one copy, the cache-hot case).
 
-    python -m benchmarks.cpu_linear [--repeats 20] [--threads N] [--working-set MIB]
+    python -m benchmarks.cpu_linear [--rounds 10] [--threads N] [--working-set MIB]
 """
 from __future__ import annotations
 
@@ -47,21 +48,24 @@ ROWS = [1, 128]
 GROUP = 128
 
 
-def medians_in_turns(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each call, timed one call of each per round after three warm-up calls each."""
+def medians_in_turns(calls: dict[str, Callable[[], object]], rounds: int, burst: int = 3) -> dict[str, float]:
+    """Median seconds of each call over ``rounds`` rounds.  Each round gives every method a turn, in a
+    new order: one untimed call, then ``burst`` timed ones.  The untimed call absorbs what the previous
+    method left in the caches (an fp32 call streams 9 MiB or more through them; the small decode layer
+    after it pays ~10 µs more than after another small layer, as it would in a model)."""
     for call in calls.values():
         for _ in range(3):
             call()
     times: dict[str, list[float]] = {name: [] for name in calls}
     order, shuffle = list(calls), random.Random(0).shuffle
-    for _ in range(repeats):
-        # a new order each round: what ran just before leaves the caches in its own state (a small
-        # layer after an fp32 call pays ~10 µs more than after another small layer)
+    for _ in range(rounds):
         shuffle(order)
         for name in order:
-            t0 = time.perf_counter()
             calls[name]()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(burst):
+                t0 = time.perf_counter()
+                calls[name]()
+                times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -109,7 +113,8 @@ def quantized_layers(k: int, n: int, w_bits: int, rng: np.random.Generator, work
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cpu_linear", description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=20, help="timed calls per measurement (median reported)")
+    p.add_argument("--rounds", type=int, default=10,
+                   help="rounds of turns; each gives every method 1 untimed and 3 timed calls (default 10)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--working-set", type=int, default=256,
                    help="MiB of weights each method cycles through, so calls read memory, not cache "
@@ -136,7 +141,7 @@ def main(argv=None) -> int:
                      "W4A8": lambda: ours[0][0](x), "W8A8": lambda: ours[1][0](x)}
             with torch.inference_mode():
                 streams = stream_seconds(stream) if m == 1 else []
-                t = medians_in_turns(calls, args.repeats)
+                t = medians_in_turns(calls, args.rounds)
                 streams += stream_seconds(stream) if m == 1 else []
             bw = stream.numel() * 4 / statistics.median(streams) if streams else None
             cells = []
