@@ -55,4 +55,4 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 best = (key, rows, cols)
     _, rows, cols = best
     return dict(rows=rows, cols=cols, a_lanes=lay.a_lanes, w_lanes=lay.w_lanes, mul_width=dev.mul_width,
-                mul_latency=4 if dev.family == "ecp5" else 2, max_k=max_k, max_k_total=max_k_total)
+                mul_latency=4, max_k=max_k, max_k_total=max_k_total)

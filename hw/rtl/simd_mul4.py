@@ -179,8 +179,10 @@ class SimdMul4(wiring.Component):
         Pipeline registers, 1–4: output register; plus the product register
         (≥2); plus a register on the exact packed sum, between the bias
         subtraction and the lane extraction (≥3); plus the packed-operand
-        register in front of the multiplier (4).  The ECP5 builds use 4 to
-        approach 100 MHz.
+        register in front of the multiplier (4).  The FPGA builds use 4: on
+        ECP5 to approach 100 MHz, on iCE40 because yosys then packs the
+        operand and product registers into the SB_MAC16, the one form whose
+        timing nextpnr-ice40 models (it times every DSP pin as a register).
     acc_depth : int
         Sum this many consecutive inputs per lane (in the packed domain, one
         extraction per group) before emitting one output.  Wider lanes mean a
@@ -229,8 +231,10 @@ class SimdMul4(wiring.Component):
         S = lay.stride
 
         def stage(value: Value, name: str) -> Signal:
-            """One pipeline register."""
-            reg = Signal(value.shape(), name=name)
+            """One pipeline register.  Only the valid and group flags are reset: the data registers mean
+            nothing until a valid reaches them, and without a reset yosys can move the multiplier's
+            registers into the iCE40 SB_MAC16 (whose registers have no matching synchronous reset)."""
+            reg = Signal(value.shape(), name=name, reset_less=not name.startswith(("valid", "last")))
             m.d.sync += reg.eq(value)
             return reg
 
@@ -250,8 +254,11 @@ class SimdMul4(wiring.Component):
             op_a, op_w = stage(op_a, "op_a_q"), stage(op_w, "op_w_q")
             corr, valid = stage(corr, "corr_q0"), stage(valid, "valid_q0")
 
-        # Stage 1: the one hardware multiplier.
-        product = Signal(signed(lay.a_bits + lay.w_bits), name="product")
+        # Stage 1: the one hardware multiplier.  The lanes read only the low S·lanes bits of the product
+        # (everything after it adds and subtracts, so those bits are exact modulo 2^(S·lanes)); keeping
+        # just those is also what lets yosys pack the product registers into an iCE40 SB_MAC16, which
+        # it does not do for a product wider than its users.
+        product = Signal(signed(S * lay.lanes), name="product")
         m.d.comb += product.eq(op_a * op_w)
         if self.latency >= 2:
             product = stage(product, "product_q")

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import enum
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -161,7 +161,13 @@ class TripSequencer(wiring.Component):
         wdata = regs.wdata
 
         def within(low: int, high: int):
-            return (wdata >= low) & (wdata <= high)
+            # Compare only the bits that can hold `high`, and check the rest are zero: the same
+            # answer, but a 32-bit compare is a carry chain through 32 cells, and these flags sat on the
+            # iCE40 build's critical path (26.8 ns at 40 MHz).
+            width = high.bit_length()
+            narrow = wdata[:width]
+            fits = ~wdata[width:].any() if width < len(wdata) else Const(1, 1)
+            return fits & (narrow >= low) & (narrow <= high)
 
         # Legality of each register, decided from the full word as it is written (a flag per register).
         legal = {  # register: (stored bits, legal-when expression, reset legality)
