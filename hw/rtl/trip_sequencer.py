@@ -262,7 +262,12 @@ class TripSequencer(wiring.Component):
         pending_next = Signal.like(pending)
         pending_zero = Signal(init=1)          # registered with pending: DRAIN's exit test holds no adder
         m.d.comb += pending_next.eq(pending + issued_last - self.done_outputs)
-        m.d.sync += [pending.eq(pending_next), pending_zero.eq(pending_next == 0)]
+        # pending moves by at most one a cycle, so it reaches zero only from one, by a group leaving
+        # with none issued: decided without waiting for the adder and a zero test behind it (that
+        # chain, after the beat handshake, was on the iCE40 build's critical path).
+        steps = issued_last ^ self.done_outputs
+        m.d.sync += [pending.eq(pending_next),
+                     pending_zero.eq(Mux(steps, self.done_outputs & (pending == 1), pending_zero))]
 
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
