@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from hw.rtl.trip_array import array_latency
 from hw.sizes import DEVICES, core_params
 from hw.trip_core import TripCore
 from sim.cycle_model import core_cycles
@@ -27,7 +28,7 @@ TOKENS = 128
 def modelled(params: dict, m: int, k: int, n: int, a_bits: int) -> int:
     tokens, channels = params["rows"] * params["a_lanes"], params["cols"] * params["w_lanes"]
     return core_cycles(m_kept=m, k=k, n=n, group=128, a_bits=a_bits, tokens=tokens, channels=channels,
-                       latency=params["mul_latency"] + 1)
+                       latency=array_latency(params["mul_latency"]))
 
 
 def table() -> None:

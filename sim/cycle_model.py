@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from hw.rtl.requant import Requant
+from hw.rtl.trip_array import array_latency
 
 #: Cycles the requantizer adds after the last tile's last chunk enters it: its pipeline and the hand-over.
 REQUANT_TAIL = Requant.LATENCY - 1
@@ -70,7 +71,7 @@ def latency_profile(shapes: set[tuple[int, int]], *, device: str, tokens: int, g
             g = group if k % group == 0 else k
             cycles[ProfileCost.key(k, n, a_bits)] = core_cycles(
                 m_kept=tokens, k=k, n=n, group=g, a_bits=a_bits, tokens=tokens_lanes, channels=channels,
-                latency=p["mul_latency"] + 1)
+                latency=array_latency(p["mul_latency"]))
     return {"format": PROFILE_FORMAT, "name": f"trip-{device}-{tokens_lanes}x{channels}", "tokens": tokens,
             "core": p, "cycles": cycles}
 

@@ -25,10 +25,16 @@ from amaranth.lib.wiring import In, Out
 from golden.trip import LO_OFFSET, trip_acc_bits
 from .simd_mul4 import LATENCIES, SimdMul4, packed_layout
 
-__all__ = ["TripArray"]
+__all__ = ["TripArray", "array_latency"]
 
 _LO_SHIFT = LO_OFFSET.bit_length() - 1     # 8·w as a shift, never a multiplier
 assert 1 << _LO_SHIFT == LO_OFFSET
+
+
+def array_latency(mul_latency: int) -> int:
+    """Cycles from a group's last beat accepted to its sums valid: the multiplier's pipeline, the
+    term register and the accumulator."""
+    return mul_latency + 2
 
 
 class TripArray(wiring.Component):
@@ -59,7 +65,8 @@ class TripArray(wiring.Component):
     Contract
     --------
     Throughput one beat per cycle.  Latency: a group's sums are valid
-    ``mul_latency + 1`` cycles after its ``last`` beat is accepted.  The
+    ``mul_latency + 2`` cycles after its ``last`` beat is accepted (the
+    multiplier, a register for each product's term, the accumulator).  The
     output is held until taken; while it is, the array keeps accepting beats
     and only stalls (``i.ready`` low, every pipeline register frozen) when a
     second finished group would overwrite it, so a consumer that takes each
@@ -80,7 +87,7 @@ class TripArray(wiring.Component):
         self.rows, self.cols = rows, cols
         self.tokens, self.channels = rows * a_lanes, cols * w_lanes
         self.mul_latency = mul_latency
-        self.latency = mul_latency + 1
+        self.latency = array_latency(mul_latency)
         self.max_k = max_k
         self.acc_bits = trip_acc_bits(max_k)
         self.beat_layout = data.StructLayout({
@@ -127,18 +134,32 @@ class TripArray(wiring.Component):
                 m.d.sync += nxt.eq(side)
             side = nxt
 
-        fresh = Signal(init=1)      # the next beat starts a new group
-        finishing = side.valid & side.last
-        m.d.comb += [advance.eq(~(finishing & self.o.valid & ~self.o.ready)), self.i.ready.eq(advance)]
-
+        # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
+        # the accumulator adds one registered term: the two adders in series, after a side-band select,
+        # were the iCE40 build's critical path.
+        terms = {}
         for t in range(self.tokens):
             r, i = divmod(t, lay.a_lanes)
             for ch in range(self.channels):
                 c, j = divmod(ch, lay.w_lanes)
                 product = muls[r, c].o.payload[i][j]
-                acc = Signal(signed(self.acc_bits), name=f"acc_{t}_{ch}")
                 term = Mux(side.hi, product << 4, product) + Mux(side.lo, side.w[ch] << _LO_SHIFT, 0)
-                total = Mux(fresh, 0, acc) + term
+                terms[t, ch] = Signal(term.shape(), name=f"term_{t}_{ch}", reset_less=True)
+                with m.If(advance):
+                    m.d.sync += terms[t, ch].eq(term)
+        nxt = Signal(side_layout, name="side_term")
+        with m.If(advance):
+            m.d.sync += nxt.eq(side)
+        side = nxt
+
+        fresh = Signal(init=1)      # the next beat starts a new group
+        finishing = side.valid & side.last
+        m.d.comb += [advance.eq(~(finishing & self.o.valid & ~self.o.ready)), self.i.ready.eq(advance)]
+
+        for t in range(self.tokens):
+            for ch in range(self.channels):
+                acc = Signal(signed(self.acc_bits), name=f"acc_{t}_{ch}")
+                total = Mux(fresh, 0, acc) + terms[t, ch]
                 with m.If(advance & side.valid):
                     with m.If(side.last):
                         m.d.sync += self.o.payload[t][ch].eq(total)
