@@ -156,6 +156,11 @@ class HostLink(wiring.Component):
         # Registered with the counters they describe, so SEND_BYTES decides on single bits (the 32-bit
         # compares there were on the iCE40 build's critical path).
         read_done, read_in_range = Signal(), Signal()
+        # read_left - 1, ready a cycle ahead: SEND_BYTES always comes between a change of read_left and
+        # the SEND_BYTE that steps it, so the byte's step holds no 32-bit borrow chain (it was on an iCE40
+        # critical path).
+        read_left_less = Signal(32)
+        m.d.sync += read_left_less.eq(read_left - 1)
         m.d.comb += self.tx.payload.eq(0)
 
         # --- operand memories and their replays ----------------------------------------------------------
@@ -210,7 +215,9 @@ class HostLink(wiring.Component):
         with m.Elif(core.results.valid):
             m.d.sync += [res_count.eq(res_count + 1), res_byte.eq(Mux(last_byte, 0, res_byte + 1)),
                          last_byte.eq(Mux(last_byte, res_bytes == 1, res_byte == res_bytes - 2)),
-                         room.eq(res_count + 1 < self.result_bytes)]
+                         # the same test as res_count + 1 < result_bytes (Amaranth widens the sum), with
+                         # no adder in front of the compare: the two chains were an iCE40 critical path
+                         room.eq(res_count < self.result_bytes - 1)]
             with m.If(~room):
                 m.d.sync += overflow.eq(1)
 
@@ -366,8 +373,8 @@ class HostLink(wiring.Component):
                              self.tx.payload.eq(Mux(reading_info, info_rp.data,
                                                     Mux(read_in_range, res_rp.data, 0)))]
                 with m.If(self.tx.ready):
-                    m.d.sync += [read_addr.eq(read_addr + 1), read_left.eq(read_left - 1),
-                                 read_done.eq(read_left == 1), read_in_range.eq(read_addr + 1 < self.result_bytes)]
+                    m.d.sync += [read_addr.eq(read_addr + 1), read_left.eq(read_left_less),
+                                 read_done.eq(read_left == 1), read_in_range.eq(read_addr < self.result_bytes - 1)]
                     m.next = "SEND_BYTES"
             with m.State("REPLY"):
                 with m.If(reply_left == 0):
