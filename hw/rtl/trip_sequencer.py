@@ -272,6 +272,11 @@ class TripSequencer(wiring.Component):
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
 
+        running = Signal()                     # the FSM is in RUN
+        issue = Signal()                       # RUN puts a beat into stage B this cycle
+        final_pass = Signal()                  # that beat is the k's last pass (A4, or A8's lo nibble)
+        m.d.comb += [issue.eq(running & load_b), final_pass.eq(~a8 | ~hi_pass)]
+
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(start):
@@ -316,24 +321,13 @@ class TripSequencer(wiring.Component):
                 with m.If(self.act.valid):
                     with m.If(k_is_last):
                         m.d.sync += [g.eq(0), g_is_last.eq(g_last == 0), hi_pass.eq(1), n_left.eq(n_tiles),
-                                     n_is_last.eq(n_tiles == 1)]
+                                     n_is_last.eq(n_tiles == 1), running.eq(1)]
                         m.next = "RUN"
                     advance(k, k_is_last, k_last, k_before_last)
-            with m.State("RUN"):              # issue the beats of every channel tile
-                with m.If(load_b):
-                    final_pass = ~a8 | ~hi_pass
-                    m.d.sync += [b_valid.eq(1), b_hi.eq(a8 & hi_pass), b_lo.eq(a8 & ~hi_pass),
-                                 b_final.eq(final_pass), b_last.eq(final_pass & g_is_last)]
-                    with m.If(a8):
-                        m.d.sync += hi_pass.eq(~hi_pass)
-                    with m.If(final_pass):
-                        advance(g, g_is_last, g_last, g_before_last)
-                        advance(k, k_is_last, k_last, k_before_last)
-                        with m.If(k_is_last):
-                            m.d.sync += [n_left.eq(n_left - 1), n_is_last.eq(n_left == 2)]
-                            with m.If(n_is_last):
-                                m.d.sync += m_left.eq(m_left - 1)
-                                m.next = "NEXT"
+            with m.State("RUN"):              # issue the beats of every channel tile (below)
+                with m.If(issue & final_pass & k_is_last & n_is_last):
+                    m.d.sync += running.eq(0)
+                    m.next = "NEXT"
             with m.State("NEXT"):             # last beat of the token tile must leave before a reload
                 with m.If(~b_valid | fire):
                     with m.If(m_left == 0):
@@ -344,6 +338,21 @@ class TripSequencer(wiring.Component):
                 with m.If(pending_zero & ~b_valid & ~self.downstream_busy):
                     m.d.sync += [busy.eq(0), done.eq(1)]
                     m.next = "IDLE"
+        # RUN's beats, outside the FSM and gated by `running` (set and cleared with RUN's transitions): the
+        # enables then decode one flag, not the state register (with it, the handshake-to-enable logic
+        # was six LUTs deep, the iCE40 build's critical path on some placements).
+        with m.If(issue):
+            m.d.sync += [b_valid.eq(1), b_hi.eq(a8 & hi_pass), b_lo.eq(a8 & ~hi_pass),
+                         b_final.eq(final_pass), b_last.eq(final_pass & g_is_last)]
+            with m.If(a8):
+                m.d.sync += hi_pass.eq(~hi_pass)
+            with m.If(final_pass):
+                advance(g, g_is_last, g_last, g_before_last)
+                advance(k, k_is_last, k_last, k_before_last)
+                with m.If(k_is_last):
+                    m.d.sync += [n_left.eq(n_left - 1), n_is_last.eq(n_left == 2)]
+                    with m.If(n_is_last):
+                        m.d.sync += m_left.eq(m_left - 1)
         # Outside the FSM so that they are plain continuous assignments (Icarus evaluates an
         # `always @*` output only once an input changes, so it would read X until the first start).
         m.d.comb += [self.groups.eq(n_groups), self.shift.eq(shift), self.out_bits8.eq(out_bits == 8)]
