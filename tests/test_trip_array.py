@@ -11,6 +11,8 @@ from sim.toolchain import SIMULATORS
 CONFIGS = {
     "ecp5_1x2": dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64),
     "ice40_2x3": dict(rows=2, cols=3, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64),
+    # the multiplier pipeline the FPGA builds use (hw.sizes: registers yosys packs into the DSPs)
+    "ice40_2x2_lat4": dict(rows=2, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=4, max_k=64),
 }
 
 

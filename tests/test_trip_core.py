@@ -15,6 +15,9 @@ CONFIGS = {
                      max_k_total=128),
     "ice40_2x3": dict(rows=2, cols=3, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64,
                       max_k_total=128),
+    # the multiplier pipeline the FPGA builds use; its run lengths must still equal the cycle model's
+    "ice40_2x2_lat4": dict(rows=2, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=4, max_k=64,
+                           max_k_total=128),
 }
 
 BAD = [  # raw register sets the driver refuses; the hardware must flag them too, not hang
