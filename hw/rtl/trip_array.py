@@ -128,11 +128,16 @@ class TripArray(wiring.Component):
         side = Signal(side_layout)
         m.d.comb += [side.valid.eq(self.i.valid), side.hi.eq(self.i.payload.hi), side.lo.eq(self.i.payload.lo),
                      side.last.eq(self.i.payload.last), side.w.eq(self.i.payload.w)]
-        for n in range(self.mul_latency):
-            nxt = Signal(side_layout, name=f"side_q{n}")
+
+        def step(value, shape, name: str, **kwargs) -> Signal:
+            """``value`` one pipeline register later; like every register here, frozen while the array stalls."""
+            reg = Signal(shape, name=name, **kwargs)
             with m.If(advance):
-                m.d.sync += nxt.eq(side)
-            side = nxt
+                m.d.sync += reg.eq(value)
+            return reg
+
+        for n in range(self.mul_latency):
+            side = step(side, side_layout, f"side_q{n}")
 
         # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
         # the accumulator adds one registered term: the two adders in series, after a side-band select,
@@ -144,13 +149,8 @@ class TripArray(wiring.Component):
                 c, j = divmod(ch, lay.w_lanes)
                 product = muls[r, c].o.payload[i][j]
                 term = Mux(side.hi, product << 4, product) + Mux(side.lo, side.w[ch] << _LO_SHIFT, 0)
-                terms[t, ch] = Signal(term.shape(), name=f"term_{t}_{ch}", reset_less=True)
-                with m.If(advance):
-                    m.d.sync += terms[t, ch].eq(term)
-        nxt = Signal(side_layout, name="side_term")
-        with m.If(advance):
-            m.d.sync += nxt.eq(side)
-        side = nxt
+                terms[t, ch] = step(term, term.shape(), f"term_{t}_{ch}", reset_less=True)
+        side = step(side, side_layout, "side_term")
 
         fresh = Signal(init=1)      # the next beat starts a new group
         finishing = side.valid & side.last
