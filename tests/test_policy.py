@@ -153,3 +153,14 @@ def test_policy_cli_refuses_a_profile_for_other_tokens_before_measuring(tmp_path
     assert main(["--cost", str(DEFAULT_PROFILE), "--tokens", "128", "--out", str(tmp_path / "p.json")]) == 2
     assert "made for 512 tokens, not 128" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_shipped_latency_profile_is_the_current_cycle_model():
+    """The stored ECP5-85F profile is what `python -m sim.cycle_model` writes for today's core: a change to
+    the core's sizes or pipeline (the cycle model follows the RTL's CYCLES register) must regenerate it."""
+    from golden.policy import DEFAULT_PROFILE
+    from sim.cycle_model import latency_profile
+    stored = json.loads(DEFAULT_PROFILE.read_text())
+    shapes = {tuple(int(d) for d in key.split("x")[:2]) for key in stored["cycles"]}
+    assert latency_profile(shapes, device="ecp5-85f", tokens=stored["tokens"]) == stored, \
+        "regenerate it: python -m sim.cycle_model --out golden/plans/smollm2-135m-ecp5-85f-latency.json"
