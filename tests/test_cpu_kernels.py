@@ -101,8 +101,9 @@ def test_w8_extremes_in_every_lane(path, tiled, xv, wv):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("tiled", (False, True))
-def test_w8_fused_epilogues_match_golden(path, tiled):
-    m, k, n, group = 5, 512, 16 if tiled else 11, 128
+@pytest.mark.parametrize("m, k", [(5, 512), (1, 576)])      # M = 1 tiled: the decode loop, 9 groups
+def test_w8_fused_epilogues_match_golden(path, tiled, m, k):
+    n, group = 16 if tiled else 11, 64 if k == 576 else 128
     x, w = _w8_operands(m, k, n, 8, seed=3)
     weights = cpu.tile_weights(torch.from_numpy(w)) if tiled else torch.from_numpy(w)
     x[x == -128] = -127                                   # what golden's symmetric quantizer produces
@@ -200,12 +201,14 @@ def test_arm_dot_product_path_compiles():
 @pytest.mark.parametrize("tiled, shape", [(False, s) for s in [(1, 4096, 13, 128), (5, 256, 9, 64), (3, 96, 7, 32),
                                                                 (0, 128, 4, 64)]]
                          + [(True, s) for s in [(1, 4096, 16, 64), (5, 256, 8, 64), (7, 1024, 24, 128),
-                                                (4, 768, 16, 768), (3, 96, 8, 32), (0, 128, 8, 64)]])
+                                                (4, 768, 16, 768), (3, 96, 8, 32), (0, 128, 8, 64),
+                                                (1, 768, 16, 128), (1, 1152, 8, 128), (1, 320, 8, 64)]])
 def test_fused_scaling_matches_golden(path, tiled, shape):
     """The fused float epilogue is golden.linear.scaled_linear bit for bit: the same exact sums, scaled by the
     same float32 operations in the same order (and close to golden's float64 view of the same numbers).
     Tiled shapes reach the in-register epilogue with 64 groups (eight 8 × 8 scale transposes) and with
-    group counts that leave a remainder (24 rows, 8 groups; 6 groups)."""
+    group counts that leave a remainder (24 rows, 8 groups; 6 groups), and decode (M = 1, the loop that
+    loads prepared token quads) with 6, 9 and 5 groups (the masked-load turn of the last groups % 8)."""
     m, k, n, group = shape
     x, w = _operands(m, k, n, 8, seed=n)
     rng = np.random.default_rng(n)

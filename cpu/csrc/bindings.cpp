@@ -53,7 +53,7 @@ bool holds_min_int8(const int8_t* x, int64_t count) {
 // Reused across calls (grown, never shrunk): the hot path allocates only when a bigger call comes.
 struct ScratchBuffers {
     std::vector<int8_t> even, odd;
-    std::vector<int32_t> sums;
+    std::vector<int32_t> sums, quads;
 };
 thread_local ScratchBuffers scratch;
 
@@ -122,7 +122,7 @@ void launch(w4::Problem& p, const std::string& impl) {
     // (int8 weights with a -128 activation were sent to the scalar loop above.)
     if (p.tiled) path = path == Path::Avx2 || path == Path::Vnni ? Path::Avx2 : Path::Scalar;
     const int64_t G = p.K / p.group;
-    w4::Scratch s{nullptr, nullptr, nullptr};
+    w4::Scratch s{nullptr, nullptr, nullptr, nullptr};
     if (path != Path::Scalar && p.w_bits == 4) {
         scratch.sums.resize(static_cast<size_t>(p.M * G));
         if (!p.tiled) {
@@ -131,6 +131,14 @@ void launch(w4::Problem& p, const std::string& impl) {
         }
         s = {p.tiled ? nullptr : scratch.even.data(), p.tiled ? nullptr : scratch.odd.data(), scratch.sums.data()};
         w4::prepare(p, s);
+    }
+    if (p.tiled && path == Path::Avx2 && p.M == 1) {
+        // K/4 quads × 8 lanes, from a 32-byte boundary: a load split across two cache lines costs
+        // twice, and a vector's own alignment is only 16
+        scratch.quads.resize(static_cast<size_t>(2 * p.K + 8));
+        const auto at = reinterpret_cast<uintptr_t>(scratch.quads.data());
+        s.x_quads = reinterpret_cast<int32_t*>((at + 31) & ~static_cast<uintptr_t>(31));
+        w4::prepare_quads(p, s);
     }
     // Threads split output channels in whole row blocks of the SIMD loops (4 rows; 8 when tiled, whose
     // loop needs them).  at::parallel_for cuts its range anywhere, so it is given the range of blocks.

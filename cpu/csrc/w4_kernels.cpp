@@ -46,6 +46,14 @@ void prepare(const Problem& p, const Scratch& s) {
     }
 }
 
+void prepare_quads(const Problem& p, const Scratch& s) {
+    for (int64_t j = 0; j < p.K / 4; ++j) {
+        int32_t v;
+        std::memcpy(&v, p.x + 4 * j, 4);
+        std::fill(s.x_quads + 8 * j, s.x_quads + 8 * j + 8, v);
+    }
+}
+
 // The per-token quantizer's scalar pieces (the AVX2 loop uses them for a row's tail):
 // the largest |x| of row[from, to) folded into top, false if one is NaN or Inf ...
 static bool scan_row(const float* row, int64_t from, int64_t to, float& top) {
@@ -429,31 +437,47 @@ static inline __m256i broadcast4_avx2(const int8_t* x) {
     return _mm256_set1_epi32(v);
 }
 
+// One 8 × 8 turn: r[i] holds row i's scales of 8 groups; stores column c (< count) at out[c · 8].
+__attribute__((target("avx2"), always_inline))
+static inline void transpose8_avx2(const __m256 (&r)[8], int64_t count, float* out) {
+    __m256 t[8], h[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);          // columns 0, 1 | 4, 5 of rows i, i+1
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);      // columns 2, 3 | 6, 7
+    }
+    for (int i = 0; i < 8; i += 4) {
+        h[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);          // column 0 | 4 of rows i..i+3
+        h[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);      // column 1 | 5
+        h[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // column 2 | 6
+        h[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // column 3 | 7
+    }
+    __m256 column[8];
+    for (int c = 0; c < 4; ++c) {
+        column[c] = _mm256_permute2f128_ps(h[c], h[c + 4], 0x20);
+        column[c + 4] = _mm256_permute2f128_ps(h[c], h[c + 4], 0x31);
+    }
+    for (int c = 0; c < count; ++c) _mm256_storeu_ps(out + c * 8, column[c]);
+}
+
 // out[g · 8 + r] = ws[r · groups + g]: eight rows' scales turned so that one group's are a vector
 // (8 × 8 transposes; a gather per group would cost more than the group's arithmetic in decode).
+// The last groups % 8 are turned the same way from masked loads: copied one float at a time they
+// cost decode 11% at K = 768 (6 groups of 128).
 __attribute__((target("avx2")))
 static void transpose_scales_avx2(const float* ws, int64_t groups, float* out) {
+    __m256 r[8];
     int64_t g = 0;
     for (; g + 8 <= groups; g += 8) {
-        __m256 r[8], t[8], h[8];
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(ws + i * groups + g);
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);          // columns 0, 1 | 4, 5 of rows i, i+1
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);      // columns 2, 3 | 6, 7
-        }
-        for (int i = 0; i < 8; i += 4) {
-            h[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);          // column 0 | 4 of rows i..i+3
-            h[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);      // column 1 | 5
-            h[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // column 2 | 6
-            h[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // column 3 | 7
-        }
-        for (int c = 0; c < 4; ++c) {
-            _mm256_storeu_ps(out + (g + c) * 8, _mm256_permute2f128_ps(h[c], h[c + 4], 0x20));
-            _mm256_storeu_ps(out + (g + c + 4) * 8, _mm256_permute2f128_ps(h[c], h[c + 4], 0x31));
-        }
+        transpose8_avx2(r, 8, out + g * 8);
     }
-    for (; g < groups; ++g)
-        for (int i = 0; i < 8; ++i) out[g * 8 + i] = ws[i * groups + g];
+    if (g < groups) {
+        const int64_t count = groups - g;
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
+                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_maskload_ps(ws + i * groups + g, mask);
+        transpose8_avx2(r, count, out + g * 8);
+    }
 }
 
 // Rows 8b..8b+7 × tokens m..m+MR-1 over every group, then the epilogue: the scaled one stays in
@@ -473,9 +497,19 @@ static inline void prefetch_ahead(const uint8_t* at) {
     _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(at) + kPrefetchAhead), _MM_HINT_T0);
 }
 
-template <int W_BITS, int MR>
+template <int W_BITS, int MR, bool QUADS>
 __attribute__((target("avx2")))
 static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32_t* sums) {
+    static_assert(!QUADS || MR == 1, "the broadcast quads are one token's");
+    // x[m + q][4j .. 4j + 3] in every lane: loaded from the prepared quads, or broadcast here
+    // (copied into locals: read through p and s, the loop reloaded them every step)
+    const int8_t* const xm = p.x + m * p.K;
+    const int64_t K = p.K;
+    const int32_t* const quads = s.x_quads;
+    auto quad = [xm, K, quads](int q, int64_t j) __attribute__((target("avx2"), always_inline)) {
+        if constexpr (QUADS) return _mm256_load_si256(reinterpret_cast<const __m256i*>(quads + 8 * j));
+        else return broadcast4_avx2(xm + q * K + 4 * j);
+    };
     constexpr int64_t kColumns = W_BITS == 4 ? 8 : 4;      // columns per 32-byte block
     const int64_t groups = p.K / p.group, blocks_per_group = p.group / kColumns;
     const uint8_t* wb = p.w + b * (p.K / kColumns) * 32;
@@ -496,7 +530,7 @@ static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int6
                     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32));
                     const __m256i mag = _mm256_abs_epi8(w);
                     for (int q = 0; q < MR; ++q) {
-                        const __m256i xs = _mm256_sign_epi8(broadcast4_avx2(p.x + (m + q) * p.K + (c + i) * 4), w);
+                        const __m256i xs = _mm256_sign_epi8(quad(q, c + i), w);
                         acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(_mm256_maddubs_epi16(mag, xs), ones));
                         W4_KEEP_IN_REGISTER(acc[q]);
                     }
@@ -511,9 +545,8 @@ static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int6
                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32)), eight88);
                     __m256i lo = _mm256_and_si256(u, mask), hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
                     for (int q = 0; q < MR; ++q) {
-                        const int8_t* xc = p.x + (m + q) * p.K + (c + i) * 8;
                         part[q] = _mm256_add_epi16(part[q], _mm256_add_epi16(
-                            _mm256_maddubs_epi16(lo, broadcast4_avx2(xc)), _mm256_maddubs_epi16(hi, broadcast4_avx2(xc + 4))));
+                            _mm256_maddubs_epi16(lo, quad(q, 2 * (c + i))), _mm256_maddubs_epi16(hi, quad(q, 2 * (c + i) + 1))));
                         W4_KEEP_IN_REGISTER(part[q]);
                     }
                 }
@@ -548,8 +581,16 @@ bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
     // every 4-token block passes over it.  Decode (M = 1) streams each block once.
     constexpr int64_t kChunk = 4;
     auto block = [&](int64_t b, int64_t m, auto tokens) __attribute__((target("avx2"))) {
-        if (p.w_bits == 8) tiled_block_avx2<8, decltype(tokens)::value>(p, s, b, m, sums);
-        else tiled_block_avx2<4, decltype(tokens)::value>(p, s, b, m, sums);
+        constexpr int MR = decltype(tokens)::value;
+        if constexpr (MR == 1) {
+            if (s.x_quads) {
+                if (p.w_bits == 8) tiled_block_avx2<8, 1, true>(p, s, b, m, sums);
+                else tiled_block_avx2<4, 1, true>(p, s, b, m, sums);
+                return;
+            }
+        }
+        if (p.w_bits == 8) tiled_block_avx2<8, MR, false>(p, s, b, m, sums);
+        else tiled_block_avx2<4, MR, false>(p, s, b, m, sums);
     };
     for (int64_t b0 = n0 / 8; b0 < n1 / 8; b0 += kChunk) {
         const int64_t b1 = std::min(b0 + kChunk, n1 / 8);

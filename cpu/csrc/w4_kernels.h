@@ -54,10 +54,16 @@ struct Scratch {
     int8_t* x_even;         // (M, K/2)
     int8_t* x_odd;          // (M, K/2)
     int32_t* x_group_sum;   // (G, M): the tokens of one group side by side
+    int32_t* x_quads;       // decode (M = 1) with tiled weights, or null: (K/4, 8), row j = x[4j..4j+3]
+                            // as one int32 in all eight lanes (what the AVX2 loop would broadcast per block)
 };
 
 // Fills the scratch; with tiled weights only x_group_sum is used, and x_even/x_odd may be null.
 void prepare(const Problem& p, const Scratch& s);
+
+// Fills s.x_quads for a one-token problem (the loops then load each token quad instead of
+// broadcasting it again for every 8 rows of weights: decode runs out of vector ALU slots first).
+void prepare_quads(const Problem& p, const Scratch& s);
 
 void group_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
 bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);   // false: not built in
