@@ -28,6 +28,7 @@ class Board:
 
 BOARDS = {b.name: b for b in (
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40up5k", "1BitSquared iCEBreaker (iCE40UP5K, 12 MHz)"),
+    Board("ulx3s-25f", "ulx3s:ULX3S_25F_Platform", "ecp5-25f", "Radiona ULX3S with LFE5U-25F (25 MHz)"),
     Board("ulx3s-45f", "ulx3s:ULX3S_45F_Platform", "ecp5-45f", "Radiona ULX3S with LFE5U-45F (25 MHz)"),
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5-85f", "Radiona ULX3S with LFE5U-85F (25 MHz)"),
 )}

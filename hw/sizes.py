@@ -29,6 +29,7 @@ class Device:
 
 DEVICES = {
     "ice40up5k": Device("iCE40UP5K", "ice40", 8, 16, 30 * 4096),
+    "ecp5-25f": Device("ECP5-25F", "ecp5", 28, 18, 56 * 18432),
     "ecp5-45f": Device("ECP5-45F", "ecp5", 72, 18, 108 * 18432),
     "ecp5-85f": Device("ECP5-85F", "ecp5", 156, 18, 208 * 18432),
 }

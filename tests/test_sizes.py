@@ -12,7 +12,7 @@ def test_core_fills_the_dsps_with_power_of_two_tiles(device, tokens, channels, m
 
 
 def test_unknown_device_and_bad_share_say_what_is_known():
-    with pytest.raises(ValueError, match="known: ice40up5k, ecp5-45f, ecp5-85f"):
+    with pytest.raises(ValueError, match="known: ice40up5k, ecp5-25f, ecp5-45f, ecp5-85f"):
         core_params("virtex")
     with pytest.raises(ValueError, match="dsp_share"):
         core_params("ecp5-85f", dsp_share=0)
