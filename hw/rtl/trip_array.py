@@ -17,7 +17,7 @@ costs ``g`` beats at A4 and ``2·g`` at A8 and yields exactly
 """
 from __future__ import annotations
 
-from amaranth import Module, Mux, ResetSignal, Signal, signed
+from amaranth import Const, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.hdl import EnableInserter
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -107,7 +107,20 @@ class TripArray(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        advance = Signal()          # the whole pipeline moves on this cycle
+
+        def array_wide(value, name: str) -> Signal:
+            """``value`` as a net that reaches every cell of the array.  On ECP5 it goes through a DCCA onto
+            a global network: in fabric routing, the stall alone (one LUT output to every pipeline
+            register's clock enable) took 11 of the 19 ns of the ULX3S-25F build's critical path."""
+            net = Signal(name=name)
+            if getattr(platform, "family", None) == "ecp5":
+                m.submodules[f"{name}_global"] = Instance("DCCA", i_CLKI=value, i_CE=Const(1), o_CLKO=net)
+            else:
+                m.d.comb += net.eq(value)
+            return net
+
+        moving = Signal()           # the whole pipeline moves on this cycle
+        advance = array_wide(moving, "advance")
         lay = self.layout
 
         muls = {}
@@ -153,27 +166,29 @@ class TripArray(wiring.Component):
         side = step(side, side_layout, "side_term")
 
         finishing = side.valid & side.last
-        m.d.comb += [advance.eq(~(finishing & self.o.valid & ~self.o.ready)), self.i.ready.eq(advance)]
+        m.d.comb += [moving.eq(~(finishing & self.o.valid & ~self.o.ready)), self.i.ready.eq(moving)]
 
         # A group's last beat sends its sums out and clears the accumulators for the next group; the domain
         # reset clears them too (a reset mid-group must not leak into the next one).  Clearing after the
         # last beat through one net that overrides the enable, not selecting 0 before the first beat, lets
         # yosys put the clear on the flip-flops' reset pin instead of a mux in front of every accumulator
         # bit: on the ECP5-85F core those muxes were about 12k of the device's 83.6k LUTs.
-        clear = Signal()
-        m.d.comb += clear.eq(ResetSignal() | (advance & finishing))
+        # The three enables of the accumulators and the output word are array-wide nets of their own.
+        dump = array_wide(moving & finishing, "dump")
+        clear = array_wide(ResetSignal() | (moving & finishing), "clear")
+        add = array_wide(moving & side.valid, "add")
         for t in range(self.tokens):
             for ch in range(self.channels):
                 acc = Signal(signed(self.acc_bits), name=f"acc_{t}_{ch}", reset_less=True)
                 total = acc + terms[t, ch]
-                with m.If(advance & finishing):
+                with m.If(dump):
                     m.d.sync += self.o.payload[t][ch].eq(total)
                 with m.If(clear):
                     m.d.sync += acc.eq(0)
-                with m.Elif(advance & side.valid):
+                with m.Elif(add):
                     m.d.sync += acc.eq(total)
 
-        with m.If(advance & finishing):
+        with m.If(moving & finishing):
             m.d.sync += self.o.valid.eq(1)
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
