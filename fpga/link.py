@@ -47,6 +47,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.rtl.replay import Replay
+from hw.rtl.skid_buffer import SkidBuffer
 from hw.rtl.trip_sequencer import REGS
 from hw.trip_core import TripCore
 
@@ -180,9 +181,20 @@ class HostLink(wiring.Component):
             target = streams[sel]
             m.d.comb += [rp.addr.eq(replay.addr), rp.en.eq(replay.en), replay.data.eq(rp.data),
                          replay.count.eq(count), replay.start.eq(start),
-                         replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1),
-                         target.valid.eq(replay.valid), target.payload.eq(replay.payload),
-                         replay.ready.eq(target.ready)]
+                         replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1)]
+            if sel == Memories.SCALES:
+                # The requantizer takes a scales word with a tile's last chunk, so its ready comes from the
+                # results' ready through two pipelines; a register slice keeps that chain out of the
+                # replay's counters (it was the ULX3S-25F build's critical path, 14.2 ns).  A word is
+                # needed once per group, never sooner than a group after the run starts: no cycle is lost.
+                m.submodules.scales_slice = slice_ = SkidBuffer(width)
+                m.d.comb += [slice_.i.valid.eq(replay.valid), slice_.i.payload.eq(replay.payload),
+                             replay.ready.eq(slice_.i.ready)]
+                m.d.comb += [target.valid.eq(slice_.o.valid), target.payload.eq(slice_.o.payload),
+                             slice_.o.ready.eq(target.ready)]
+            else:
+                m.d.comb += [target.valid.eq(replay.valid), target.payload.eq(replay.payload),
+                             replay.ready.eq(target.ready)]
 
         # --- result writer: each word becomes bytes in the result memory ---------------------------------
         res_width = Shape.cast(core.result_layout).width
