@@ -108,25 +108,25 @@ class TripArray(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
 
-        def array_wide(value, name: str) -> Signal:
-            """``value`` as a net that reaches every cell of the array.  On ECP5 it goes through a DCCA onto
-            a global network: in fabric routing, the stall alone (one LUT output to every pipeline
-            register's clock enable) took 11 of the 19 ns of the ULX3S-25F build's critical path."""
+        def array_wide(value, name: str):
+            """``value`` as the net that reaches every cell of the array.  On ECP5 it goes through a DCCA
+            onto a global network: in fabric routing, the stall alone (one LUT output to every pipeline
+            register's clock enable) took 11 of the 19 ns of the ULX3S-25F build's critical path.
+            Elsewhere it is ``value`` itself, so the netlist (and iCE40's placement) is unchanged."""
+            if getattr(platform, "family", None) != "ecp5":
+                return value
             net = Signal(name=name)
-            if getattr(platform, "family", None) == "ecp5":
-                m.submodules[f"{name}_global"] = Instance("DCCA", i_CLKI=value, i_CE=Const(1), o_CLKO=net)
-            else:
-                m.d.comb += net.eq(value)
+            m.submodules[f"{name}_global"] = Instance("DCCA", i_CLKI=value, i_CE=Const(1), o_CLKO=net)
             return net
 
-        moving = Signal()           # the whole pipeline moves on this cycle
-        advance = array_wide(moving, "advance")
+        advance = Signal()          # the whole pipeline moves on this cycle
+        moving = array_wide(advance, "moving")       # ... as the enable of every pipeline register
         lay = self.layout
 
         muls = {}
         for r in range(self.rows):
             for c in range(self.cols):
-                mul = EnableInserter(advance)(SimdMul4(**self.mul_params))
+                mul = EnableInserter(moving)(SimdMul4(**self.mul_params))
                 m.submodules[f"mul_{r}_{c}"] = mul
                 muls[r, c] = mul
                 for i in range(lay.a_lanes):
@@ -145,7 +145,7 @@ class TripArray(wiring.Component):
         def step(value, shape, name: str, **kwargs) -> Signal:
             """``value`` one pipeline register later; like every register here, frozen while the array stalls."""
             reg = Signal(shape, name=name, **kwargs)
-            with m.If(advance):
+            with m.If(moving):
                 m.d.sync += reg.eq(value)
             return reg
 
@@ -166,17 +166,18 @@ class TripArray(wiring.Component):
         side = step(side, side_layout, "side_term")
 
         finishing = side.valid & side.last
-        m.d.comb += [moving.eq(~(finishing & self.o.valid & ~self.o.ready)), self.i.ready.eq(moving)]
+        m.d.comb += [advance.eq(~(finishing & self.o.valid & ~self.o.ready)), self.i.ready.eq(advance)]
 
         # A group's last beat sends its sums out and clears the accumulators for the next group; the domain
         # reset clears them too (a reset mid-group must not leak into the next one).  Clearing after the
         # last beat through one net that overrides the enable, not selecting 0 before the first beat, lets
         # yosys put the clear on the flip-flops' reset pin instead of a mux in front of every accumulator
         # bit: on the ECP5-85F core those muxes were about 12k of the device's 83.6k LUTs.
-        # The three enables of the accumulators and the output word are array-wide nets of their own.
-        dump = array_wide(moving & finishing, "dump")
-        clear = array_wide(ResetSignal() | (moving & finishing), "clear")
-        add = array_wide(moving & side.valid, "add")
+        clear = Signal()
+        m.d.comb += clear.eq(ResetSignal() | (advance & finishing))
+        # The accumulators' and the output word's enables reach every cell too.
+        dump, clear, add = (array_wide(advance & finishing, "dump"), array_wide(clear, "clear_all"),
+                            array_wide(advance & side.valid, "add"))
         for t in range(self.tokens):
             for ch in range(self.channels):
                 acc = Signal(signed(self.acc_bits), name=f"acc_{t}_{ch}", reset_less=True)
@@ -188,7 +189,7 @@ class TripArray(wiring.Component):
                 with m.Elif(add):
                     m.d.sync += acc.eq(total)
 
-        with m.If(moving & finishing):
+        with m.If(advance & finishing):
             m.d.sync += self.o.valid.eq(1)
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
