@@ -38,7 +38,7 @@ from sim.cycle_model import core_cycles
 
 BUILD_ROOT = Path("build/fpga")
 #: The Fmax targets (issue 5) each --build asks nextpnr for; a PLL makes them from the oscillator.
-TARGET_MHZ = {"icebreaker": 40, "ulx3s-45f": 100, "ulx3s-85f": 100}
+TARGET_MHZ = {"icebreaker": 40, "ulx3s-25f": 100, "ulx3s-45f": 100, "ulx3s-85f": 100}
 #: The placement seed each --build uses (iCEBreaker at 40 MHz: seeds 1-3 gave 42.7, 42.6, 39.6 MHz).
 SEED = {"icebreaker": 1}
 REG_NAMES = {v: k for k, v in REGS.items()}

@@ -4,6 +4,7 @@
     python -m fpga.build --board icebreaker                  # at the board's 12 MHz oscillator
     python -m fpga.build --board icebreaker --freq 40        # a PLL makes 39.75 MHz; seed 1 meets it
     python -m fpga.build --board icebreaker --freq 40 --seeds 4   # keep the fastest of seeds 1-4
+    python -m fpga.build --board ulx3s-25f --freq 50         # the smallest ECP5 board, 4 minutes
     python -m fpga.build --board ulx3s-85f --freq 100
 
 The accelerator is sized to the board's device by code (:mod:`fpga.sizing`).
