@@ -74,16 +74,3 @@ def test_accumulator_width_follows_max_k():
     assert TripArray(max_k=64).acc_bits == golden.trip_acc_bits(64) == 18
     assert TripArray(max_k=4096).acc_bits == 24
 
-
-class _FakeEcp5:
-    """Just enough of an ECP5 platform for elaborate(): the family the array asks for."""
-    family = "ecp5"
-
-
-@pytest.mark.parametrize("platform, globals_", [(None, 0), (_FakeEcp5(), 4)])
-def test_array_wide_nets_use_ecp5_global_buffers_only_on_ecp5(platform, globals_):
-    # The stall and the accumulator/output enables reach every cell; on ECP5 each goes through a DCCA
-    # (a global network), elsewhere (and in simulation, which the benches above cover) it is a plain net.
-    from amaranth.back import rtlil
-    text = rtlil.convert(TripArray(rows=1, cols=2, mul_latency=2, max_k=64), platform=platform)
-    assert text.count("cell \\DCCA ") == globals_

@@ -16,6 +16,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.requant import MAX_SHIFT, MULT_BITS, requant_bits
+from ..global_net import design_wide
 
 __all__ = ["Requant"]
 
@@ -90,8 +91,11 @@ class Requant(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        advance = Signal()          # every register moves on this cycle
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        ready = Signal()            # every register moves on this cycle
+        m.d.comb += [ready.eq(~self.o.valid | self.o.ready), self.i.ready.eq(ready)]
+        # ... through a global net on ECP5: it is every pipeline register's enable, and routed in fabric
+        # its fanout sat in the ULX3S-25F build's critical path (result ready -> tile adapter -> scales).
+        advance = design_wide(m, platform, ready, "advance")
         lanes = range(self.lanes)
         psum_shape = data.ArrayLayout(signed(self.psum_bits), self.lanes)
 

@@ -17,12 +17,13 @@ costs ``g`` beats at A4 and ``2·g`` at A8 and yields exactly
 """
 from __future__ import annotations
 
-from amaranth import Const, Instance, Module, Mux, ResetSignal, Signal, signed
+from amaranth import Module, Mux, ResetSignal, Signal, signed
 from amaranth.hdl import EnableInserter
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.trip import LO_OFFSET, trip_acc_bits
+from ..global_net import design_wide
 from .simd_mul4 import LATENCIES, SimdMul4, packed_layout
 
 __all__ = ["TripArray", "array_latency"]
@@ -108,19 +109,8 @@ class TripArray(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
 
-        def array_wide(value, name: str):
-            """``value`` as the net that reaches every cell of the array.  On ECP5 it goes through a DCCA
-            onto a global network: in fabric routing, the stall alone (one LUT output to every pipeline
-            register's clock enable) took 11 of the 19 ns of the ULX3S-25F build's critical path.
-            Elsewhere it is ``value`` itself, so the netlist (and iCE40's placement) is unchanged."""
-            if getattr(platform, "family", None) != "ecp5":
-                return value
-            net = Signal(name=name)
-            m.submodules[f"{name}_global"] = Instance("DCCA", i_CLKI=value, i_CE=Const(1), o_CLKO=net)
-            return net
-
         advance = Signal()          # the whole pipeline moves on this cycle
-        moving = array_wide(advance, "moving")       # ... as the enable of every pipeline register
+        moving = design_wide(m, platform, advance, "moving")     # ... as every pipeline register's enable
         lay = self.layout
 
         muls = {}
@@ -178,8 +168,9 @@ class TripArray(wiring.Component):
         # run-time reset to clear for.)
         m.d.comb += clear.eq(ResetSignal(allow_reset_less=True) | (advance & finishing))
         # The accumulators' and the output word's enables reach every cell too.
-        dump, clear, add = (array_wide(advance & finishing, "dump"), array_wide(clear, "clear_all"),
-                            array_wide(advance & side.valid, "add"))
+        dump, clear, add = (design_wide(m, platform, advance & finishing, "dump"),
+                            design_wide(m, platform, clear, "clear_all"),
+                            design_wide(m, platform, advance & side.valid, "add"))
         for t in range(self.tokens):
             for ch in range(self.channels):
                 acc = Signal(signed(self.acc_bits), name=f"acc_{t}_{ch}", reset_less=True)
