@@ -44,10 +44,10 @@ import math
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.hdl import Shape
 from amaranth.lib import memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.rtl.replay import Replay
-from hw.rtl.skid_buffer import SkidBuffer
 from hw.rtl.trip_sequencer import REGS
 from hw.trip_core import TripCore
 
@@ -184,14 +184,17 @@ class HostLink(wiring.Component):
                          replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1)]
             if sel == Memories.SCALES:
                 # The requantizer takes a scales word with a tile's last chunk, so its ready comes from the
-                # results' ready through two pipelines; a register slice keeps that chain out of the
-                # replay's counters (it was the ULX3S-25F build's critical path, 14.2 ns).  A word is
-                # needed once per group, never sooner than a group after the run starts: no cycle is lost.
-                m.submodules.scales_slice = slice_ = SkidBuffer(width)
-                m.d.comb += [slice_.i.valid.eq(replay.valid), slice_.i.payload.eq(replay.payload),
-                             replay.ready.eq(slice_.i.ready)]
-                m.d.comb += [target.valid.eq(slice_.o.valid), target.payload.eq(slice_.o.payload),
-                             slice_.o.ready.eq(target.ready)]
+                # results' ready through two pipelines.  A two-word queue between the replay and the core
+                # keeps that chain off every wide register: the replay sees the queue's registered room,
+                # and the taken word only moves the queue's pointers (its words never shift).  Fed straight
+                # into the replay's counters, or into a register slice's 300-bit enables, that chain was the
+                # ULX3S-25F build's critical path (14.2 and 14.3 ns).  A word is needed once per group, so
+                # the queue's one-cycle delay never costs a cycle.
+                m.submodules.scales_queue = queue = SyncFIFO(width=width, depth=2)
+                m.d.comb += [queue.w_en.eq(replay.valid), queue.w_data.eq(replay.payload),
+                             replay.ready.eq(queue.w_rdy),
+                             target.valid.eq(queue.r_rdy), target.payload.eq(queue.r_data),
+                             queue.r_en.eq(target.ready)]
             else:
                 m.d.comb += [target.valid.eq(replay.valid), target.payload.eq(replay.payload),
                              replay.ready.eq(target.ready)]
