@@ -20,8 +20,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .rtl.tile_requant import TileRequant
+from .rtl.stream_queue import StreamQueue
 from .rtl.trip_array import TripArray
-from .rtl.skid_buffer import SkidBuffer
 from .rtl.trip_sequencer import MAX_TILES, RegisterPort, TripSequencer
 
 __all__ = ["TripCore"]
@@ -68,10 +68,10 @@ class TripCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.regs), seq.regs)
         wiring.connect(m, wiring.flipped(self.act), seq.act)
         wiring.connect(m, wiring.flipped(self.weights), seq.weights)
-        # A register slice between them: the array's stall fans out to all of its pipeline registers,
-        # and without the slice it reached the sequencer's counters in the same cycle (the iCE40
+        # A two-word queue between them: the array's stall fans out to all of its pipeline registers,
+        # and without the queue it reached the sequencer's counters in the same cycle (the iCE40
         # build's critical path).  It costs one cycle per run (sim.cycle_model counts it).
-        m.submodules.beat_slice = beat_slice = SkidBuffer(seq.beat_layout)
+        m.submodules.beat_slice = beat_slice = StreamQueue(seq.beat_layout)
         wiring.connect(m, seq.beats, beat_slice.i)
         wiring.connect(m, beat_slice.o, arr.i)
         if self.requant:

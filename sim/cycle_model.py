@@ -36,7 +36,7 @@ def core_cycles(*, m_kept: int, k: int, n: int, group: int, a_bits: int, tokens:
 
     start and the register check (2) + divisibility check (K/GROUP + 1) + per token tile: buffer load (K)
     and every beat of every channel tile (N_TILES·K·passes) and one hand-over
-    cycle + the beat register slice (1) + the array's latency and the drain handshake (1).
+    cycle + the beat queue (1) + the array's latency and the drain handshake (1).
 
     With ``requant_chunks`` (the core's :class:`~hw.rtl.tile_requant.TileRequant` ``chunks``) the last
     tile's chunks and the requantizer's pipeline come on top (exact), and groups shorter than
