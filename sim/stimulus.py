@@ -65,7 +65,7 @@ def matmul_operands(kind: str, m: int, k: int, n: int, a_bits: int, *,
 
 
 #: Requantization stimulus kinds: random sums, sums at the accumulator bounds, and exact rounding ties.
-REQUANT_KINDS = ("random", "max", "min", "ties")
+REQUANT_KINDS = ("random", "max", "min", "ties", "edges")
 
 
 def requant_operands(kind: str, m: int, n: int, groups: int, *, acc_bits: int, mult_bits: int, out_bits: int,
@@ -76,7 +76,10 @@ def requant_operands(kind: str, m: int, n: int, groups: int, *, acc_bits: int, m
     clamp; ``max``/``min`` put every sum and multiplier at its extreme (the
     widest partial sums the hardware must hold); ``ties`` makes every
     ``psum·tmul`` an odd multiple of ``2**(shift-1)``, so each output is a
-    rounding tie of either sign.
+    rounding tie of either sign; ``edges`` (shift 1, unit multipliers, so the
+    product is the sum itself) puts every value within 3 of a power of two,
+    of either sign, at the outputs: the saturation and rounding boundaries of
+    both output widths and the edges of any internal window.
     """
     rng = np.random.default_rng(seed)
     a_lo, a_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
@@ -89,6 +92,16 @@ def requant_operands(kind: str, m: int, n: int, groups: int, *, acc_bits: int, m
         acc = np.zeros((m, n, groups), dtype=np.int64)
         acc[..., 0] = rng.integers(-(1 << out_bits), 1 << out_bits, size=(m, n)) * 2 + 1   # odd
         return acc, np.ones((n, groups), dtype=np.int64), np.full(m, 1 << (shift - 1)), shift
+    if kind == "edges":
+        powers = [1 << b for b in range(2, acc_bits - 1)]
+        values = sorted({v for p in powers for d in range(-3, 4) for v in (p + d, -(p + d))} | {a_lo, a_hi})
+        values = [v for v in values if a_lo <= v <= a_hi]
+        if m * n < len(values):
+            raise ValueError(f"edges needs m·n >= {len(values)} outputs, got {m}·{n}")
+        flat = np.resize(np.array(values, dtype=np.int64), m * n)        # every value, then again from the start
+        acc = np.zeros((m, n, groups), dtype=np.int64)
+        acc[..., 0] = flat.reshape(m, n)
+        return acc, np.ones((n, groups), dtype=np.int64), np.ones(m, dtype=np.int64), 1
     if kind == "random":
         acc = rng.integers(a_lo >> 2, (a_hi >> 2) + 1, size=(m, n, groups))
         wmul = rng.integers(1, top + 1, size=(n, groups))

@@ -91,6 +91,7 @@ def cases(out_bits: int, groups: int) -> list[dict]:
         {**base, "m": 2, "n": 8, "kind": "max"},                               # widest sums, all clamp
         {**base, "m": 2, "n": 8, "kind": "min"},
         {**base, "m": 4, "n": 8, "kind": "ties"},                              # every output a tie
+        {**base, "m": 6, "n": 40, "kind": "edges"},                            # ±2^k ± 3: every boundary
     ]
 
 
