@@ -56,4 +56,7 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 best = (key, rows, cols)
     _, rows, cols = best
     return dict(rows=rows, cols=cols, a_lanes=lay.a_lanes, w_lanes=lay.w_lanes, mul_width=dev.mul_width,
-                mul_latency=4, max_k=max_k, max_k_total=max_k_total)
+                mul_latency=4, max_k=max_k, max_k_total=max_k_total,
+                # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
+                # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
+                beat_queue=dev.family == "ecp5")

@@ -20,6 +20,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .rtl.tile_requant import TileRequant
+from .rtl.skid_buffer import SkidBuffer
 from .rtl.stream_queue import StreamQueue
 from .rtl.trip_array import TripArray
 from .rtl.trip_sequencer import MAX_TILES, RegisterPort, TripSequencer
@@ -31,11 +32,14 @@ class TripCore(wiring.Component):
     """A whole TRIP matmul engine: array parameters as :class:`TripArray`, plus ``max_k_total``
     (activation buffer depth, the largest K of one run) and, to requantize on chip,
     ``requant_lanes`` (outputs per result word) and ``max_groups`` (most groups per output);
-    ``max_tiles`` bounds M_TILES and N_TILES of one run."""
+    ``max_tiles`` bounds M_TILES and N_TILES of one run.  ``beat_queue`` picks what sits between the
+    sequencer and the array: a two-word :class:`StreamQueue` (True) or a :class:`SkidBuffer` (False);
+    they behave the same cycle for cycle and differ only in the netlist (see their docstrings)."""
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
                  mul_latency: int = 2, max_k: int = 4096, max_k_total: int = 4096,
-                 requant_lanes: int | None = None, max_groups: int = 64, max_tiles: int = MAX_TILES):
+                 requant_lanes: int | None = None, max_groups: int = 64, max_tiles: int = MAX_TILES,
+                 beat_queue: bool = False):
         self.array = TripArray(rows=rows, cols=cols, a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
                                mul_latency=mul_latency, max_k=max_k)
         self.tokens, self.channels = self.array.tokens, self.array.channels
@@ -48,6 +52,7 @@ class TripCore(wiring.Component):
         self.sequencer = TripSequencer(tokens=self.tokens, channels=self.channels, max_k_total=max_k_total,
                                        max_group=max_k, max_groups=self.max_groups, max_tiles=max_tiles)
         self.max_tiles = max_tiles
+        self.beat_queue = beat_queue
         ports = {
             "regs": In(RegisterPort()),
             "act": In(stream.Signature(self.sequencer.act_layout)),
@@ -68,10 +73,11 @@ class TripCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.regs), seq.regs)
         wiring.connect(m, wiring.flipped(self.act), seq.act)
         wiring.connect(m, wiring.flipped(self.weights), seq.weights)
-        # A two-word queue between them: the array's stall fans out to all of its pipeline registers,
-        # and without the queue it reached the sequencer's counters in the same cycle (the iCE40
-        # build's critical path).  It costs one cycle per run (sim.cycle_model counts it).
-        m.submodules.beat_slice = beat_slice = StreamQueue(seq.beat_layout)
+        # A slice or queue between them: the array's stall fans out to all of its pipeline registers,
+        # and without one it reached the sequencer's counters in the same cycle (the iCE40 build's
+        # critical path).  It costs one cycle per run (sim.cycle_model counts it).
+        buffer = StreamQueue if self.beat_queue else SkidBuffer
+        m.submodules.beat_slice = beat_slice = buffer(seq.beat_layout)
         wiring.connect(m, seq.beats, beat_slice.i)
         wiring.connect(m, beat_slice.o, arr.i)
         if self.requant:

@@ -12,7 +12,7 @@ from sim.trip_driver import CoreLimits, prepare_run
 
 CONFIGS = {
     "ecp5_1x2": dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,
-                     max_k_total=128),
+                     max_k_total=128, beat_queue=True),        # the beat queue the ECP5 builds use
     "ice40_2x3": dict(rows=2, cols=3, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64,
                       max_k_total=128),
     # the multiplier pipeline the FPGA builds use; its run lengths must still equal the cycle model's

@@ -10,7 +10,8 @@ from sim.toolchain import SIMULATORS
 from sim.trip_driver import CoreLimits, prepare_run
 from sim.trip_schedule import sums_to_tiles
 
-PARAMS = dict(rows=2, cols=8, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=1536)
+PARAMS = dict(rows=2, cols=8, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=1536,
+              beat_queue=True)
 
 
 def test_export_oracle_and_golden_agree_on_the_captured_layers(real_layers):
