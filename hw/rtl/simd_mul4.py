@@ -252,7 +252,15 @@ class SimdMul4(wiring.Component):
         valid = self.i.valid
         if self.latency >= 4:     # the packing adders and the multiplier in separate cycles
             op_a, op_w = stage(op_a, "op_a_q"), stage(op_w, "op_w_q")
-            corr, valid = stage(corr, "corr_q0"), stage(valid, "valid_q0")
+            valid = stage(valid, "valid_q0")
+            # The correction again, from the registered operands (bias_a·op_w + bias_w·op_a − bias_a·bias_w
+            # is the same number), beside the multiply.  Registered on its own it was op_w's bits shifted
+            # (bias_w = 0 on ECP5), and yosys merged those flip-flops with the op_w registers of the other
+            # multipliers of the column: one of them then drove a DSP across the device (the ULX3S-25F
+            # build's critical path, 4.8 ns of routing into the multiplier).
+            corr = Signal(signed(lay.a_bits + lay.w_bits + 1), name="corr_from_ops")
+            m.d.comb += corr.eq(_times_const(op_w, lay.bias_a) + _times_const(op_a, lay.bias_w)
+                                - lay.bias_a * lay.bias_w)
 
         # Stage 1: the one hardware multiplier.  The lanes read only the low S·lanes bits of the product
         # (everything after it adds and subtracts, so those bits are exact modulo 2^(S·lanes)); keeping
