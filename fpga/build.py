@@ -121,6 +121,11 @@ def seed_command(script: str, seed: int, env: dict[str, str]) -> list[str]:
 UNROUTED = re.compile(r"(?:ERROR|Warning): Failed to (?:route|find a route for) arc[^\n]*")
 
 
+def fastest(fmax: dict[int, float | None]) -> int:
+    """The seed with the highest Fmax among those that routed (ties: the lower seed)."""
+    return max((s for s, mhz in fmax.items() if mhz is not None), key=lambda s: (fmax[s], -s))
+
+
 def _sweep_seeds(out: Path, family: str, env: dict[str, str], first: int, count: int, quiet: bool,
                  first_unrouted: str | None = None) -> dict[int, float | None]:
     """Place and route again with seeds first+1 … first+count-1 (on every core), keep the fastest placement
@@ -151,11 +156,10 @@ def _sweep_seeds(out: Path, family: str, env: dict[str, str], first: int, count:
             if not quiet:
                 print(f"  seed {seed}: " + (f"{mhz:.2f} MHz" if mhz is not None else f"did not route ({error})"),
                       flush=True)
-    routed = {s: mhz for s, mhz in fmax.items() if mhz is not None}
-    if not routed:
+    if all(mhz is None for mhz in fmax.values()):
         raise SystemExit(f"no placement routed in {out}, seeds {first}–{first + count - 1}:\n"
                          + "\n".join(f"  seed {s}: {e}" for s, e in sorted(errors.items())))
-    best = max(routed, key=lambda s: (routed[s], -s))
+    best = fastest(fmax)
     if best != first:
         flag, routed_file = PNR_OUTPUT[family]
         for name, mine in (("nextpnr-report.json", f"nextpnr-report-seed{best}.json"), ("top.tim", f"top-seed{best}.tim"),
@@ -262,8 +266,9 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
                        script_after_read=script_after_read, script_after_synth=script_after_synth,
                        nextpnr_opts=nextpnr_opts, verbose=False)
     except subprocess.CalledProcessError as e:
-        message = _failure(out, e)
-        unrouted = UNROUTED.search(_tool_output(out, e))
+        text = _tool_output(out, e)
+        message = _failure(out, text)
+        unrouted = UNROUTED.search(text)
         if unrouted is None or not (out / "top.json").exists():
             raise SystemExit(message) from None
         if seeds == 1:
@@ -279,7 +284,7 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
         if not quiet:
             print(f"placing with seeds {seed + 1}–{seed + seeds - 1} too …", flush=True)
         tried = _sweep_seeds(out, family, env, seed, seeds, quiet, first_unrouted)
-        seed = max((s for s in tried if tried[s] is not None), key=lambda s: (tried[s], -s))
+        seed = fastest(tried)
     seconds = time.monotonic() - started
     report = _report(spec, family, out, size, clk_hz, baud, seed, seconds)
     if seeds > 1:
@@ -304,9 +309,9 @@ def _tool_output(out: Path, error: subprocess.CalledProcessError) -> str:
     return text
 
 
-def _failure(out: Path, error: subprocess.CalledProcessError) -> str:
-    """Turn a failed tool run into a message with the numbers (a design that does not fit says so)."""
-    text = _tool_output(out, error)
+def _failure(out: Path, text: str) -> str:
+    """Turn a failed tool run's output (:func:`_tool_output`) into a message with the numbers (a design
+    that does not fit says so)."""
     fit = re.findall(r"(Unable to place cell.*|.*exceeds.*available.*|ERROR:.*)", text)
     detail = "\n".join(dict.fromkeys(fit)) or text[-3000:]
     return f"the build failed in {out}:\n{detail}"
