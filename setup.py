@@ -8,7 +8,9 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension
 
 setup(
     ext_modules=[CppExtension(
-        "cpu._w4", ["cpu/csrc/bindings.cpp", "cpu/csrc/w4_kernels.cpp"],
+        "cpu._w4", ["cpu/csrc/bindings.cpp", "cpu/csrc/w4_kernels.cpp", "cpu/csrc/w4_vnni.cpp"],
+        # the headers: setuptools rebuilds an object only when a file named here or its source changed
+        depends=["cpu/csrc/w4_kernels.h", "cpu/csrc/w4_tiled.h"],
         # -O3 for the loops; no -march: the SIMD paths carry their own target attributes and are
         # chosen from the CPU's flags at run time, so the build runs on any x86-64 or Arm CPU.
         # -fopenmp: at::parallel_for is compiled into this extension, and without OpenMP it runs serially.

@@ -116,14 +116,15 @@ const T* table(const torch::Tensor& t, torch::ScalarType type, torch::IntArrayRe
 void launch(w4::Problem& p, const std::string& impl) {
     Path path = parse_path(impl);
     if (!fits(path, p.group, p.w_bits)) path = Path::Scalar;
-    if (p.w_bits == 8 && (path == Path::Avx2 || path == Path::Vnni) && holds_min_int8(p.x, p.M * p.K))
+    // Tiled weights have SIMD loops for AVX2 and VNNI; elsewhere (Arm) the portable loop.
+    if (p.tiled && path != Path::Avx2 && path != Path::Vnni) path = Path::Scalar;
+    // The int8-weight loops that negate activations (all but the tiled VNNI one) cannot take -128.
+    if (p.w_bits == 8 && (path == Path::Avx2 || (path == Path::Vnni && !p.tiled)) && holds_min_int8(p.x, p.M * p.K))
         path = Path::Scalar;
-    // Tiled weights have one SIMD loop, AVX2, which VNNI CPUs run too; elsewhere the portable loop.
-    // (int8 weights with a -128 activation were sent to the scalar loop above.)
-    if (p.tiled) path = path == Path::Avx2 || path == Path::Vnni ? Path::Avx2 : Path::Scalar;
     const int64_t G = p.K / p.group;
     w4::Scratch s{nullptr, nullptr, nullptr, nullptr};
-    if (path != Path::Scalar && p.w_bits == 4) {
+    // Σx per group: the int4 loops' offset correction, and the tiled VNNI loop's for int8 too.
+    if (path != Path::Scalar && (p.w_bits == 4 || (p.tiled && path == Path::Vnni))) {
         scratch.sums.resize(static_cast<size_t>(p.M * G));
         if (!p.tiled) {
             scratch.even.resize(static_cast<size_t>(p.M * p.K / 2));
@@ -132,7 +133,7 @@ void launch(w4::Problem& p, const std::string& impl) {
         s = {p.tiled ? nullptr : scratch.even.data(), p.tiled ? nullptr : scratch.odd.data(), scratch.sums.data()};
         w4::prepare(p, s);
     }
-    if (p.tiled && path == Path::Avx2 && p.M == 1) {
+    if (p.tiled && (path == Path::Avx2 || path == Path::Vnni) && p.M == 1) {
         // K/4 quads × 8 lanes, from a 32-byte boundary: a load split across two cache lines costs
         // twice, and a vector's own alignment is only 16
         scratch.quads.resize(static_cast<size_t>(2 * p.K + 8));
@@ -148,6 +149,7 @@ void launch(w4::Problem& p, const std::string& impl) {
         const int64_t n0 = b0 * block, n1 = std::min(b1 * block, p.N);
         if (p.tiled) {
             if (path == Path::Avx2) w4::tiled_sums_avx2(p, s, n0, n1);
+            else if (path == Path::Vnni) w4::tiled_sums_vnni(p, s, n0, n1);
             else w4::tiled_sums_scalar(p, n0, n1);
             return;
         }

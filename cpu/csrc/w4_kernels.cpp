@@ -110,7 +110,7 @@ void finish(const Problem& p, int64_t m, int64_t n, const int32_t* sums, int64_t
 }
 
 // Per-thread room for the group sums of one block of outputs (grown, never shrunk).
-static int32_t* sums_buffer(int64_t count) {
+int32_t* sums_buffer(int64_t count) {
     thread_local std::vector<int32_t> buf;
     if (static_cast<int64_t>(buf.size()) < count) buf.resize(static_cast<size_t>(count));
     return buf.data();
@@ -423,183 +423,16 @@ bool w8_sums_avx2(const Problem& p, int64_t n0, int64_t n1) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tiled int4 (w4_kernels.h): each 32-bit lane of a vector is one weight row, so a group's sums
-// come out one row per lane and need no horizontal reduction.  A 32-byte block is 8 rows × 8
-// columns: its low nibbles (w + 8 after XOR 0x88) meet the token's columns 8c..8c+3 broadcast to
-// every lane, its high nibbles columns 8c+4..8c+7.  maddubs pairs them into 16 bits (|·| ≤ 3840
-// per product pair, ≤ 7680 per block); four blocks fit in 16 bits (≤ 30720) before madd widens them.
+// Tiled weights: the loop of w4_tiled.h, compiled here for AVX2 (w4_vnni.cpp compiles it for VNNI).
 // ---------------------------------------------------------------------------------------------
-
-__attribute__((target("avx2"), always_inline))
-static inline __m256i broadcast4_avx2(const int8_t* x) {
-    int32_t v;
-    std::memcpy(&v, x, 4);
-    return _mm256_set1_epi32(v);
-}
-
-// One 8 × 8 turn: r[i] holds row i's scales of 8 groups; stores column c (< count) at out[c · 8].
-__attribute__((target("avx2"), always_inline))
-static inline void transpose8_avx2(const __m256 (&r)[8], int64_t count, float* out) {
-    __m256 t[8], h[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);          // columns 0, 1 | 4, 5 of rows i, i+1
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);      // columns 2, 3 | 6, 7
-    }
-    for (int i = 0; i < 8; i += 4) {
-        h[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);          // column 0 | 4 of rows i..i+3
-        h[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);      // column 1 | 5
-        h[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // column 2 | 6
-        h[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // column 3 | 7
-    }
-    __m256 column[8];
-    for (int c = 0; c < 4; ++c) {
-        column[c] = _mm256_permute2f128_ps(h[c], h[c + 4], 0x20);
-        column[c + 4] = _mm256_permute2f128_ps(h[c], h[c + 4], 0x31);
-    }
-    for (int c = 0; c < count; ++c) _mm256_storeu_ps(out + c * 8, column[c]);
-}
-
-// out[g · 8 + r] = ws[r · groups + g]: eight rows' scales turned so that one group's are a vector
-// (8 × 8 transposes; a gather per group would cost more than the group's arithmetic in decode).
-// The last groups % 8 are turned the same way from masked loads: copied one float at a time they
-// cost decode 11% at K = 768 (6 groups of 128).
-__attribute__((target("avx2")))
-static void transpose_scales_avx2(const float* ws, int64_t groups, float* out) {
-    __m256 r[8];
-    int64_t g = 0;
-    for (; g + 8 <= groups; g += 8) {
-        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(ws + i * groups + g);
-        transpose8_avx2(r, 8, out + g * 8);
-    }
-    if (g < groups) {
-        const int64_t count = groups - g;
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
-                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        for (int i = 0; i < 8; ++i) r[i] = _mm256_maskload_ps(ws + i * groups + g, mask);
-        transpose8_avx2(r, count, out + g * 8);
-    }
-}
-
-// Rows 8b..8b+7 × tokens m..m+MR-1 over every group, then the epilogue: the scaled one stays in
-// registers (lane r: y += float(sum_g) · w_scale[8b + r][g], then y · x_scale, finish()'s order),
-// the others store the sums as sums[(q · G + g) · 8 + r] for finish().  (Two blocks sharing the
-// token broadcasts, or 6 tokens, measured no faster than 8 rows × 4 tokens on Zen.)
-//
-// int8 weights (W_BITS 8): a block is 8 rows × 4 columns; |w| meets the token's 4 columns broadcast
-// and given w's sign (exact unless an activation is -128, which launch() keeps from here), and
-// each block's pairs are widened to 32 bits at once (a pair reaches 32,512).
-// Decode (one token) streams each weight byte once; asking for the line 2 KiB ahead keeps more
-// misses in flight than the hardware prefetcher does across the 4 KiB pages of the stream.  Measured
-// on Zen 3, 2 threads, weights from memory: W4 decode 13% faster on 768→3072 and 4096→4096, W8 ~5%;
-// 4 KiB ahead gained less.  (Prefill reuses each block from L2 for every token block: no prefetch.)
-constexpr int64_t kPrefetchAhead = 2048;
-static inline void prefetch_ahead(const uint8_t* at) {
-    _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(at) + kPrefetchAhead), _MM_HINT_T0);
-}
-
-template <int W_BITS, int MR, bool QUADS>
-__attribute__((target("avx2")))
-static void tiled_block_avx2(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32_t* sums) {
-    static_assert(!QUADS || MR == 1, "the broadcast quads are one token's");
-    // x[m + q][4j .. 4j + 3] in every lane: loaded from the prepared quads, or broadcast here
-    // (copied into locals: read through p and s, the loop reloaded them every step)
-    const int8_t* const xm = p.x + m * p.K;
-    const int64_t K = p.K;
-    const int32_t* const quads = s.x_quads;
-    auto quad = [xm, K, quads](int q, int64_t j) __attribute__((target("avx2"), always_inline)) {
-        if constexpr (QUADS) return _mm256_load_si256(reinterpret_cast<const __m256i*>(quads + 8 * j));
-        else return broadcast4_avx2(xm + q * K + 4 * j);
-    };
-    constexpr int64_t kColumns = W_BITS == 4 ? 8 : 4;      // columns per 32-byte block
-    const int64_t groups = p.K / p.group, blocks_per_group = p.group / kColumns;
-    const uint8_t* wb = p.w + b * (p.K / kColumns) * 32;
-    const __m256i mask = _mm256_set1_epi8(0x0F), eight88 = _mm256_set1_epi8(static_cast<char>(0x88));
-    const __m256i ones = _mm256_set1_epi16(1);
-    const bool scaled = p.epilogue == Epilogue::Scaled;
-    float* ws = reinterpret_cast<float*>(sums + MR * 8 * groups);     // the block's scales, group-major
-    if (scaled) transpose_scales_avx2(p.w_scale + 8 * b * groups, groups, ws);
-    __m256 y[MR];
-    for (int q = 0; q < MR; ++q) y[q] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < groups; ++g) {
-        __m256i acc[MR];
-        for (int q = 0; q < MR; ++q) acc[q] = _mm256_setzero_si256();
-        if constexpr (W_BITS == 8) {
-            for (int64_t c = g * blocks_per_group; c < (g + 1) * blocks_per_group; c += 4)  // groups of 32k: whole steps
-                for (int i = 0; i < 4; ++i) {
-                    if constexpr (MR == 1) prefetch_ahead(wb + (c + i) * 32);
-                    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32));
-                    const __m256i mag = _mm256_abs_epi8(w);
-                    for (int q = 0; q < MR; ++q) {
-                        const __m256i xs = _mm256_sign_epi8(quad(q, c + i), w);
-                        acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(_mm256_maddubs_epi16(mag, xs), ones));
-                        W4_KEEP_IN_REGISTER(acc[q]);
-                    }
-                }
-        } else {
-            for (int64_t c = g * blocks_per_group; c < (g + 1) * blocks_per_group; c += 4) {
-                __m256i part[MR];
-                for (int q = 0; q < MR; ++q) part[q] = _mm256_setzero_si256();
-                for (int i = 0; i < 4; ++i) {
-                    if constexpr (MR == 1) prefetch_ahead(wb + (c + i) * 32);
-                    __m256i u = _mm256_xor_si256(
-                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (c + i) * 32)), eight88);
-                    __m256i lo = _mm256_and_si256(u, mask), hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), mask);
-                    for (int q = 0; q < MR; ++q) {
-                        part[q] = _mm256_add_epi16(part[q], _mm256_add_epi16(
-                            _mm256_maddubs_epi16(lo, quad(q, 2 * (c + i))), _mm256_maddubs_epi16(hi, quad(q, 2 * (c + i) + 1))));
-                        W4_KEEP_IN_REGISTER(part[q]);
-                    }
-                }
-                for (int q = 0; q < MR; ++q) acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(part[q], ones));
-            }
-        }
-        const __m256 ws_g = scaled ? _mm256_loadu_ps(ws + g * 8) : _mm256_setzero_ps();
-        for (int q = 0; q < MR; ++q) {
-            const __m256i sum = W_BITS == 8 ? acc[q]
-                : _mm256_sub_epi32(acc[q], _mm256_set1_epi32(8 * s.x_group_sum[g * p.M + m + q]));
-            if (scaled)
-                y[q] = _mm256_add_ps(y[q], _mm256_mul_ps(_mm256_cvtepi32_ps(sum), ws_g));
-            else
-                _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + (q * groups + g) * 8), sum);
-        }
-    }
-    for (int q = 0; q < MR; ++q) {
-        if (scaled) {
-            _mm256_storeu_ps(p.y_out + (m + q) * p.N + 8 * b, _mm256_mul_ps(y[q], _mm256_set1_ps(p.x_scale[m + q])));
-        } else {
-            for (int r = 0; r < 8; ++r) finish(p, m + q, 8 * b + r, sums + q * groups * 8 + r, 8);
-        }
-    }
-}
+}  // namespace w4 (the header opens its own)
+#define W4_TILED_TARGET __attribute__((target("avx2")))
+#include "w4_tiled.h"
+namespace w4 {
 
 __attribute__((target("avx2")))
 bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
-    // Room for a block's sums (4 tokens × 8 rows × G) and then its turned scales (8 × G floats).
-    static_assert(sizeof(float) == sizeof(int32_t), "the scales share the sums buffer");
-    int32_t* sums = sums_buffer(5 * 8 * (p.K / p.group));
-    // Cache blocking as rows_avx2: a chunk of row blocks (64 KiB at K = 4096) stays in L2 while
-    // every 4-token block passes over it.  Decode (M = 1) streams each block once.
-    constexpr int64_t kChunk = 4;
-    auto block = [&](int64_t b, int64_t m, auto tokens) __attribute__((target("avx2"))) {
-        constexpr int MR = decltype(tokens)::value;
-        if constexpr (MR == 1) {
-            if (s.x_quads) {
-                if (p.w_bits == 8) tiled_block_avx2<8, 1, true>(p, s, b, m, sums);
-                else tiled_block_avx2<4, 1, true>(p, s, b, m, sums);
-                return;
-            }
-        }
-        if (p.w_bits == 8) tiled_block_avx2<8, MR, false>(p, s, b, m, sums);
-        else tiled_block_avx2<4, MR, false>(p, s, b, m, sums);
-    };
-    for (int64_t b0 = n0 / 8; b0 < n1 / 8; b0 += kChunk) {
-        const int64_t b1 = std::min(b0 + kChunk, n1 / 8);
-        int64_t m = 0;
-        for (; m + 4 <= p.M; m += 4)
-            for (int64_t b = b0; b < b1; ++b) block(b, m, std::integral_constant<int, 4>{});
-        for (; m < p.M; ++m)
-            for (int64_t b = b0; b < b1; ++b) block(b, m, std::integral_constant<int, 1>{});
-    }
+    tiled_rows<false>(p, s, n0, n1);
     return true;
 }
 

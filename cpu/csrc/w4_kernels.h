@@ -70,10 +70,13 @@ bool group_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1)
 bool group_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 bool group_sums_neon(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 
-// Tiled weights (int4 or int8): the portable loop and AVX2 (which also serves VNNI CPUs).  The AVX2
-// loop needs n0 and n1 to be multiples of 8 (whole row blocks) and the SIMD group sizes of fits().
+// Tiled weights (int4 or int8): the portable loop, AVX2 and AVX-512 VNNI (w4_tiled.h, one loop
+// compiled for both).  The SIMD loops need n0 and n1 to be multiples of 8 (whole row blocks), the
+// SIMD group sizes of fits() and s.x_group_sum (prepare()).  The VNNI loop is exact for every int8
+// activation, -128 included; the AVX2 one not for int8 weights against -128 (see below).
 void tiled_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
 bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
+bool tiled_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);   // w4_vnni.cpp
 
 // Which SIMD paths this build contains and this CPU can run.
 bool has_avx2();
