@@ -192,10 +192,11 @@ def test_arm_dot_product_path_compiles():
     """The NEON path cannot run here; it must at least build for an Armv8.2 edge CPU with dot product."""
     cxx = shutil.which("aarch64-linux-gnu-g++")
     assert cxx, "aarch64-linux-gnu-g++ is missing: `make install` installs it (Debian g++-aarch64-linux-gnu)"
-    obj = subprocess.run([cxx, "-std=c++17", "-O2", "-march=armv8.2-a+dotprod", "-ffp-contract=off", "-Wall", "-Werror", "-c",
-                          str(SRC / "w4_kernels.cpp"), "-o", "/dev/null", "-DW4_EXPECT_NEON"],
-                         capture_output=True, text=True)
-    assert obj.returncode == 0, obj.stderr
+    for source in ("w4_kernels.cpp", "w4_vnni.cpp"):         # every kernel source the extension builds
+        obj = subprocess.run([cxx, "-std=c++17", "-O2", "-march=armv8.2-a+dotprod", "-ffp-contract=off", "-Wall", "-Werror",
+                              "-c", str(SRC / source), "-o", "/dev/null", "-DW4_EXPECT_NEON"],
+                             capture_output=True, text=True)
+        assert obj.returncode == 0, f"{source}: {obj.stderr}"
 
 
 @pytest.mark.parametrize("path", PATHS)
