@@ -35,6 +35,7 @@ def test_this_machine_has_a_simd_path():
 TILED_SHAPES = [  # tiled int4: N and K multiples of 8; whole and partial 4-row-block chunks and token blocks
     (1, 128, 8, 64), (1, 4096, 16, 128), (5, 256, 8, 64), (4, 768, 24, 768), (16, 512, 8, 128), (6, 1024, 64, 64),
     (8, 1024, 16, 256), (5, 1536, 8, 192), (9, 512, 48, 512), (3, 96, 8, 32), (2, 64, 8, 16), (0, 128, 8, 64),
+    (13, 256, 40, 64),  # VNNI: 8-token pairs of row blocks, an odd last block of a chunk, then 4 and 1 tokens
 ]
 
 W8_SHAPES = [  # int8 weights: 32-byte blocks on x86, 16 on Arm; other groups take the scalar loop
@@ -44,6 +45,7 @@ W8_SHAPES = [  # int8 weights: 32-byte blocks on x86, 16 on Arm; other groups ta
 TILED8_SHAPES = [  # tiled int8: N a multiple of 8, K of 4
     (1, 128, 8, 64), (1, 4096, 16, 128), (3, 256, 8, 32), (7, 192, 8, 96), (2, 64, 8, 16), (4, 768, 24, 768),
     (16, 512, 8, 128), (6, 1024, 64, 64), (5, 1536, 8, 192), (9, 576, 16, 576), (0, 128, 8, 64), (1, 4, 8, 4),
+    (13, 256, 40, 32),
 ]
 
 
@@ -76,7 +78,7 @@ def test_group_sums_bit_exact(path, a_bits, form, shape):
 @pytest.mark.parametrize("xv, wv", [(-128, -8), (-128, 7), (127, -8), (127, 7), (-8, -8), (7, 7), (0, -8)])
 def test_extremes_in_every_lane(path, tiled, xv, wv):
     """Every lane at the int8/int4 corners, over a whole 4096-long group: the int32 bounds of a real K."""
-    x, w = np.full((5, 4096), xv, np.int8), np.full((8, 4096), wv)
+    x, w = np.full((9, 4096), xv, np.int8), np.full((16, 4096), wv)   # VNNI: 8 tokens × 16 rows at once
     weights = cpu.tile_weights(cpu.pack_weights(w)) if tiled else cpu.pack_weights(w)
     got = cpu.group_sums(torch.from_numpy(x), weights, 4096, impl=path)
     assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 4096))
@@ -90,7 +92,7 @@ def test_w8_extremes_in_every_lane(path, tiled, xv, wv):
     """int8 corners over K = 4096: |sum| up to 4096 · 128 · 128.  Most x86 loops negate activations, which
     -128 survives only because activations holding it take the exact scalar loop; the tiled VNNI loop
     offsets the weights instead and takes -128 itself."""
-    x, w = np.full((5, 4096), xv, np.int8), np.full((8, 4096), wv, np.int8)
+    x, w = np.full((9, 4096), xv, np.int8), np.full((16, 4096), wv, np.int8)   # VNNI: 8 tokens × 16 rows
     weights = cpu.tile_weights(torch.from_numpy(w)) if tiled else torch.from_numpy(w)
     got = cpu.group_sums(torch.from_numpy(x), weights, 4096, impl=path)
     assert np.array_equal(got.numpy(), golden.group_accumulators(x, w, 4096, w_bits=8))
@@ -102,7 +104,7 @@ def test_w8_extremes_in_every_lane(path, tiled, xv, wv):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("tiled", (False, True))
-@pytest.mark.parametrize("m, k", [(5, 512), (1, 576)])      # M = 1 tiled: the decode loop, 9 groups
+@pytest.mark.parametrize("m, k", [(5, 512), (9, 512), (1, 576)])  # M = 1 tiled: the decode loop, 9 groups
 def test_w8_fused_epilogues_match_golden(path, tiled, m, k):
     n, group = 16 if tiled else 11, 64 if k == 576 else 128
     x, w = _w8_operands(m, k, n, 8, seed=3)
@@ -204,7 +206,8 @@ def test_arm_dot_product_path_compiles():
                                                                 (0, 128, 4, 64)]]
                          + [(True, s) for s in [(1, 4096, 16, 64), (5, 256, 8, 64), (7, 1024, 24, 128),
                                                 (4, 768, 16, 768), (3, 96, 8, 32), (0, 128, 8, 64),
-                                                (1, 768, 16, 128), (1, 1152, 8, 128), (1, 320, 8, 64)]])
+                                                (1, 768, 16, 128), (1, 1152, 8, 128), (1, 320, 8, 64),
+                                                (13, 512, 40, 64)]])
 def test_fused_scaling_matches_golden(path, tiled, shape):
     """The fused float epilogue is golden.linear.scaled_linear bit for bit: the same exact sums, scaled by the
     same float32 operations in the same order (and close to golden's float64 view of the same numbers).
@@ -228,7 +231,7 @@ def test_fused_scaling_matches_golden(path, tiled, shape):
 @pytest.mark.parametrize("out_bits", golden.requant.OUT_BITS)
 @pytest.mark.parametrize("kind", ["random", "max", "min", "random tiled"])
 def test_fused_requantization_bit_exact(path, out_bits, kind):
-    m, k, n, group = 6, 512, 16 if "tiled" in kind else 11, 64
+    m, k, n, group = (9, 512, 16, 64) if "tiled" in kind else (6, 512, 11, 64)   # tiled 9: VNNI's 8-token pairs
     if kind.startswith("random"):
         x, w = _operands(m, k, n, 8, seed=3)
         rng = np.random.default_rng(4)

@@ -51,9 +51,9 @@ inline __m256i broadcast4(const int8_t* x) {
     return _mm256_set1_epi32(v);
 }
 
-// One 8 × 8 turn: r[i] holds row i's scales of 8 groups; stores column c (< count) at out[c · 8].
+// One 8 × 8 turn: r[i] holds row i's scales of 8 groups; stores column c (< count) at out[c · stride].
 W4_TILED_TARGET __attribute__((always_inline))
-inline void transpose8(const __m256 (&r)[8], int64_t count, float* out) {
+inline void transpose8(const __m256 (&r)[8], int64_t count, float* out, int64_t stride) {
     __m256 t[8], h[8];
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);          // columns 0, 1 | 4, 5 of rows i, i+1
@@ -70,27 +70,27 @@ inline void transpose8(const __m256 (&r)[8], int64_t count, float* out) {
         column[c] = _mm256_permute2f128_ps(h[c], h[c + 4], 0x20);
         column[c + 4] = _mm256_permute2f128_ps(h[c], h[c + 4], 0x31);
     }
-    for (int c = 0; c < count; ++c) _mm256_storeu_ps(out + c * 8, column[c]);
+    for (int c = 0; c < count; ++c) _mm256_storeu_ps(out + c * stride, column[c]);
 }
 
-// out[g · 8 + r] = ws[r · groups + g]: eight rows' scales turned so that one group's are a vector
+// out[g · stride + r] = ws[r · groups + g]: eight rows' scales turned so that one group's are a vector
 // (8 × 8 transposes; a gather per group would cost more than the group's arithmetic in decode).
 // The last groups % 8 are turned the same way from masked loads: copied one float at a time they
 // cost decode 11% at K = 768 (6 groups of 128).
 W4_TILED_TARGET
-void transpose_scales(const float* ws, int64_t groups, float* out) {
+void transpose_scales(const float* ws, int64_t groups, float* out, int64_t stride = 8) {
     __m256 r[8];
     int64_t g = 0;
     for (; g + 8 <= groups; g += 8) {
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(ws + i * groups + g);
-        transpose8(r, 8, out + g * 8);
+        transpose8(r, 8, out + g * stride, stride);
     }
     if (g < groups) {
         const int64_t count = groups - g;
         const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         for (int i = 0; i < 8; ++i) r[i] = _mm256_maskload_ps(ws + i * groups + g, mask);
-        transpose8(r, count, out + g * 8);
+        transpose8(r, count, out + g * stride, stride);
     }
 }
 
@@ -221,13 +221,94 @@ void tiled_block(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32
     }
 }
 
+// VNNI prefill, two row blocks at once: rows 8b..8b+15 in the 16 lanes of a 512-bit vector (blocks
+// b and b + 1 share the token's columns, so one broadcast serves both) × MR tokens, one dpbusd per
+// block step and token; the insert that joins the blocks' 32-byte rows is shared by the MR tokens.
+// One chain per token: with 8 tokens a chain is used every ~4 cycles, about dpbusd's latency.
+// next is the byte distance from block b to b + 1.  acc[q] lane 8·nb + r: row 8(b + nb) + r.
+template <int W_BITS, int MR>
+W4_TILED_TARGET __attribute__((always_inline))
+inline void group_tile_pair(const uint8_t* wb, int64_t next, int64_t c0, int64_t c1, const int8_t* xm, int64_t K,
+                            __m512i (&acc)[MR]) {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(W_BITS == 8 ? 0x80 : 0x88));
+    auto quad = [xm, K](int q, int64_t j) W4_TILED_TARGET __attribute__((always_inline)) {
+        int32_t v;
+        std::memcpy(&v, xm + q * K + 4 * j, 4);
+        return _mm512_set1_epi32(v);
+    };
+    for (int q = 0; q < MR; ++q) acc[q] = _mm512_setzero_si512();
+    for (int64_t c = c0; c < c1; ++c) {
+        const uint8_t* at = wb + c * 32;
+        const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at))),
+                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + next)), 1);
+        const __m512i u = _mm512_xor_si512(w, flip);
+        if constexpr (W_BITS == 8) {
+            for (int q = 0; q < MR; ++q) {
+                acc[q] = _mm512_dpbusd_epi32(acc[q], u, quad(q, c));
+                W4_KEEP_IN_REGISTER(acc[q]);
+            }
+        } else {
+            const __m512i lo = _mm512_and_si512(u, mask), hi = _mm512_and_si512(_mm512_srli_epi16(u, 4), mask);
+            for (int q = 0; q < MR; ++q) {
+                acc[q] = _mm512_dpbusd_epi32(acc[q], lo, quad(q, 2 * c));
+                acc[q] = _mm512_dpbusd_epi32(acc[q], hi, quad(q, 2 * c + 1));
+                W4_KEEP_IN_REGISTER(acc[q]);
+            }
+        }
+    }
+}
+
+// tiled_block for blocks b and b + 1 and tokens m..m+MR-1 (VNNI): the scaled epilogue runs on all 16
+// rows at once (the blocks' rows are adjacent in y), with the same float operations in the same order.
+template <int W_BITS, int MR>
+W4_TILED_TARGET
+void tiled_pair(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32_t* sums) {
+    constexpr int64_t kColumns = W_BITS == 4 ? 8 : 4;
+    constexpr int kOffsetShift = W_BITS == 4 ? 3 : 7;
+    const int64_t groups = p.K / p.group, blocks_per_group = p.group / kColumns, block_bytes = (p.K / kColumns) * 32;
+    const uint8_t* wb = p.w + b * block_bytes;
+    const int8_t* xm = p.x + m * p.K;
+    const bool scaled = p.epilogue == Epilogue::Scaled;
+    float* ws = reinterpret_cast<float*>(sums + 2 * MR * 8 * groups);     // 16 rows' scales per group
+    if (scaled)
+        for (int nb = 0; nb < 2; ++nb) transpose_scales(p.w_scale + 8 * (b + nb) * groups, groups, ws + 8 * nb, 16);
+    __m512 y[MR];
+    for (int q = 0; q < MR; ++q) y[q] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) {
+        __m512i acc[MR];
+        group_tile_pair<W_BITS, MR>(wb, block_bytes, g * blocks_per_group, (g + 1) * blocks_per_group, xm, p.K, acc);
+        const __m512 ws_g = scaled ? _mm512_loadu_ps(ws + g * 16) : _mm512_setzero_ps();
+        for (int q = 0; q < MR; ++q) {
+            const __m512i sum = _mm512_sub_epi32(acc[q], _mm512_set1_epi32(s.x_group_sum[g * p.M + m + q] * (1 << kOffsetShift)));
+            if (scaled) {
+                y[q] = _mm512_add_ps(y[q], _mm512_mul_ps(_mm512_cvtepi32_ps(sum), ws_g));
+            } else {
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + (q * groups + g) * 8), _mm512_castsi512_si256(sum));
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + ((MR + q) * groups + g) * 8), _mm512_extracti64x4_epi64(sum, 1));
+            }
+        }
+    }
+    for (int q = 0; q < MR; ++q) {
+        if (scaled) {
+            _mm512_storeu_ps(p.y_out + (m + q) * p.N + 8 * b, _mm512_mul_ps(y[q], _mm512_set1_ps(p.x_scale[m + q])));
+        } else {
+            for (int nb = 0; nb < 2; ++nb)
+                for (int r = 0; r < 8; ++r) finish(p, m + q, 8 * (b + nb) + r, sums + (nb * MR + q) * groups * 8 + r, 8);
+        }
+    }
+}
+
 // Rows [n0, n1) (multiples of 8) for every token: tiled_sums_avx2 and tiled_sums_vnni.
 template <bool VNNI>
 W4_TILED_TARGET
 void tiled_rows(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
-    // Room for a block's sums (4 tokens × 8 rows × G) and then its turned scales (8 × G floats).
+    // VNNI prefill takes kPairTokens tokens × two row blocks at a time (tiled_pair).
+    constexpr int kPairTokens = 8;
+    // Room for the sums (VNNI: 2 blocks × 8 tokens × 8 rows × G, else 4 tokens × 8 rows × G) and then
+    // the turned scales (2 × 8 × G floats).
     static_assert(sizeof(float) == sizeof(int32_t), "the scales share the sums buffer");
-    int32_t* sums = sums_buffer(5 * 8 * (p.K / p.group));
+    int32_t* sums = sums_buffer((VNNI ? 2 * kPairTokens + 2 : 5) * 8 * (p.K / p.group));
     // Cache blocking as rows_avx2: a chunk of row blocks (64 KiB at K = 4096) stays in L2 while
     // every 4-token block passes over it.  Decode (M = 1) streams each block once.
     constexpr int64_t kChunk = 4;
@@ -246,6 +327,16 @@ void tiled_rows(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
     for (int64_t b0 = n0 / 8; b0 < n1 / 8; b0 += kChunk) {
         const int64_t b1 = std::min(b0 + kChunk, n1 / 8);
         int64_t m = 0;
+        if constexpr (VNNI)
+            for (; m + kPairTokens <= p.M; m += kPairTokens) {
+                int64_t b = b0;
+                for (; b + 2 <= b1; b += 2) {
+                    if (p.w_bits == 8) tiled_pair<8, kPairTokens>(p, s, b, m, sums);
+                    else tiled_pair<4, kPairTokens>(p, s, b, m, sums);
+                }
+                for (; b < b1; ++b)             // an odd last block: twice four tokens
+                    for (int64_t h = m; h < m + kPairTokens; h += 4) block(b, h, std::integral_constant<int, 4>{});
+            }
         for (; m + 4 <= p.M; m += 4)
             for (int64_t b = b0; b < b1; ++b) block(b, m, std::integral_constant<int, 4>{});
         for (; m < p.M; ++m)
