@@ -225,35 +225,47 @@ void tiled_block(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32
 // b and b + 1 share the token's columns, so one broadcast serves both) × MR tokens, one dpbusd per
 // block step and token; the insert that joins the blocks' 32-byte rows is shared by the MR tokens.
 // One chain per token: with 8 tokens a chain is used every ~4 cycles, about dpbusd's latency.
-// next is the byte distance from block b to b + 1.  acc[q] lane 8·nb + r: row 8(b + nb) + r.
+// next is the byte distance from block b to b + 1.  acc[q] lane 8·nb + r: row 8(b + nb) + r; acc comes
+// in holding its start value (the caller's offset correction: one instruction fewer per token and group).
 template <int W_BITS, int MR>
 W4_TILED_TARGET __attribute__((always_inline))
 inline void group_tile_pair(const uint8_t* wb, int64_t next, int64_t c0, int64_t c1, const int8_t* xm, int64_t K,
                             __m512i (&acc)[MR]) {
     const __m512i mask = _mm512_set1_epi8(0x0F);
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(W_BITS == 8 ? 0x80 : 0x88));
-    auto quad = [xm, K](int q, int64_t j) W4_TILED_TARGET __attribute__((always_inline)) {
-        int32_t v;
-        std::memcpy(&v, xm + q * K + 4 * j, 4);
-        return _mm512_set1_epi32(v);
+    // acc += u · x[m + q][4j .. 4j + 3] in every lane, the four bytes read as dpbusd's broadcast operand.
+    // In asm because GCC, given the intrinsic, copied accumulators from register to register every step
+    // (two extra vector instructions in ten, on the ports dpbusd needs).
+    auto dot = [xm, K](__m512i& acc, __m512i u, int q, int64_t j) W4_TILED_TARGET __attribute__((always_inline)) {
+        asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const int32_t*>(xm + q * K + 4 * j)));
     };
-    for (int q = 0; q < MR; ++q) acc[q] = _mm512_setzero_si512();
-    for (int64_t c = c0; c < c1; ++c) {
+    auto step = [wb, next, flip](int64_t c) W4_TILED_TARGET __attribute__((always_inline)) {
         const uint8_t* at = wb + c * 32;
         const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at))),
                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + next)), 1);
-        const __m512i u = _mm512_xor_si512(w, flip);
-        if constexpr (W_BITS == 8) {
-            for (int q = 0; q < MR; ++q) {
-                acc[q] = _mm512_dpbusd_epi32(acc[q], u, quad(q, c));
-                W4_KEEP_IN_REGISTER(acc[q]);
-            }
-        } else {
+        return _mm512_xor_si512(w, flip);
+    };
+    if constexpr (W_BITS == 8) {
+        // Two chains per token, for even and odd steps: one dpbusd per step each would wait on its
+        // accumulator's latency.  (int4 steps give each chain two, and their pairs overlap.)
+        __m512i odd[MR];
+        for (int q = 0; q < MR; ++q) odd[q] = _mm512_setzero_si512();
+        for (int64_t c = c0; c < c1; c += 2) {        // blocks per group: a multiple of 8
+            const __m512i u0 = step(c);
+            for (int q = 0; q < MR; ++q) dot(acc[q], u0, q, c);
+            const __m512i u1 = step(c + 1);
+            for (int q = 0; q < MR; ++q) dot(odd[q], u1, q, c + 1);
+        }
+        for (int q = 0; q < MR; ++q) acc[q] = _mm512_add_epi32(acc[q], odd[q]);
+        return;
+    }
+    for (int64_t c = c0; c < c1; ++c) {
+        const __m512i u = step(c);
+        {       // int4: the low nibbles meet columns 8c..8c+3, the high ones 8c+4..8c+7
             const __m512i lo = _mm512_and_si512(u, mask), hi = _mm512_and_si512(_mm512_srli_epi16(u, 4), mask);
             for (int q = 0; q < MR; ++q) {
-                acc[q] = _mm512_dpbusd_epi32(acc[q], lo, quad(q, 2 * c));
-                acc[q] = _mm512_dpbusd_epi32(acc[q], hi, quad(q, 2 * c + 1));
-                W4_KEEP_IN_REGISTER(acc[q]);
+                dot(acc[q], lo, q, 2 * c);
+                dot(acc[q], hi, q, 2 * c + 1);
             }
         }
     }
@@ -277,10 +289,11 @@ void tiled_pair(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32_
     for (int q = 0; q < MR; ++q) y[q] = _mm512_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
         __m512i acc[MR];
+        for (int q = 0; q < MR; ++q) acc[q] = _mm512_set1_epi32(-s.x_group_sum[g * p.M + m + q] * (1 << kOffsetShift));
         group_tile_pair<W_BITS, MR>(wb, block_bytes, g * blocks_per_group, (g + 1) * blocks_per_group, xm, p.K, acc);
         const __m512 ws_g = scaled ? _mm512_loadu_ps(ws + g * 16) : _mm512_setzero_ps();
         for (int q = 0; q < MR; ++q) {
-            const __m512i sum = _mm512_sub_epi32(acc[q], _mm512_set1_epi32(s.x_group_sum[g * p.M + m + q] * (1 << kOffsetShift)));
+            const __m512i sum = acc[q];
             if (scaled) {
                 y[q] = _mm512_add_ps(y[q], _mm512_mul_ps(_mm512_cvtepi32_ps(sum), ws_g));
             } else {
