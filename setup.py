@@ -8,7 +8,8 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension
 
 setup(
     ext_modules=[CppExtension(
-        "cpu._w4", ["cpu/csrc/bindings.cpp", "cpu/csrc/w4_kernels.cpp", "cpu/csrc/w4_vnni.cpp"],
+        "cpu._w4", ["cpu/csrc/bindings.cpp", "cpu/csrc/w4_kernels.cpp", "cpu/csrc/w4_vnni.cpp",
+                     "cpu/csrc/w4_amx.cpp"],
         # the headers: setuptools rebuilds an object only when a file named here or its source changed
         depends=["cpu/csrc/w4_kernels.h", "cpu/csrc/w4_tiled.h"],
         # -O3 for the loops; no -march: the SIMD paths carry their own target attributes and are

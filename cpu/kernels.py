@@ -20,11 +20,11 @@ import golden.quant as golden_quant
 
 from . import _w4
 
-__all__ = ["PATHS", "available_paths", "best_path", "group_sums", "pack_weights", "quantize_rows",
+__all__ = ["PATHS", "available_paths", "best_path", "group_sums", "last_loop", "pack_weights", "quantize_rows",
            "requantized_matmul", "scaled_matmul", "tile_weights", "weight_bits"]
 
 #: Every path the source has; :func:`available_paths` says which this build and CPU can run.
-PATHS = ("scalar", "avx2", "vnni", "neon")
+PATHS = ("scalar", "avx2", "vnni", "amx", "neon")
 _warned = False
 
 
@@ -34,6 +34,13 @@ _AVAILABLE = tuple(_w4.available_paths())
 
 def available_paths() -> list[str]:
     return list(_AVAILABLE)
+
+
+def last_loop() -> str:
+    """The loop this thread's last kernel call ran: ``"amx tiles"`` (AMX prefill), or the path's name and
+    the weight form, e.g. ``"vnni tiled"``, ``"avx2 rows"`` or ``"scalar rows"`` (what a path falls back
+    to where its loops do not apply, such as group sizes they do not take)."""
+    return _w4.last_loop()
 
 
 def best_path() -> str:
@@ -145,7 +152,7 @@ def group_sums(x: torch.Tensor, w_packed: torch.Tensor, group: int, *, a_bits: i
     ``a_bits`` 4 or 8: int4 activations are int8 tensors holding values in ``[-8, 7]``;
     ``check_range`` verifies that (one pass over ``x``; turn it off in a hot loop whose inputs
     come from a quantizer).  ``impl`` forces a path (``"scalar"``, ``"avx2"``, ``"vnni"``,
-    ``"neon"``); ``out`` reuses a buffer so the call allocates nothing.
+    ``"amx"``, ``"neon"``); ``out`` reuses a buffer so the call allocates nothing.
     """
     path = _checked_path(x, w_packed, group, a_bits, impl, check_range)
     return _run(_w4.group_sums, x, w_packed, group, path, out)
@@ -157,7 +164,8 @@ def scaled_matmul(x: torch.Tensor, w_packed: torch.Tensor, group: int, x_scale: 
     """Float32 ``(M, N)``: ``x_scale[m] · Σ_g sums[m, n, g] · w_scale[n, g]`` with the exact sums of
     :func:`group_sums`, fused (the sums never reach memory).  The float arithmetic is
     :func:`golden.linear.scaled_linear`'s, operation for operation (float32, group order, no fused
-    multiply-add), so the result is bit-identical to it."""
+    multiply-add), so the result is bit-identical to it.  On ``"amx"``, prefill (16 tokens or more, tiled
+    weights, N a multiple of 16, groups a multiple of 64) runs on AMX tiles; :func:`last_loop` tells."""
     path = _checked_path(x, w_packed, group, a_bits, impl, check_range)
     return _run(_w4.scaled, x, w_packed, group, x_scale, w_scale, path, out)
 

@@ -41,7 +41,7 @@ class CpuLinear(nn.Module):
         self.w_bits = weight_bits(packed)
         self.out_features, self.in_features = packed.shape[0], packed.shape[1] * (8 // self.w_bits)
         self.path = best_path()
-        self.tiled = self.path in ("avx2", "vnni") and self.out_features % 8 == 0 and self.in_features % 8 == 0
+        self.tiled = self.path in ("avx2", "vnni", "amx") and self.out_features % 8 == 0 and self.in_features % 8 == 0
         self.register_buffer("packed", tile_weights(packed.contiguous()) if self.tiled else packed.contiguous())
         self.register_buffer("w_scale", w_scale.float().reshape(self.out_features, -1).contiguous())
         self.bias = None if bias is None else nn.Parameter(bias.detach().float(), requires_grad=False)

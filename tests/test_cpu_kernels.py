@@ -194,7 +194,7 @@ def test_arm_dot_product_path_compiles():
     """The NEON path cannot run here; it must at least build for an Armv8.2 edge CPU with dot product."""
     cxx = shutil.which("aarch64-linux-gnu-g++")
     assert cxx, "aarch64-linux-gnu-g++ is missing: `make install` installs it (Debian g++-aarch64-linux-gnu)"
-    for source in ("w4_kernels.cpp", "w4_vnni.cpp"):         # every kernel source the extension builds
+    for source in ("w4_kernels.cpp", "w4_vnni.cpp", "w4_amx.cpp"):     # every kernel source the extension builds
         obj = subprocess.run([cxx, "-std=c++17", "-O2", "-march=armv8.2-a+dotprod", "-ffp-contract=off", "-Wall", "-Werror",
                               "-c", str(SRC / source), "-o", "/dev/null", "-DW4_EXPECT_NEON"],
                              capture_output=True, text=True)
@@ -225,6 +225,43 @@ def test_fused_scaling_matches_golden(path, tiled, shape):
     assert got.shape == (m, n) and torch.equal(got, exact)
     ref = golden.group_scaled(golden.group_accumulators(x, w, group), ws, xs)
     assert np.allclose(got.numpy(), ref, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(ref).max(initial=0))))
+
+
+AMX_SHAPES = [  # (M, K, N, group) the AMX loop takes: tiled, N % 16 == 0, group % 64 == 0, M >= 16
+    (16, 512, 16, 64),      # one token tile, one pair of row blocks
+    (21, 1024, 48, 128),    # a partly filled second tile; three pairs split across threads
+    (40, 512, 32, 64),      # two tiles, then a single tile
+    (48, 768, 16, 192),     # three multiplies per group
+    (16, 256, 32, 256),     # one group: no group before the last to turn into floats
+    (33, 4096, 16, 128),    # a 4096-long row; one token in the third tile
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("w_bits", (4, 8))
+@pytest.mark.parametrize("shape", AMX_SHAPES)
+def test_prefill_shapes_match_golden(path, w_bits, shape):
+    """Prefill with the scaled epilogue on tiled weights: on an AMX CPU, the shapes the tile loop takes
+    (every path runs them too).  int8 activations include -128, and int8 weights -128 and 127."""
+    m, k, n, group = shape
+    rng = np.random.default_rng(m * k + n)
+    x = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    x[0, :] = -128                                                  # a whole token at the corner
+    if w_bits == 4:
+        w = rng.integers(-8, 8, (n, k))
+        w[0, :], w[1, :] = -8, 7
+        weights, w8 = cpu.tile_weights(cpu.pack_weights(w)), torch.from_numpy(w.astype(np.int8))
+    else:
+        w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+        w[0, :], w[1, :] = -128, 127
+        weights, w8 = cpu.tile_weights(torch.from_numpy(w)), torch.from_numpy(w)
+    xs, ws = rng.uniform(1e-3, 1e-1, m).astype(np.float32), rng.uniform(1e-3, 1e-1, (n, k // group)).astype(np.float32)
+    got = cpu.scaled_matmul(torch.from_numpy(x), weights, group, torch.from_numpy(xs), torch.from_numpy(ws), impl=path)
+    exact = scaled_linear(torch.from_numpy(x), torch.from_numpy(xs), w8, torch.from_numpy(ws), group,
+                          x_max=128, w_max=8 if w_bits == 4 else 128)
+    assert got.shape == (m, n) and torch.equal(got, exact)
+    if path == "amx":       # the tile loop ran, not the VNNI loop the AMX path falls back to
+        assert cpu.last_loop() == "amx tiles"
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -30,7 +30,7 @@ def test_fallback_model_equals_the_fake_quant_model(family, w_bits, a_bits, grou
     assert not quant_layers(on_cpu) and any(isinstance(m, CpuLinear) for m in on_cpu.modules())
     # x86 with AVX2 (CI's machines) keeps weights tiled: the identity below then covers those forms.
     tiled = [m.tiled for m in on_cpu.modules() if isinstance(m, CpuLinear)]
-    assert any(tiled) == (cpu.best_path() in ("avx2", "vnni")), tiled
+    assert any(tiled) == (cpu.best_path() in ("avx2", "vnni", "amx")), tiled
     ids = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = fake(ids).logits, on_cpu(ids).logits

@@ -13,13 +13,14 @@
 
 namespace {
 
-enum class Path { Scalar, Avx2, Vnni, Neon };
+enum class Path { Scalar, Avx2, Vnni, Amx, Neon };
 
 // In order of preference (the last one is the fastest), as cpu.kernels.best_path relies on.
 std::vector<std::string> available_paths() {
     std::vector<std::string> paths{"scalar"};
     if (w4::has_avx2()) paths.push_back("avx2");
     if (w4::has_vnni()) paths.push_back("vnni");
+    if (w4::has_amx()) paths.push_back("amx");
     if (w4::has_neon()) paths.push_back("neon");
     return paths;
 }
@@ -29,6 +30,7 @@ Path parse_path(const std::string& impl) {
     if (impl == "scalar") return Path::Scalar;
     if (impl == "avx2" && w4::has_avx2()) return Path::Avx2;
     if (impl == "vnni" && w4::has_vnni()) return Path::Vnni;
+    if (impl == "amx" && w4::has_amx()) return Path::Amx;
     if (impl == "neon" && w4::has_neon()) return Path::Neon;
     std::string known;
     for (const auto& p : available_paths()) known += (known.empty() ? "" : ", ") + p;
@@ -54,6 +56,7 @@ bool holds_min_int8(const int8_t* x, int64_t count) {
 struct ScratchBuffers {
     std::vector<int8_t> even, odd;
     std::vector<int32_t> sums, quads;
+    std::vector<int8_t> tokens;     // x as AMX A tiles (w4::amx_pack_tokens)
 };
 thread_local ScratchBuffers scratch;
 
@@ -113,14 +116,56 @@ const T* table(const torch::Tensor& t, torch::ScalarType type, torch::IntArrayRe
     return t.data_ptr<T>();
 }
 
+// AMX tiles pay off from this many tokens (a tile holds 16; fewer are padded with zeros).
+constexpr int64_t kAmxMinTokens = 16;
+
+// The AMX prefill loop (w4::amx_rows) where it applies; false leaves the problem to the other loops.
+bool launch_amx(const w4::Problem& p) {
+    if (!(p.tiled && p.epilogue == w4::Epilogue::Scaled && p.M >= kAmxMinTokens && p.N % 16 == 0 &&
+          p.group % 64 == 0))
+        return false;
+    w4::Problem tiles = p;
+    scratch.tokens.resize(static_cast<size_t>((p.M + 15) / 16 * 16 * p.K));
+    w4::amx_pack_tokens(p, scratch.tokens.data());
+    tiles.x = scratch.tokens.data();
+    const int64_t blocks = p.N / 16;
+    const int64_t grain = std::max<int64_t>(1, blocks / (4 * at::get_num_threads()));
+    at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) { w4::amx_rows(tiles, 16 * b0, 16 * b1); });
+    return true;
+}
+
+// Which loop the calling thread's last kernel call ran, for tests and for users asking where a layer
+// went: "amx tiles", or the path's name with "tiled" or "rows" for the weight form.
+thread_local std::string last_loop_name = "none";
+
+std::string last_loop() { return last_loop_name; }
+
+const char* path_name(Path path) {
+    switch (path) {
+        case Path::Avx2: return "avx2";
+        case Path::Vnni: return "vnni";
+        case Path::Amx: return "amx";
+        case Path::Neon: return "neon";
+        default: return "scalar";
+    }
+}
+
 void launch(w4::Problem& p, const std::string& impl) {
     Path path = parse_path(impl);
+    if (path == Path::Amx) {
+        if (launch_amx(p)) {
+            last_loop_name = "amx tiles";
+            return;
+        }
+        path = Path::Vnni;      // every AMX CPU has VNNI: its loops take what the AMX loop does not
+    }
     if (!fits(path, p.group, p.w_bits)) path = Path::Scalar;
     // Tiled weights have SIMD loops for AVX2 and VNNI; elsewhere (Arm) the portable loop.
     if (p.tiled && path != Path::Avx2 && path != Path::Vnni) path = Path::Scalar;
     // The int8-weight loops that negate activations (all but the tiled VNNI one) cannot take -128.
     if (p.w_bits == 8 && (path == Path::Avx2 || (path == Path::Vnni && !p.tiled)) && holds_min_int8(p.x, p.M * p.K))
         path = Path::Scalar;
+    last_loop_name = std::string(path_name(path)) + (p.tiled ? " tiled" : " rows");
     const int64_t G = p.K / p.group;
     w4::Scratch s{nullptr, nullptr, nullptr, nullptr};
     // Σx per group: the int4 loops' offset correction, and the tiled VNNI loop's for int8 too.
@@ -282,4 +327,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("x"), py::arg("w"), py::arg("group"), py::arg("w_scale"), py::arg("bias"), py::arg("a_bits"),
           py::arg("min_scale"), py::arg("impl"));
     m.def("available_paths", &available_paths, "kernel paths this build and CPU can run");
+    m.def("last_loop", &last_loop, "the loop this thread's last kernel call ran: 'amx tiles', or '<path> tiled|rows'");
 }

@@ -78,9 +78,18 @@ void tiled_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
 bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 bool tiled_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);   // w4_vnni.cpp
 
-// Which SIMD paths this build contains and this CPU can run.
+// Prefill on Intel AMX tiles (w4_amx.cpp): tiled weights, the scaled epilogue, groups of a multiple of
+// 64, rows [n0, n1) in multiples of 16.  amx_pack_tokens() lays x out as A tiles, ceil(M/16) · K · 16
+// bytes, once per call; amx_rows() then reads that form through p.x.  The caller must have checked
+// has_amx().
+void amx_pack_tokens(const Problem& p, int8_t* out);
+void amx_rows(const Problem& p, int64_t n0, int64_t n1);
+
+// Which SIMD paths this build contains and this CPU can run.  has_amx() also asks Linux for the tile
+// state (once per process), and is false when that is refused.
 bool has_avx2();
 bool has_vnni();
+bool has_amx();
 bool has_neon();
 
 // int8 weights: every path reads plain rows.  The x86 paths multiply |w| (unsigned) by x with w's
