@@ -5,8 +5,8 @@
 // every AMX CPU also has.
 //
 // Per pair of row blocks (16 outputs), the weights are unpacked once into the B-tile form: row q holds
-// the 16 outputs' columns 4q..4q+3 (64 bytes), sign-extended from nibbles for int4.  Every 16-token
-// tile of x is an A tile as it lies in memory (stride K).  A group's sums leave the C tile through
+// the 16 outputs' columns 4q..4q+3 (64 bytes), sign-extended from nibbles for int4.  x is laid out
+// once per call as contiguous 1 KiB A tiles (amx_pack_tokens).  A group's sums leave the C tile through
 // memory and go through the same float epilogue as the other paths (Σ_g float(sum_g) · w_scale in
 // order, then · x_scale; separate multiplies and adds), so the results are bit-identical.
 #include "w4_kernels.h"
@@ -27,7 +27,8 @@ constexpr int kTokens = 16;     // rows of an A and a C tile
 constexpr int kOutputs = 16;    // columns of a C tile: two 8-row blocks
 constexpr int kStep = 64;       // K values per A tile row and per TDPBSSD
 
-// Tile registers: 0 and 1 accumulate two token tiles, 2 and 3 are their A tiles, 4 the shared B tile.
+// The tile palette: tiles 0 and 1 accumulate two token tiles, 2 and 3 are their A tiles, 4 the shared
+// B tile; all 16 rows × 64 bytes.
 struct alignas(64) TileConfig {
     uint8_t palette = 1;
     uint8_t start_row = 0;
