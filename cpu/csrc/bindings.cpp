@@ -116,16 +116,11 @@ const T* table(const torch::Tensor& t, torch::ScalarType type, torch::IntArrayRe
     return t.data_ptr<T>();
 }
 
-// AMX tiles pay off from this many tokens (a tile holds 16; fewer are padded with zeros).
-constexpr int64_t kAmxMinTokens = 16;
-
 // The AMX prefill loop (w4::amx_rows) where it applies; false leaves the problem to the other loops.
 bool launch_amx(const w4::Problem& p) {
-    if (!(p.tiled && p.epilogue == w4::Epilogue::Scaled && p.M >= kAmxMinTokens && p.N % 16 == 0 &&
-          p.group % 64 == 0))
-        return false;
+    if (!w4::amx_fits(p)) return false;
     w4::Problem tiles = p;
-    scratch.tokens.resize(static_cast<size_t>((p.M + 15) / 16 * 16 * p.K));
+    scratch.tokens.resize(static_cast<size_t>(w4::amx_tokens_bytes(p)));
     w4::amx_pack_tokens(p, scratch.tokens.data());
     tiles.x = scratch.tokens.data();
     const int64_t blocks = p.N / 16;

@@ -144,16 +144,24 @@ void amx_rows(const Problem& p, int64_t n0, int64_t n1) {
     _tile_release();
 }
 
+bool amx_fits(const Problem& p) {
+    return p.tiled && p.epilogue == Epilogue::Scaled && p.M >= kTokens && p.N % kOutputs == 0 && p.group % kStep == 0;
+}
+
+int64_t amx_tokens_bytes(const Problem& p) { return (p.M + kTokens - 1) / kTokens * kTokens * p.K; }
+
 bool has_amx() {
-    static const bool ok = __builtin_cpu_supports("amx-int8") && __builtin_cpu_supports("amx-tile") &&
-                           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-                           __builtin_cpu_supports("avx512vl") && request_tiles();
+    // The epilogue and the weight unpacking use the VNNI build's AVX-512 subsets (has_vnni's flags).
+    static const bool ok = has_vnni() && __builtin_cpu_supports("amx-int8") && __builtin_cpu_supports("amx-tile") &&
+                           request_tiles();
     return ok;
 }
 
 }  // namespace w4
 #else
 namespace w4 {
+bool amx_fits(const Problem&) { return false; }
+int64_t amx_tokens_bytes(const Problem&) { return 0; }
 void amx_pack_tokens(const Problem&, int8_t*) {}
 void amx_rows(const Problem&, int64_t, int64_t) {}
 bool has_amx() { return false; }

@@ -78,10 +78,13 @@ void tiled_sums_scalar(const Problem& p, int64_t n0, int64_t n1);
 bool tiled_sums_avx2(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);
 bool tiled_sums_vnni(const Problem& p, const Scratch& s, int64_t n0, int64_t n1);   // w4_vnni.cpp
 
-// Prefill on Intel AMX tiles (w4_amx.cpp): tiled weights, the scaled epilogue, groups of a multiple of
-// 64, rows [n0, n1) in multiples of 16.  amx_pack_tokens() lays x out as A tiles, ceil(M/16) · K · 16
-// bytes, once per call; amx_rows() then reads that form through p.x.  The caller must have checked
-// has_amx().
+// Prefill on Intel AMX tiles (w4_amx.cpp), where amx_fits(): tiled weights, the scaled epilogue, 16 or
+// more tokens (a tile's rows; fewer would be mostly zero padding), N a multiple of 16, groups a
+// multiple of 64.  amx_pack_tokens() lays x out as A tiles, amx_tokens_bytes() of them, once per call;
+// amx_rows() then reads that form through p.x, rows [n0, n1) in multiples of 16.  The caller must have
+// checked has_amx().
+bool amx_fits(const Problem& p);
+int64_t amx_tokens_bytes(const Problem& p);
 void amx_pack_tokens(const Problem& p, int8_t* out);
 void amx_rows(const Problem& p, int64_t n0, int64_t n1);
 
