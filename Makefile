@@ -50,12 +50,16 @@ plan: install  ## Re-measure layer sensitivity and write a bit plan to build/pla
 	$(PY) -m golden.policy
 
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
-test: install  ## Unit tests, formal proofs and cocotb co-simulation on Verilator and Icarus
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+# One pytest worker per core (pytest-xdist); `make test PYTEST_WORKERS=0` runs in one process, in order.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS)
+
+test: install  ## Unit tests, formal proofs and cocotb co-simulation on Verilator and Icarus, one worker per core
+	@$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): failing" >&2; exit 1; fi; exit $$rc
 
 test-all: install  ## Everything, including the slow suites
-	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "slow or not slow" $(PYTEST_ARGS)
 
 bench: install  ## Benchmarks: simulator speed, TRIP utilisation/cycles, 768×768 co-sim time, TRIP synthesis, CPU kernels, FPGA builds and throughput (the ULX3S build takes ~30 min)
 	$(PY) -m benchmarks.sim_speed

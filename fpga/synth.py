@@ -15,6 +15,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from sim.folder_lock import folder_lock
 from sim.runner import BUILD_ROOT
 from sim.toolchain import require_tool
 
@@ -68,13 +69,13 @@ def synthesize(component: wiring.Component, family: str, *, name: str = "top",
     key = hashlib.sha256((script + text).encode()).hexdigest()[:12]
     work = Path(build_root) / "synth" / f"{name}-{family}-{key}"
     stats_file = work / "stat.json"
-    if not stats_file.exists():
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "top.v").write_text(text)
-        run = subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", script], cwd=work,
-                             capture_output=True, text=True)
-        if run.returncode != 0:
-            raise RuntimeError(f"yosys failed for {family}: see {work / 'yosys.log'}\n{run.stderr[-2000:]}")
-        (work / "stat.tmp").rename(stats_file)   # only a finished run leaves a cache entry
+    with folder_lock(work):       # a second pytest worker on the same design waits, then reads the cache
+        if not stats_file.exists():
+            (work / "top.v").write_text(text)
+            run = subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", script], cwd=work,
+                                 capture_output=True, text=True)
+            if run.returncode != 0:
+                raise RuntimeError(f"yosys failed for {family}: see {work / 'yosys.log'}\n{run.stderr[-2000:]}")
+            (work / "stat.tmp").rename(stats_file)   # only a finished run leaves a cache entry
     design = json.loads(stats_file.read_text())["design"]
     return SynthStats(family, dict(design["num_cells_by_type"]))

@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In
 
 from hw.rtl.simd_mul4 import SimdMul4
 
+from .folder_lock import folder_lock
 from .runner import BUILD_ROOT
 from .toolchain import require_tool
 
@@ -81,15 +82,15 @@ def prove_simd_mul4(params: dict, *, dut: SimdMul4 | None = None, build_root: Pa
     solver = require_tool("yices-smt2")
     tag = "_".join(f"{k}{v}" for k, v in sorted(params.items())) + ("_custom" if custom else "")
     work = Path(build_root) / "formal" / f"simd_mul4_{tag}"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "harness.il").write_text(rtlil.convert(_Harness(dut), name="top"))
-    (work / "proof.sby").write_text(
-        f"[options]\nmode prove\ndepth {dut.latency + 2}\n\n[engines]\nsmtbmc yices\n\n"
-        "[script]\nread_rtlil harness.il\nprep -top top\n\n[files]\nharness.il\n")
-    t0 = time.perf_counter()
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(solver).parent), os.environ.get("PATH", "")])}
-    run = subprocess.run([sby, "--yosys", yosys, "--smtbmc", smtbmc, "-f", "proof.sby"], cwd=work,
-                         capture_output=True, text=True, timeout=timeout, env=env)
+    with folder_lock(work):       # sby rewrites its folder: one proof of a configuration at a time
+        (work / "harness.il").write_text(rtlil.convert(_Harness(dut), name="top"))
+        (work / "proof.sby").write_text(
+            f"[options]\nmode prove\ndepth {dut.latency + 2}\n\n[engines]\nsmtbmc yices\n\n"
+            "[script]\nread_rtlil harness.il\nprep -top top\n\n[files]\nharness.il\n")
+        t0 = time.perf_counter()
+        run = subprocess.run([sby, "--yosys", yosys, "--smtbmc", smtbmc, "-f", "proof.sby"], cwd=work,
+                             capture_output=True, text=True, timeout=timeout, env=env)
     log = run.stdout + run.stderr
     passed = run.returncode == 0 and "DONE (PASS" in log
     return FormalResult(params, passed, time.perf_counter() - t0, log)

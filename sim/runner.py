@@ -18,6 +18,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from .folder_lock import folder_lock
 from .toolchain import SIMULATORS, require_simulator
 
 __all__ = ["BENCH_CONFIG_ENV", "BUILD_ROOT", "CosimFailed", "CosimResult", "cosim", "bench_config"]
@@ -58,37 +59,37 @@ def cosim(component: wiring.Component, *, toplevel: str, simulator: str, bench: 
     text = verilog.convert(component, name=toplevel, emit_src=False)
     key = hashlib.sha256((simulator + text).encode()).hexdigest()[:12]
     build_dir = Path(build_root) / "cosim" / f"{toplevel}-{simulator}-{key}"
-    build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{toplevel}.v"
-    if not source.exists() or source.read_text() != text:
-        source.write_text(text)
-
     runner = get_runner(simulator)
     t0 = time.perf_counter()
     build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else []
-    runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, always=False,
-                 timescale=_TIMESCALE, build_args=build_args, log_file=build_dir / "build.log" if quiet else None)
+    with folder_lock(build_dir):      # another pytest worker may be building the same design
+        if not source.exists() or source.read_text() != text:
+            source.write_text(text)
+        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, always=False,
+                     timescale=_TIMESCALE, build_args=build_args,
+                     log_file=build_dir / "build.log" if quiet else None)
     t1 = time.perf_counter()
     run_id = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     test_dir = build_dir / f"run-{run_id}"
-    test_dir.mkdir(exist_ok=True)
-    report_path = test_dir / "report.json"
-    report_path.unlink(missing_ok=True)
-    results = test_dir / "results.xml"
-    results.unlink(missing_ok=True)
+    report_path, results = test_dir / "report.json", test_dir / "results.xml"
     env = {BENCH_CONFIG_ENV: json.dumps({**config, "report": str(report_path)})}
-    try:
-        runner.test(hdl_toplevel=toplevel, test_module=bench, build_dir=build_dir, test_dir=test_dir,
-                    extra_env=env, results_xml=str(results), timescale=_TIMESCALE,
-                    log_file=test_dir / "sim.log" if quiet else None)
-    except SystemExit as exc:   # cocotb's runner exits the process on failures under pytest
-        raise CosimFailed(f"{bench} on {simulator} failed (exit {exc.code}); log: {test_dir / 'sim.log'}") from None
-    t2 = time.perf_counter()
-    if not results.exists():
-        raise CosimFailed(f"{bench} on {simulator} wrote no results; log: {test_dir / 'sim.log'}")
-    tests, failed = get_results(results)
-    if tests == 0 or failed:
-        raise CosimFailed(f"{bench} on {simulator}: {failed} of {tests} test(s) failed; "
-                          f"log: {test_dir / 'sim.log'}")
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    with folder_lock(test_dir):       # ... or running the same configuration
+        report_path.unlink(missing_ok=True)
+        results.unlink(missing_ok=True)
+        try:
+            runner.test(hdl_toplevel=toplevel, test_module=bench, build_dir=build_dir, test_dir=test_dir,
+                        extra_env=env, results_xml=str(results), timescale=_TIMESCALE,
+                        log_file=test_dir / "sim.log" if quiet else None)
+        except SystemExit as exc:   # cocotb's runner exits the process on failures under pytest
+            raise CosimFailed(f"{bench} on {simulator} failed (exit {exc.code}); "
+                              f"log: {test_dir / 'sim.log'}") from None
+        t2 = time.perf_counter()
+        if not results.exists():
+            raise CosimFailed(f"{bench} on {simulator} wrote no results; log: {test_dir / 'sim.log'}")
+        tests, failed = get_results(results)
+        if tests == 0 or failed:
+            raise CosimFailed(f"{bench} on {simulator}: {failed} of {tests} test(s) failed; "
+                              f"log: {test_dir / 'sim.log'}")
+        report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return CosimResult(simulator, tests, failed, t1 - t0, t2 - t1, report)

