@@ -36,6 +36,7 @@ TILED_SHAPES = [  # tiled int4: N and K multiples of 8; whole and partial 4-row-
     (1, 128, 8, 64), (1, 4096, 16, 128), (5, 256, 8, 64), (4, 768, 24, 768), (16, 512, 8, 128), (6, 1024, 64, 64),
     (8, 1024, 16, 256), (5, 1536, 8, 192), (9, 512, 48, 512), (3, 96, 8, 32), (2, 64, 8, 16), (0, 128, 8, 64),
     (13, 256, 40, 64),  # VNNI: 8-token pairs of row blocks, an odd last block of a chunk, then 4 and 1 tokens
+    (1, 512, 24, 64), (1, 768, 40, 128),  # VNNI decode: pairs of row blocks, then an odd one on its own
 ]
 
 W8_SHAPES = [  # int8 weights: 32-byte blocks on x86, 16 on Arm; other groups take the scalar loop
@@ -45,7 +46,7 @@ W8_SHAPES = [  # int8 weights: 32-byte blocks on x86, 16 on Arm; other groups ta
 TILED8_SHAPES = [  # tiled int8: N a multiple of 8, K of 4
     (1, 128, 8, 64), (1, 4096, 16, 128), (3, 256, 8, 32), (7, 192, 8, 96), (2, 64, 8, 16), (4, 768, 24, 768),
     (16, 512, 8, 128), (6, 1024, 64, 64), (5, 1536, 8, 192), (9, 576, 16, 576), (0, 128, 8, 64), (1, 4, 8, 4),
-    (13, 256, 40, 32),
+    (13, 256, 40, 32), (1, 512, 24, 64), (1, 768, 40, 128),
 ]
 
 
@@ -207,7 +208,7 @@ def test_arm_dot_product_path_compiles():
                          + [(True, s) for s in [(1, 4096, 16, 64), (5, 256, 8, 64), (7, 1024, 24, 128),
                                                 (4, 768, 16, 768), (3, 96, 8, 32), (0, 128, 8, 64),
                                                 (1, 768, 16, 128), (1, 1152, 8, 128), (1, 320, 8, 64),
-                                                (13, 512, 40, 64)]])
+                                                (1, 768, 40, 128), (13, 512, 40, 64)]])
 def test_fused_scaling_matches_golden(path, tiled, shape):
     """The fused float epilogue is golden.linear.scaled_linear bit for bit: the same exact sums, scaled by the
     same float32 operations in the same order (and close to golden's float64 view of the same numbers).
