@@ -173,9 +173,10 @@ void launch(w4::Problem& p, const std::string& impl) {
         s = {p.tiled ? nullptr : scratch.even.data(), p.tiled ? nullptr : scratch.odd.data(), scratch.sums.data()};
         w4::prepare(p, s);
     }
-    if (p.tiled && (path == Path::Avx2 || path == Path::Vnni) && p.M == 1) {
-        // K/4 quads × 8 lanes, from a 32-byte boundary: a load split across two cache lines costs
-        // twice, and a vector's own alignment is only 16
+    if (p.tiled && path == Path::Avx2 && p.M == 1) {
+        // AVX2 decode: K/4 quads × 8 lanes, from a 32-byte boundary: a load split across two cache lines
+        // costs twice, and a vector's own alignment is only 16.  (VNNI decode broadcasts from x in its
+        // dpbusd, so it needs no table.)
         scratch.quads.resize(static_cast<size_t>(2 * p.K + 8));
         const auto at = reinterpret_cast<uintptr_t>(scratch.quads.data());
         s.x_quads = reinterpret_cast<int32_t*>((at + 31) & ~static_cast<uintptr_t>(31));
