@@ -221,9 +221,10 @@ void tiled_block(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32
     }
 }
 
-// VNNI, two row blocks at once (prefill, and decode with MR = 1): rows 8b..8b+15 in the 16 lanes of a 512-bit vector (blocks
-// b and b + 1 share the token's columns, so one broadcast serves both) × MR tokens, one dpbusd per
-// block step and token; the insert that joins the blocks' 32-byte rows is shared by the MR tokens.
+// VNNI, two row blocks at once (prefill; decode with MR = 1): rows 8b..8b+15 in the 16 lanes of a
+// 512-bit vector (blocks b and b + 1 share the token's columns, so one broadcast serves both) × MR
+// tokens, one dpbusd per block step and token; the insert that joins the blocks' 32-byte rows is
+// shared by the MR tokens.
 // One chain per token: with 8 tokens a chain is used every ~4 cycles, about dpbusd's latency.
 // next is the byte distance from block b to b + 1.  acc[q] lane 8·nb + r: row 8(b + nb) + r; acc comes
 // in holding its start value (the caller's offset correction: one instruction fewer per token and group).
@@ -346,9 +347,8 @@ void tiled_pair(const Problem& p, const Scratch& s, int64_t b, int64_t m, int32_
 template <bool VNNI>
 W4_TILED_TARGET
 void tiled_rows(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
-    // VNNI prefill takes kPairTokens tokens × two row blocks at a time (tiled_pair), and decode one token
-    // × two row blocks: in 512-bit steps and two memory streams, W4 decode went from 68% to 86-93% of the
-    // read bandwidth at 4096→4096 on the Xeon (2 threads; 59% → 60-66% at 768→3072).
+    // VNNI takes two row blocks at a time (tiled_pair): kPairTokens tokens in prefill, the one token in
+    // decode, which in 256-bit single blocks had one dpbusd chain and read memory slower than W8 decode.
     constexpr int kPairTokens = 8;
     // Room for the sums (VNNI: 2 blocks × 8 tokens × 8 rows × G, else 4 tokens × 8 rows × G) and then
     // the turned scales (2 × 8 × G floats).
@@ -359,7 +359,7 @@ void tiled_rows(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
     constexpr int64_t kChunk = 4;
     auto block = [&](int64_t b, int64_t m, auto tokens) W4_TILED_TARGET {
         constexpr int MR = decltype(tokens)::value;
-        if constexpr (MR == 1) {
+        if constexpr (MR == 1 && !VNNI) {       // AVX2 decode reads the prepared token quads
             if (s.x_quads) {
                 if (p.w_bits == 8) tiled_block<VNNI, 8, 1, true>(p, s, b, m, sums);
                 else tiled_block<VNNI, 4, 1, true>(p, s, b, m, sums);
@@ -369,29 +369,28 @@ void tiled_rows(const Problem& p, const Scratch& s, int64_t n0, int64_t n1) {
         if (p.w_bits == 8) tiled_block<VNNI, 8, MR, false>(p, s, b, m, sums);
         else tiled_block<VNNI, 4, MR, false>(p, s, b, m, sums);
     };
+    // Tokens m..m+MR-1 over blocks [b0, b1) in pairs; an odd last block in single blocks of up to 4 tokens.
+    auto pairs = [&](int64_t b0, int64_t b1, int64_t m, auto tokens) W4_TILED_TARGET {
+        constexpr int MR = decltype(tokens)::value;
+        int64_t b = b0;
+        for (; b + 2 <= b1; b += 2) {
+            if (p.w_bits == 8) tiled_pair<8, MR>(p, s, b, m, sums);
+            else tiled_pair<4, MR>(p, s, b, m, sums);
+        }
+        constexpr int kSingle = MR < 4 ? MR : 4;
+        for (; b < b1; ++b)
+            for (int64_t h = m; h < m + MR; h += kSingle) block(b, h, std::integral_constant<int, kSingle>{});
+    };
     for (int64_t b0 = n0 / 8; b0 < n1 / 8; b0 += kChunk) {
         const int64_t b1 = std::min(b0 + kChunk, n1 / 8);
         int64_t m = 0;
-        if constexpr (VNNI)
+        if constexpr (VNNI) {
             if (p.M == 1) {
-                int64_t b = b0;
-                for (; b + 2 <= b1; b += 2) {
-                    if (p.w_bits == 8) tiled_pair<8, 1>(p, s, b, 0, sums);
-                    else tiled_pair<4, 1>(p, s, b, 0, sums);
-                }
-                for (; b < b1; ++b) block(b, 0, std::integral_constant<int, 1>{});
+                pairs(b0, b1, 0, std::integral_constant<int, 1>{});
                 m = 1;
             }
-        if constexpr (VNNI)
-            for (; m + kPairTokens <= p.M; m += kPairTokens) {
-                int64_t b = b0;
-                for (; b + 2 <= b1; b += 2) {
-                    if (p.w_bits == 8) tiled_pair<8, kPairTokens>(p, s, b, m, sums);
-                    else tiled_pair<4, kPairTokens>(p, s, b, m, sums);
-                }
-                for (; b < b1; ++b)             // an odd last block: twice four tokens
-                    for (int64_t h = m; h < m + kPairTokens; h += 4) block(b, h, std::integral_constant<int, 4>{});
-            }
+            for (; m + kPairTokens <= p.M; m += kPairTokens) pairs(b0, b1, m, std::integral_constant<int, kPairTokens>{});
+        }
         for (; m + 4 <= p.M; m += 4)
             for (int64_t b = b0; b < b1; ++b) block(b, m, std::integral_constant<int, 4>{});
         for (; m < p.M; ++m)
