@@ -1,8 +1,9 @@
 """cocotb bench for :class:`hw.rtl.simd_mul4.SimdMul4`, checked against :func:`golden.simd_mul4`.
 
 Configuration (from :func:`sim.runner.cosim`): the component's constructor
-arguments under ``"params"``, plus ``"random_count"``, ``"seed"`` and ``"idle"``
-(probability of an input bubble).  The bench streams every vector from
+arguments under ``"params"``, plus ``"random_count"``, ``"seed"``, ``"idle"``
+(probability of an input bubble) and ``"stall"`` (probability that ``en`` is low
+in a cycle, freezing the whole pipeline).  The bench streams every vector from
 :func:`sim.stimulus.int4_vectors`, collects every output, compares all of them
 with the golden function and checks the documented latency on each output.
 """
@@ -14,6 +15,7 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge
 
 import golden
 from hw.rtl.simd_mul4 import SimdMul4
@@ -34,7 +36,11 @@ async def simd_mul4(dut):
     expected = golden.simd_mul4(a, w, lay.acc_depth)
 
     Clock(dut.clk, 10, unit="ns").start()
+    dut.en.value = 1
     await reset_stream_dut(dut, out_ready=1)
+    stall = cfg.get("stall", 0.0)
+    if stall:
+        cocotb.start_soon(_stall_randomly(dut, stall, cfg.get("seed", 0)))
     source = StreamSource(dut.clk, dut.i__payload, dut.i__valid, dut.i__ready,
                           idle=cfg.get("idle", 0.0), seed=cfg.get("seed", 0))
     sink = StreamSink(dut.clk, dut.o__payload, dut.o__valid, dut.o__ready)
@@ -53,7 +59,8 @@ async def simd_mul4(dut):
         raise AssertionError(
             f"{len(bad)} of {n_out} outputs differ from golden.simd_mul4; first at output {g}: "
             f"a={a[grp].tolist()} w={w[grp].tolist()} got={got[g].tolist()} expected={expected[g].tolist()}")
-    assert_latency(source, sink, np.arange(len(rows)) % lay.acc_depth == lay.acc_depth - 1, model.latency)
+    if not stall:       # (stalled cycles do not count towards the latency)
+        assert_latency(source, sink, np.arange(len(rows)) % lay.acc_depth == lay.acc_depth - 1, model.latency)
 
     cycles = sink.cycles[-1] + 1
     with open(cfg["report"], "w") as f:
@@ -61,3 +68,11 @@ async def simd_mul4(dut):
                    "cycles": cycles, "seconds": seconds, "lanes": lay.lanes}, f)
     dut._log.info("simd_mul4 %s: %d vectors (%s), %d outputs bit-exact, %d cycles in %.2f s",
                   params, len(rows), kind, n_out, cycles, seconds)
+
+
+async def _stall_randomly(dut, probability: float, seed: int) -> None:
+    """Hold ``en`` low in a random ``probability`` share of the cycles, until the test ends."""
+    rng = np.random.default_rng(seed + 1)
+    while True:
+        await FallingEdge(dut.clk)
+        dut.en.value = int(rng.random() >= probability)

@@ -19,6 +19,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .folder_lock import folder_lock
+from .vendor_models import models_for
 from .toolchain import SIMULATORS, require_simulator
 
 __all__ = ["BENCH_CONFIG_ENV", "BUILD_ROOT", "CosimFailed", "CosimResult", "cosim", "bench_config"]
@@ -48,15 +49,19 @@ def bench_config() -> dict:
 
 
 def cosim(component: wiring.Component, *, toplevel: str, simulator: str, bench: str,
-          config: dict, build_root: Path = BUILD_ROOT, quiet: bool = True) -> CosimResult:
-    """Co-simulate ``component`` with cocotb bench module ``bench`` (e.g. ``"sim.bench_simd_mul4"``)."""
+          config: dict, build_root: Path = BUILD_ROOT, quiet: bool = True, platform=None) -> CosimResult:
+    """Co-simulate ``component`` with cocotb bench module ``bench`` (e.g. ``"sim.bench_simd_mul4"``).
+
+    ``platform`` elaborates the netlist as for that FPGA family (its vendor primitive instances and all),
+    simulated with the models in :mod:`sim.vendor_models`; ``None`` is the portable netlist.
+    """
     from cocotb_tools.runner import get_runner
     from cocotb_tools.check_results import get_results
 
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}; choose one of {SIMULATORS}")
     require_simulator(simulator)
-    text = verilog.convert(component, name=toplevel, emit_src=False)
+    text = verilog.convert(component, name=toplevel, emit_src=False, platform=platform) + models_for(platform)
     key = hashlib.sha256((simulator + text).encode()).hexdigest()[:12]
     build_dir = Path(build_root) / "cosim" / f"{toplevel}-{simulator}-{key}"
     source = build_dir / f"{toplevel}.v"

@@ -6,17 +6,15 @@ from amaranth.back import rtlil
 from hw.global_net import design_wide
 from hw.rtl.requant import Requant
 from hw.rtl.trip_array import TripArray
+from sim.vendor_models import FamilyOnly
 
-
-class FakeEcp5:
-    """Just enough of an ECP5 platform for elaborate(): the family the components ask for."""
-    family = "ecp5"
+ECP5 = FamilyOnly("ecp5")
 
 
 def test_off_ecp5_the_value_itself_comes_back():
     m, value = Module(), Signal()
     assert design_wide(m, None, value, "x") is value
-    assert design_wide(m, FakeEcp5(), value, "x") is not value
+    assert design_wide(m, ECP5, value, "x") is not value
 
 
 @pytest.mark.parametrize("make, count", [
@@ -27,4 +25,4 @@ def test_off_ecp5_the_value_itself_comes_back():
 ])
 def test_components_put_their_enables_on_ecp5_globals_only(make, count):
     assert rtlil.convert(make()).count("cell \\DCCA ") == 0
-    assert rtlil.convert(make(), platform=FakeEcp5()).count("cell \\DCCA ") == count
+    assert rtlil.convert(make(), platform=ECP5).count("cell \\DCCA ") == count

@@ -2,12 +2,17 @@
 import dataclasses
 
 import pytest
+from amaranth.back import rtlil
 
 from fpga.synth import FAMILIES, synthesize
+from hw.rtl import simd_mul4
 from hw.rtl.simd_mul4 import SimdMul4, best_shape, packed_layout
 from sim.formal import prove_simd_mul4
 from sim.runner import CosimFailed, cosim
 from sim.toolchain import SIMULATORS
+from sim.vendor_models import FamilyOnly
+
+ECP5 = FamilyOnly("ecp5")
 
 #: Configurations every CI run co-simulates on both simulators.
 FAST_CONFIGS = {
@@ -26,10 +31,10 @@ SLOW_CONFIGS = {
 }
 
 
-def run(params, simulator, dut=None, **config):
+def run(params, simulator, dut=None, platform=None, **config):
     dut = SimdMul4(**params) if dut is None else dut
     return cosim(dut, toplevel="simd_mul4", simulator=simulator, bench="sim.bench_simd_mul4",
-                 config={"params": params, "idle": 0.1, **config})
+                 config={"params": params, "idle": 0.1, **config}, platform=platform)
 
 
 # --- packing limits -------------------------------------------------------------------
@@ -77,6 +82,39 @@ def test_cosim_bit_exact(name, simulator):
         assert report["kind"] == "exhaustive" and report["vectors"] >= 16 ** lanes
     else:
         assert report["kind"] == "random" and report["vectors"] >= 100_000
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("name, platform", [
+    ("ecp5_2x2", None),                 # the portable netlist, stalled
+    ("ecp5_2x2", ECP5),                 # as the ECP5 builds get it: operand and product registers in the DSP
+    ("ecp5_1x2_acc2", ECP5),            # latency 2: only the product register in the DSP
+])
+def test_cosim_bit_exact_with_stalls(name, platform, simulator):
+    # en low freezes every register, the vendor DSP's too (its CE0); exhaustive or 100k random vectors
+    report = run(FAST_CONFIGS[name], simulator, platform=platform, stall=0.3).report
+    assert report["mismatches"] == 0 and report["outputs"] > 0
+
+
+def test_only_ecp5_builds_get_the_registered_dsp_instance():
+    for params in FAST_CONFIGS.values():
+        assert "MULT18X18D" not in rtlil.convert(SimdMul4(**params))
+    netlist = rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_2x2"]), platform=ECP5)
+    assert netlist.count("cell \\MULT18X18D ") == 1
+    assert 'parameter \\REG_INPUTA_CLK "CLK0"' in netlist and 'parameter \\REG_OUTPUT_CLK "CLK0"' in netlist
+    latency2 = rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_1x2_acc2"]), platform=ECP5)
+    assert 'parameter \\REG_INPUTA_CLK "NONE"' in latency2 and 'parameter \\REG_OUTPUT_CLK "CLK0"' in latency2
+    assert "MULT18X18D" not in rtlil.convert(SimdMul4(**SLOW_CONFIGS["ecp5_2x2_lat1"]), platform=ECP5)
+    assert "MULT18X18D" not in rtlil.convert(SimdMul4(**FAST_CONFIGS["ice40_1x2"]), platform=ECP5)
+
+
+def test_cosim_catches_a_dsp_register_too_many(monkeypatch):
+    # The DSP's input registers on at latency 2 put the product a cycle behind its bias correction.
+    real = simd_mul4._registered_mult18x18d
+    monkeypatch.setattr(simd_mul4, "_registered_mult18x18d",
+                        lambda *args, input_registers, **kwargs: real(*args, input_registers=True, **kwargs))
+    with pytest.raises(CosimFailed, match="failed"):
+        run(FAST_CONFIGS["ecp5_1x2_acc2"], "verilator", platform=ECP5)
 
 
 @pytest.mark.slow

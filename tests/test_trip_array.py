@@ -6,6 +6,7 @@ from hw.rtl.trip_array import TripArray
 from sim.cycle_model import array_beats
 from sim.runner import cosim
 from sim.toolchain import SIMULATORS
+from sim.vendor_models import FamilyOnly
 
 #: max_k 64 keeps the accumulators at 18 bits, so the "max"/"min" cases sit exactly on the bound.
 CONFIGS = {
@@ -13,7 +14,12 @@ CONFIGS = {
     "ice40_2x3": dict(rows=2, cols=3, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64),
     # the multiplier pipeline the FPGA builds use (hw.sizes: registers yosys packs into the DSPs)
     "ice40_2x2_lat4": dict(rows=2, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=4, max_k=64),
+    # ... and the netlist the ECP5 builds get: registered MULT18X18D instances stalled through their CE0,
+    # enables on DCCA global buffers (sim/vendor_models.py)
+    "ecp5_2x2_lat4_on_ecp5": dict(rows=2, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64),
 }
+#: Configurations elaborated for an FPGA family rather than as the portable netlist.
+PLATFORMS = {"ecp5_2x2_lat4_on_ecp5": FamilyOnly("ecp5")}
 
 
 def cases(a_bits: int) -> list[dict]:
@@ -39,7 +45,7 @@ def test_cosim_bit_exact(name, simulator):
     dut = TripArray(**params)
     all_cases = cases(4) + cases(8)
     report = cosim(dut, toplevel="trip_array", simulator=simulator, bench="sim.bench_trip_array",
-                   config={"params": params, "cases": all_cases}).report
+                   config={"params": params, "cases": all_cases}, platform=PLATFORMS.get(name)).report
     assert report["mismatches"] == 0 and len(report["cases"]) == len(all_cases)
     lo, hi = golden.trip_acc_range(params["max_k"])
     reached = {c["kind"]: c["max_abs"] for c in report["cases"] if c["a_bits"] == 8}

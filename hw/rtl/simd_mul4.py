@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Const, Module, Mux, Signal, signed
-from amaranth.hdl import Value
+from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import EnableInserter, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -183,6 +183,12 @@ class SimdMul4(wiring.Component):
         ECP5 to approach 100 MHz, on iCE40 because yosys then packs the
         operand and product registers into the SB_MAC16, the one form whose
         timing nextpnr-ice40 models (it times every DSP pin as a register).
+        On ECP5 (a platform whose ``family`` is ``"ecp5"``, 18-bit ports,
+        latency ≥ 2) the multiplier is a ``MULT18X18D`` instance that holds the
+        product register, and the operand register too at latency 4: yosys
+        packs no register into ECP5 DSPs, and nextpnr-ecp5 times a DSP whose
+        registers are on as clocked, so the fabric-to-DSP-to-fabric path of
+        one cycle becomes two short ones.  Same latency, same results.
     acc_depth : int
         Sum this many consecutive inputs per lane (in the packed domain, one
         extraction per group) before emitting one output.  Wider lanes mean a
@@ -190,18 +196,23 @@ class SimdMul4(wiring.Component):
 
     Members
     -------
+    en : ``In(1, init=1)``
+        Pipeline enable.  While it is low nothing moves: every register holds,
+        ``i.ready`` and ``o.valid`` are low.  (The TRIP array stalls its
+        multipliers with it; an ``EnableInserter`` cannot reach the registers
+        inside a vendor DSP instance.)
     i : ``In(stream.Signature(StructLayout({"a": ArrayLayout(signed(4), a_lanes), "w": ArrayLayout(signed(4), w_lanes)})))``
         Operands.  ``i.ready`` is constantly 1: one input is accepted on every
         cycle with ``i.valid`` high; there is no back-pressure.
     o : ``Out(stream.Signature(ArrayLayout(ArrayLayout(signed(B), w_lanes), a_lanes)))``
         ``o.payload[i][j] = Σ a[i]·w[j]`` over the last ``acc_depth`` inputs,
         with ``B = layout.lane_bits`` (8 for acc_depth 1).  ``o.valid`` pulses
-        for one cycle, ``latency`` cycles after the input that completes a
-        group.  ``o.ready`` is ignored: the consumer must take every output.
+        for one cycle, ``latency`` enabled cycles after the input that completes
+        a group.  ``o.ready`` is ignored: the consumer must take every output.
 
     Contract
     --------
-    Throughput one input per cycle; latency ``latency`` cycles; exact for every
+    Throughput one input per enabled cycle; latency ``latency`` enabled cycles; exact for every
     int4 input (no overflow is possible: the lane width covers the full range
     ``[-56·acc_depth, 64·acc_depth]``).  The accumulation group counter starts
     at reset.
@@ -221,11 +232,16 @@ class SimdMul4(wiring.Component):
         self.out_layout = data.ArrayLayout(
             data.ArrayLayout(signed(self.layout.lane_bits), w_lanes), a_lanes)
         super().__init__({
+            "en": In(1, init=1),
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
         })
 
-    def elaborate(self, platform) -> Module:
+    def uses_ecp5_dsp(self, platform) -> bool:
+        """Whether :meth:`elaborate` instantiates a registered ``MULT18X18D`` for ``platform``."""
+        return getattr(platform, "family", None) == "ecp5" and self.layout.mul_width == 18 and self.latency >= 2
+
+    def elaborate(self, platform):
         m = Module()
         lay = self.layout
         S = lay.stride
@@ -250,8 +266,15 @@ class SimdMul4(wiring.Component):
         m.d.comb += corr.eq(correction)
 
         valid = self.i.valid
+        dsp = self.uses_ecp5_dsp(platform)
+        op_a_in, op_w_in = op_a, op_w
         if self.latency >= 4:     # the packing adders and the multiplier in separate cycles
-            op_a, op_w = stage(op_a, "op_a_q"), stage(op_w, "op_w_q")
+            # With the operand registers inside the DSP, the fabric keeps only the one the correction reads
+            # (fpga.build marks these flip-flops `keep`, so an unread copy would not be swept away).
+            if not dsp or lay.bias_w:
+                op_a = stage(op_a, "op_a_q")
+            if not dsp or lay.bias_a:
+                op_w = stage(op_w, "op_w_q")
             valid = stage(valid, "valid_q0")
             # The correction again, from the registered operands (bias_a·op_w + bias_w·op_a − bias_a·bias_w
             # is the same number), beside the multiply.  Registered on its own it was op_w's bits shifted
@@ -267,10 +290,18 @@ class SimdMul4(wiring.Component):
         # just those is also what lets yosys pack the product registers into an iCE40 SB_MAC16, which
         # it does not do for a product wider than its users.
         product = Signal(signed(S * lay.lanes), name="product")
-        m.d.comb += product.eq(op_a * op_w)
-        if self.latency >= 2:
-            product = stage(product, "product_q")
+        if dsp:
+            # The DSP's own registers stand in for op_a_q/op_w_q (latency 4) and product_q.
+            product = Signal(signed(S * lay.lanes), name="product_q")
+            m.submodules.dsp = _registered_mult18x18d(
+                op_a_in if self.latency >= 4 else op_a, op_w_in if self.latency >= 4 else op_w, product,
+                input_registers=self.latency >= 4, enable=self.en)
             corr, valid = stage(corr, "corr_q1"), stage(valid, "valid_q1")
+        else:
+            m.d.comb += product.eq(op_a * op_w)
+            if self.latency >= 2:
+                product = stage(product, "product_q")
+                corr, valid = stage(corr, "corr_q1"), stage(valid, "valid_q1")
 
         # Stage 2: remove the bias, accumulate in the packed domain, extract lanes.
         exact = Signal(signed(lay.a_bits + lay.w_bits + 1), name="exact")
@@ -305,6 +336,34 @@ class SimdMul4(wiring.Component):
             negative = residue > lay.lane_max
             m.d.comb += lanes[i][j].eq(Mux(negative, residue - (1 << S), residue))
 
-        m.d.sync += [self.o.payload.eq(lanes), self.o.valid.eq(valid & last)]
-        m.d.comb += self.i.ready.eq(1)
-        return m
+        out_valid = Signal()
+        m.d.sync += [self.o.payload.eq(lanes), out_valid.eq(valid & last)]
+        m.d.comb += [self.i.ready.eq(self.en), self.o.valid.eq(out_valid & self.en)]
+        # Every register above, and the accumulator, holds while en is low (the DSP gets en on its CE0).
+        return EnableInserter(self.en)(m)
+
+
+def _registered_mult18x18d(a: Value, b: Value, product: Signal, *, input_registers: bool,
+                           enable: Value) -> Module:
+    """An ECP5 ``MULT18X18D`` computing ``product = a · b`` (signed, truncated to ``len(product)``) into its
+    output register, with ``a`` and ``b`` registered on the way in if ``input_registers``; every register
+    clocked by the sync domain and enabled by ``enable`` (CE0).  The pipeline register stays off, so the
+    latency is 2 with input registers and 1 without.  ``sim/vendor_models.py`` models the same subset."""
+    a18, b18 = Signal(signed(18)), Signal(signed(18))
+    p36 = Signal(signed(36))
+    ports = {
+        **{f"i_A{n}": a18[n] for n in range(18)},
+        **{f"i_B{n}": b18[n] for n in range(18)},
+        **{f"i_C{n}": Const(0, 1) for n in range(18)},
+        **{f"o_P{n}": p36[n] for n in range(36)},
+        "i_SIGNEDA": Const(1, 1), "i_SIGNEDB": Const(1, 1), "i_SOURCEA": Const(0, 1), "i_SOURCEB": Const(0, 1),
+        "i_CLK0": ClockSignal("sync"), "i_CE0": enable, "i_RST0": Const(0, 1),
+    }
+    registered = "CLK0" if input_registers else "NONE"
+    params = {"p_REG_INPUTA_CLK": registered, "p_REG_INPUTB_CLK": registered, "p_REG_OUTPUT_CLK": "CLK0",
+              "p_REG_PIPELINE_CLK": "NONE", "p_GSR": "DISABLED", "p_RESETMODE": "SYNC"}
+    dsp = Instance("MULT18X18D", **params, **ports)
+    m = Module()
+    m.submodules.mult = dsp
+    m.d.comb += [a18.eq(a), b18.eq(b), product.eq(p36[:len(product)])]
+    return m

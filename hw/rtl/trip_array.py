@@ -18,7 +18,6 @@ costs ``g`` beats at A4 and ``2·g`` at A8 and yields exactly
 from __future__ import annotations
 
 from amaranth import Module, Mux, ResetSignal, Signal, signed
-from amaranth.hdl import EnableInserter
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -116,9 +115,10 @@ class TripArray(wiring.Component):
         muls = {}
         for r in range(self.rows):
             for c in range(self.cols):
-                mul = EnableInserter(moving)(SimdMul4(**self.mul_params))
+                mul = SimdMul4(**self.mul_params)
                 m.submodules[f"mul_{r}_{c}"] = mul
                 muls[r, c] = mul
+                m.d.comb += mul.en.eq(moving)
                 for i in range(lay.a_lanes):
                     m.d.comb += mul.i.payload.a[i].eq(self.i.payload.a[r * lay.a_lanes + i])
                 for j in range(lay.w_lanes):
