@@ -18,8 +18,8 @@ def test_off_ecp5_the_value_itself_comes_back():
 
 
 @pytest.mark.parametrize("make, count", [
-    # the stall, the accumulators' add and clear, the output word's dump
-    (lambda: TripArray(rows=1, cols=2, mul_latency=2, max_k=64), 4),
+    # the stall, the accumulators' add and clear, the output word's dump, the hi beat's zero low term bits
+    (lambda: TripArray(rows=1, cols=2, mul_latency=2, max_k=64), 5),
     # the requantizer's stage enable
     (lambda: Requant(lanes=2, chunks=4, acc_bits=18, max_groups=4), 1),
 ])
