@@ -41,7 +41,7 @@ class TripCore(wiring.Component):
                  requant_lanes: int | None = None, max_groups: int = 64, max_tiles: int = MAX_TILES,
                  beat_queue: bool = False):
         self.array = TripArray(rows=rows, cols=cols, a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
-                               mul_latency=mul_latency, max_k=max_k)
+                               mul_latency=mul_latency, max_k=max_k, drain_lanes=requant_lanes)
         self.tokens, self.channels = self.array.tokens, self.array.channels
         self.max_k, self.max_k_total = max_k, max_k_total
         self.requant = None
@@ -83,6 +83,7 @@ class TripCore(wiring.Component):
         if self.requant:
             m.submodules.requant = rq = self.requant
             wiring.connect(m, arr.o, rq.i)
+            m.d.comb += arr.drain.eq(rq.drain)
             wiring.connect(m, wiring.flipped(self.scales), rq.scales)
             wiring.connect(m, rq.o, wiring.flipped(self.results))
             m.d.comb += [rq.groups.eq(seq.groups), rq.shift.eq(seq.shift), rq.out_bits8.eq(seq.out_bits8),

@@ -35,7 +35,11 @@ class TileRequant(wiring.Component):
 
     Members
     -------
-    i : ``In(stream.Signature(tokens × channels × signed(acc_bits)))``: one tile per group.
+    i : ``In(stream.Signature(tokens × channels × signed(acc_bits)))``: one tile per group, from a
+        producer that drains it (:class:`~hw.rtl.trip_array.TripArray` with ``drain_lanes = lanes``):
+        this stage reads only the tile's first ``lanes`` sums.
+    drain : ``Out(1)``: a chunk was taken and the tile stays; the producer moves the tile's sums
+        ``lanes`` places down, so the next chunk is first.
     scales : ``In(stream.Signature({wmul: channels × unsigned(mult_bits), tmul: tokens × unsigned(mult_bits)}))``
         One beat per tile of ``i``, in the same order.
     o : ``Out(stream.Signature(lanes × signed(8)))``: ``chunks`` words per output tile,
@@ -71,6 +75,7 @@ class TileRequant(wiring.Component):
         })
         super().__init__({
             "i": In(stream.Signature(self.tile_layout)),
+            "drain": Out(1),
             "scales": In(stream.Signature(self.scales_layout)),
             "o": Out(stream.Signature(self.requant.out_layout)),
             "groups": In(range(1, max_groups + 1), init=1),
@@ -91,6 +96,7 @@ class TileRequant(wiring.Component):
         enter = both & rq.i.ready
         tile_done = enter & (chunk == self.chunks - 1)
         m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done), self.scales.ready.eq(tile_done),
+                     self.drain.eq(enter & ~tile_done),
                      rq.i.payload.first.eq(group == 0), rq.i.payload.last.eq(group == self.groups - 1)]
         with m.If(enter):
             m.d.sync += chunk.eq(chunk + 1)
@@ -99,10 +105,10 @@ class TileRequant(wiring.Component):
                 with m.If(group != self.groups - 1):
                     m.d.sync += group.eq(group + 1)
 
-        # Chunk c's lane l is tile element f = c·lanes + l: token f // channels, channel f % channels.
-        # The accumulators are already in that order in the tile's bits; multipliers need a mux per lane.
-        lane_bits = self.lanes * self.acc_bits
-        m.d.comb += rq.i.payload.acc.as_value().eq(self.i.payload.as_value().word_select(chunk, lane_bits))
+        # Chunk c's lane l is tile element f = c·lanes + l: token f // channels, channel f % channels.  The
+        # producer drains the tile past the first lanes sums (selecting chunk c from the whole tile here was a
+        # tile-wide multiplexer whose select reached across the device); the multipliers need a mux per lane.
+        m.d.comb += rq.i.payload.acc.as_value().eq(self.i.payload.as_value()[:self.lanes * self.acc_bits])
         for lane in range(self.lanes):
             elems = [c * self.lanes + lane for c in range(self.chunks)]
             wmul = Cat(*(self.scales.payload.wmul[f % self.channels] for f in elems))

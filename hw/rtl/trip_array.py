@@ -54,6 +54,13 @@ class TripArray(wiring.Component):
         ``golden.trip_acc_bits(max_k)`` bits wide, which holds every partial
         sum of A4 and A8 beats (:func:`golden.trip_acc_range`), so they never wrap.
         A group longer than ``max_k`` is the driver's error to refuse.
+    drain_lanes : int or None
+        For a consumer that reads the tile a few sums at a time (the
+        requantizer): adds ``drain``, and the output register becomes a shift
+        register that hands over ``drain_lanes`` sums per cycle in place,
+        instead of the consumer selecting them from the whole tile through a
+        tile-wide multiplexer (on the ECP5 builds a critical path, and on the
+        85F most of the routing congestion).  Must divide ``tokens · channels``.
 
     Members
     -------
@@ -61,6 +68,13 @@ class TripArray(wiring.Component):
         ``{"a": tokens × signed(4), "w": channels × signed(4), "hi", "lo", "last"}``.
     o : ``Out(stream.Signature(tokens × channels × signed(acc_bits)))``
         ``o.payload[t][c]`` = the finished group sum of token lane ``t`` and channel lane ``c``.
+    drain : ``In(1)``, with ``drain_lanes`` only
+        A cycle with ``drain`` high moves every sum of the held tile
+        ``drain_lanes`` places down in token-major order (element
+        ``t·channels + c``), so the first ``drain_lanes`` elements are always
+        the next ones to read; the last ``drain_lanes`` keep their values.
+        A tile finishing in the same cycle is loaded instead.  Drain only
+        while ``o.valid`` and not in the cycle that takes the tile.
 
     Contract
     --------
@@ -74,7 +88,7 @@ class TripArray(wiring.Component):
     """
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
-                 mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096):
+                 mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -96,10 +110,18 @@ class TripArray(wiring.Component):
             "hi": 1, "lo": 1, "last": 1,
         })
         self.out_layout = data.ArrayLayout(data.ArrayLayout(signed(self.acc_bits), self.channels), self.tokens)
-        super().__init__({
+        if drain_lanes is not None and (isinstance(drain_lanes, bool) or not isinstance(drain_lanes, int)
+                                        or drain_lanes < 1 or (self.tokens * self.channels) % drain_lanes):
+            raise ValueError(f"drain_lanes must be a positive divisor of the {self.tokens}×{self.channels} "
+                             f"tile's {self.tokens * self.channels} sums, not {drain_lanes!r}")
+        self.drain_lanes = drain_lanes
+        members = {
             "i": In(stream.Signature(self.beat_layout)),
             "o": Out(stream.Signature(self.out_layout)),
-        })
+        }
+        if drain_lanes is not None:
+            members["drain"] = In(1)
+        super().__init__(members)
 
     @property
     def macs_per_beat(self) -> int:
@@ -185,16 +207,32 @@ class TripArray(wiring.Component):
         dump, clear, add = (design_wide(m, platform, advance & finishing, "dump"),
                             design_wide(m, platform, clear, "clear_all"),
                             design_wide(m, platform, advance & side.valid, "add"))
+        totals = {}
         for t in range(self.tokens):
             for ch in range(self.channels):
                 acc = Signal(signed(self.acc_bits), name=f"acc_{t}_{ch}", reset_less=True)
-                total = acc + terms[t, ch]
-                with m.If(dump):
-                    m.d.sync += self.o.payload[t][ch].eq(total)
+                totals[t, ch] = total = acc + terms[t, ch]
                 with m.If(clear):
                     m.d.sync += acc.eq(0)
                 with m.Elif(add):
                     m.d.sync += acc.eq(total)
+
+        load = [self.o.payload[t][ch].eq(totals[t, ch]) for t in range(self.tokens) for ch in range(self.channels)]
+        if self.drain_lanes is None:
+            with m.If(dump):
+                m.d.sync += load
+        else:
+            # The output register moves when a tile is dumped into it or drained, and that enable gets a global
+            # net of its own; the dump net picks what it loads.  (Enabled by "dump or drain" computed in a LUT,
+            # the register would get a fabric net of the tile's fanout again.)
+            move = design_wide(m, platform, (advance & finishing) | self.drain, "drain")
+            word = self.o.payload.as_value()
+            step_bits = self.drain_lanes * self.acc_bits
+            with m.If(move):
+                with m.If(dump):
+                    m.d.sync += load
+                with m.Else():
+                    m.d.sync += word[:-step_bits].eq(word[step_bits:])
 
         with m.If(advance & finishing):
             m.d.sync += self.o.valid.eq(1)
