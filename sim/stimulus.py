@@ -5,6 +5,8 @@ import itertools
 
 import numpy as np
 
+from golden.requant import MAX_SHIFT
+
 __all__ = ["EXHAUSTIVE_LIMIT", "CORNERS", "int4_vectors", "matmul_operands", "requant_operands", "spread_shift"]
 
 EXHAUSTIVE_LIMIT = 1 << 16
@@ -65,7 +67,7 @@ def matmul_operands(kind: str, m: int, k: int, n: int, a_bits: int, *,
 
 
 #: Requantization stimulus kinds: random sums, sums at the accumulator bounds, and exact rounding ties.
-REQUANT_KINDS = ("random", "max", "min", "ties", "edges")
+REQUANT_KINDS = ("random", "max", "min", "ties", "edges", "edges_far", "max_far", "min_far", "max_top", "min_top")
 
 
 def requant_operands(kind: str, m: int, n: int, groups: int, *, acc_bits: int, mult_bits: int, out_bits: int,
@@ -79,20 +81,25 @@ def requant_operands(kind: str, m: int, n: int, groups: int, *, acc_bits: int, m
     rounding tie of either sign; ``edges`` (shift 1, unit multipliers, so the
     product is the sum itself) puts every value within 3 of a power of two,
     of either sign, at the outputs: the saturation and rounding boundaries of
-    both output widths and the edges of any internal window.
+    both output widths and the edges of any internal window.  ``edges_far``
+    is ``edges`` through multipliers of ``2**(mult_bits-1)`` each and the shift
+    that undoes them, ``max_far``/``min_far`` are ``max``/``min`` at the largest
+    shift, and ``max_top``/``min_top`` at the shift that leaves them 5 bits
+    (their top bits, where a hardware window over the product reaches past it).
     """
     rng = np.random.default_rng(seed)
     a_lo, a_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     top = (1 << mult_bits) - 1
-    if kind in ("max", "min"):
-        acc = np.full((m, n, groups), a_hi if kind == "max" else a_lo)
-        return acc, np.full((n, groups), top), np.full(m, top), 1
+    if kind in ("max", "min", "max_far", "min_far", "max_top", "min_top"):
+        acc = np.full((m, n, groups), a_hi if kind.startswith("max") else a_lo)
+        shift = {"far": MAX_SHIFT, "top": (abs(a_lo) * top * top * groups).bit_length() - 5}.get(kind[-3:], 1)
+        return acc, np.full((n, groups), top), np.full(m, top), shift
     if kind == "ties":
         shift = int(rng.integers(1, 8))
         acc = np.zeros((m, n, groups), dtype=np.int64)
         acc[..., 0] = rng.integers(-(1 << out_bits), 1 << out_bits, size=(m, n)) * 2 + 1   # odd
         return acc, np.ones((n, groups), dtype=np.int64), np.full(m, 1 << (shift - 1)), shift
-    if kind == "edges":
+    if kind in ("edges", "edges_far"):
         powers = [1 << b for b in range(2, acc_bits - 1)]
         values = sorted({v for p in powers for d in range(-3, 4) for v in (p + d, -(p + d))} | {a_lo, a_hi})
         values = [v for v in values if a_lo <= v <= a_hi]
@@ -101,7 +108,10 @@ def requant_operands(kind: str, m: int, n: int, groups: int, *, acc_bits: int, m
         flat = np.resize(np.array(values, dtype=np.int64), m * n)        # every value, then again from the start
         acc = np.zeros((m, n, groups), dtype=np.int64)
         acc[..., 0] = flat.reshape(m, n)
-        return acc, np.ones((n, groups), dtype=np.int64), np.ones(m, dtype=np.int64), 1
+        if kind == "edges":
+            return acc, np.ones((n, groups), dtype=np.int64), np.ones(m, dtype=np.int64), 1
+        half = 1 << (mult_bits - 1)
+        return acc, np.full((n, groups), half), np.full(m, half), 2 * mult_bits - 1
     if kind == "random":
         acc = rng.integers(a_lo >> 2, (a_hi >> 2) + 1, size=(m, n, groups))
         wmul = rng.integers(1, top + 1, size=(n, groups))

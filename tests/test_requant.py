@@ -92,6 +92,11 @@ def cases(out_bits: int, groups: int) -> list[dict]:
         {**base, "m": 2, "n": 8, "kind": "min"},
         {**base, "m": 4, "n": 8, "kind": "ties"},                              # every output a tie
         {**base, "m": 6, "n": 40, "kind": "edges"},                            # ±2^k ± 3: every boundary
+        {**base, "m": 6, "n": 40, "kind": "edges_far"},                        # ... behind a shift of 31
+        {**base, "m": 2, "n": 8, "kind": "max_far"},                           # shift 62: past the top bit
+        {**base, "m": 2, "n": 8, "kind": "min_far"},
+        {**base, "m": 2, "n": 8, "kind": "max_top"},                           # the product's top 5 bits
+        {**base, "m": 2, "n": 8, "kind": "min_top"},
     ]
 
 

@@ -11,7 +11,7 @@ clamped to the signed 8- or 4-bit range, and leaves on ``o``.
 """
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -150,34 +150,52 @@ class Requant(wiring.Component):
                     m.d.sync += s3.partial[l][p].eq(piece * s2.tmul[l])
                 m.d.sync += s3b.product[l].eq(sum(s3.partial[l][p] << (PIECE * p) for p in range(pieces)))
 
-        # Stage 4: the variable shift, a barrel shifter over the whole product, in a cycle of its own (with the
-        # rounding and the clamp behind it in one cycle it was the ECP5 build's critical path).  Rounding half
-        # up as ((p >> (shift-1)) + 1) >> 1 equals (p + 2**(shift-1)) >> shift without a variable constant.
-        s4 = Signal(data.StructLayout({"valid": 1,
-                                       "halved": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
+        # Per-run settings, registered here so that the placer can keep them beside their users (they come from
+        # the sequencer's register file, across the device), and what stages 4-5 need from them as constants
+        # of the run: where the window starts in the product, and which product bits must all equal its sign.
+        window = min(WINDOW, self.product_bits)
+        offset = Signal(range(MAX_SHIFT), name="window_offset")              # shift - 1
+        high_mask = Signal(self.product_bits, name="high_mask")              # bits >= shift - 2 + window
+        shift_q = Signal.like(self.shift, name="shift_q")
+        m.d.sync += [shift_q.eq(self.shift), offset.eq(shift_q - 1)]
+        m.d.sync += [high_mask[b].eq(shift_q + (window - 2) <= b) for b in range(self.product_bits)]
+
+        # Stage 4: the shift, in a cycle of its own (behind the rounding and the clamp it was the ECP5 build's
+        # critical path).  halved = product >> (shift - 1) is needed only as its low `window` bits, whether it
+        # fits them (its bits from window - 1 up all equal its sign) and its sign, so that is what is computed:
+        # a window-wide shifter instead of a product-wide one (the whole-product barrel shifter sprawled over
+        # the ULX3S-25F and was its critical path at 82.5 MHz), and the fit test as a mask of the run.
+        s4 = Signal(data.StructLayout({
+            "valid": 1,
+            "window": data.ArrayLayout(unsigned(window), self.lanes),
+            "fits": data.ArrayLayout(1, self.lanes),
+            "negative": data.ArrayLayout(1, self.lanes),
+        }))
         m.d.comb += self.busy.eq(s0.valid | s1.valid | s2.valid | s3.valid | s3b.valid | s4.valid | self.o.valid)
+        reach = MAX_SHIFT - 1 + window          # every bit the window can start at, sign-extended past the top
         with m.If(advance):
             m.d.sync += s4.valid.eq(s3b.valid)
-            m.d.sync += [s4.halved[l].eq(s3b.product[l] >> (self.shift - 1).as_unsigned()) for l in lanes]
+            for l in lanes:
+                product = s3b.product[l]
+                sign = product[-1]
+                extended = product.as_signed() if reach <= len(product) else \
+                    Cat(product, sign.replicate(reach - len(product)))
+                unequal = (product ^ sign.replicate(len(product))) & high_mask
+                m.d.sync += [s4.window[l].eq(extended.bit_select(offset, window)),
+                             s4.fits[l].eq(unequal == 0), s4.negative[l].eq(sign)]
 
-        # Stage 5 (the output register): round, then saturate.  Only the low WINDOW bits of the halved
-        # product go through carry chains: if it fits them, rounding and the compares happen there (a few
-        # bits wide); if it does not, it is far outside the int8 range and its sign alone picks the bound.
-        # Rounding and comparing the whole product-wide value was two 40-bit carry chains in a row behind
-        # the stage's enable, the ULX3S-25F build's critical path (12.7 ns).
+        # Stage 5 (the output register): round, then saturate.  Only the window goes through carry chains: if
+        # the halved product fits it, rounding and the compares happen there (a few bits wide); if it does
+        # not, it is far outside the int8 range and its sign alone picks the bound.  Rounding half up as
+        # ((p >> (shift-1)) + 1) >> 1 equals (p + 2**(shift-1)) >> shift without a variable constant.
         lo = Mux(self.out_bits8, -128, -8)
         hi = Mux(self.out_bits8, 127, 7)
-        window = min(WINDOW, self.product_bits)
         saturated = Signal(self.out_layout)
         for l in lanes:
-            halved = s4.halved[l]
-            top = halved[window - 1:]
-            fits = Signal(name=f"fits_{l}")        # halved is in [-2^(window-1), 2^(window-1)): top bits all equal
             rounded = Signal(signed(window + 1), name=f"rounded_{l}")
-            m.d.comb += [fits.eq((top == 0) | (top == (1 << len(top)) - 1)),
-                         rounded.eq((halved[:window].as_signed() + 1) >> 1),
-                         saturated[l].eq(Mux(fits, Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)),
-                                             Mux(halved[-1], lo, hi)))]
+            m.d.comb += [rounded.eq((s4.window[l].as_signed() + 1) >> 1),
+                         saturated[l].eq(Mux(s4.fits[l], Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)),
+                                             Mux(s4.negative[l], lo, hi)))]
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(s4.valid), self.o.payload.eq(saturated)]
         return m
