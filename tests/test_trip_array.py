@@ -70,6 +70,8 @@ def test_a8_costs_two_beats_per_k_and_pruned_rows_cost_none():
     (dict(mul_latency=5), "mul_latency must be one of"),
     (dict(max_k=0), "max_k must be a positive integer"),
     (dict(a_lanes=2, w_lanes=2, mul_width=16), "16-bit signed port"),
+    (dict(rows=1, cols=3, drain_lanes=5), r"drain_lanes must be a positive divisor of the 2×6 tile's 12 sums"),
+    (dict(drain_lanes=0), "drain_lanes must be a positive divisor"),
 ])
 def test_bad_parameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
