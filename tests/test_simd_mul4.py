@@ -110,8 +110,8 @@ def test_only_ecp5_builds_get_the_registered_dsp_instance():
 
 def test_cosim_catches_a_dsp_register_too_many(monkeypatch):
     # The DSP's input registers on at latency 2 put the product a cycle behind its bias correction.
-    real = simd_mul4._registered_mult18x18d
-    monkeypatch.setattr(simd_mul4, "_registered_mult18x18d",
+    real = simd_mul4.mult18x18d
+    monkeypatch.setattr(simd_mul4, "mult18x18d",
                         lambda *args, input_registers, **kwargs: real(*args, input_registers=True, **kwargs))
     with pytest.raises(CosimFailed, match="failed"):
         run(FAST_CONFIGS["ecp5_1x2_acc2"], "verilator", platform=ECP5)

@@ -8,6 +8,7 @@ from hw.rtl.trip_sequencer import Error
 from hw.trip_core import TripCore
 from sim.runner import cosim
 from sim.toolchain import SIMULATORS
+from sim.vendor_models import FamilyOnly
 from sim.trip_driver import CoreLimits, prepare_run
 
 CONFIGS = {
@@ -71,7 +72,13 @@ def test_cosim_runs_bit_exact(name, simulator):
 RQ_CONFIGS = {
     "ecp5_1x2_rq": {**CONFIGS["ecp5_1x2"], "requant_lanes": 4, "max_groups": 64},
     "ice40_2x3_rq": {**CONFIGS["ice40_2x3"], "requant_lanes": 3, "max_groups": 64},
+    # as the ECP5 builds elaborate it: registered MULT18X18D instances in the array and the requantizer,
+    # DCCA global enables (sim/vendor_models.py), the multiplier pipeline of hw.sizes
+    "ecp5_2x2_rq_on_ecp5": {**CONFIGS["ecp5_1x2"], "rows": 2, "cols": 2, "mul_latency": 4, "requant_lanes": 4,
+                            "max_groups": 64},
 }
+#: Configurations elaborated for an FPGA family rather than as the portable netlist.
+PLATFORMS = {"ecp5_2x2_rq_on_ecp5": FamilyOnly("ecp5")}
 RQ_BAD = [  # requantizer settings; each set restores the others so one bad value is flagged at a time
     ({"K": 32, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": 4, "SHIFT": 1, "OUT_BITS": 6}, Error.OUT_BITS),
     ({"K": 32, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": 4, "SHIFT": 0, "OUT_BITS": 8},
@@ -109,7 +116,7 @@ def test_cosim_requantized_runs_bit_exact(name, simulator):
     report = cosim(TripCore(**params), toplevel="trip_core", simulator=simulator, bench="sim.bench_trip_core",
                    config={"params": params, "cases": all_cases,
                            "bad": [{"registers": {"SHIFT": 1, "OUT_BITS": 8, **r}, "error": int(e)}
-                                   for r, e in bad]}).report
+                                   for r, e in bad]}, platform=PLATFORMS.get(name)).report
     assert report["mismatches"] == 0 and len(report["cases"]) == len(all_cases)
     assert report["flagged"] == [int(e) for _, e in bad]
     for c in report["cases"]:

@@ -12,10 +12,12 @@ clamped to the signed 8- or 4-bit range, and leaves on ``o``.
 from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.requant import MAX_SHIFT, MULT_BITS, requant_bits
+from ..dsp import registered_product
 from ..global_net import design_wide
 
 __all__ = ["Requant"]
@@ -25,6 +27,14 @@ PIECE = 17
 # Bits of the halved product that the output stage rounds and compares: 9 is the fewest for which a value
 # outside them rounds outside [-128, 127] (|h| >= 2^8 gives |round(h/2)| >= 2^7); one more for margin.
 WINDOW = 10
+
+
+def _pieces(value: Value) -> list[Value]:
+    """``value`` cut into PIECE-bit unsigned pieces from the bottom, the top one signed (it carries the sign):
+    ``value == Σ piece_p · 2^(PIECE·p)``, each piece small enough for one 18×18 multiplier port."""
+    count = -(-len(value) // PIECE)
+    return [value[PIECE * p:].as_signed() if p == count - 1 else value[PIECE * p:PIECE * (p + 1)]
+            for p in range(count)]
 
 
 class Requant(wiring.Component):
@@ -116,15 +126,19 @@ class Requant(wiring.Component):
             m.d.sync += chunk.eq(Mux(chunk == self.chunks - 1, 0, chunk + 1))
         m.d.comb += [rd.addr.eq(chunk), rd.en.eq(advance)]
 
-        # Stage 1: the beat's products, next to its chunk's old partial sums: stage 1 only adds (multiply and
-        # accumulate in one cycle was the ECP5 build's critical path).
-        product_shape = data.ArrayLayout(signed(self.acc_bits + self.mult_bits + 1), self.lanes)
-        s1 = Signal(data.StructLayout({"valid": 1, "chunk": range(self.chunks), "beat": self.in_layout,
-                                       "product": product_shape}))
+        # Stage 1: the beat's products acc·wmul, next to its chunk's old partial sums: stage 1 only adds
+        # (multiply and accumulate in one cycle was the ECP5 build's critical path).  The products are
+        # registered as PIECE-bit pieces of acc, one multiplier each, so that on ECP5 each piece's register
+        # is its DSP's output register (hw.dsp): registered behind the adder that joins the pieces, a DSP
+        # pair and a carry chain in one cycle were the ULX3S-25F build's critical path (11.3 ns).
+        s1 = Signal(data.StructLayout({"valid": 1, "chunk": range(self.chunks), "beat": self.in_layout}))
         psum = Signal(psum_shape)
         for l in lanes:
+            pieces = [registered_product(m, platform, piece, s0.beat.wmul[l], enable=advance,
+                                         name=f"acc_wmul_{l}_{p}")
+                      for p, piece in enumerate(_pieces(s0.beat.acc[l]))]
             old = Mux(s1.beat.first, 0, rd.data[l])
-            m.d.comb += psum[l].eq(old + s1.product[l])
+            m.d.comb += psum[l].eq(old + sum(piece << (PIECE * p) for p, piece in enumerate(pieces)))
         m.d.comb += [wr.addr.eq(s1.chunk), wr.data.eq(psum), wr.en.eq(advance & s1.valid)]
         # Stage 2: finished sums only (the last group), with their token multipliers.
         s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape,
@@ -132,23 +146,19 @@ class Requant(wiring.Component):
         # Stage 3: psum · tmul in PIECE-bit pieces of psum, one hardware multiplier each; stage 3b adds the
         # shifted pieces.  (The whole wide product in one cycle, a DSP cascade with its adder tree behind it,
         # was the ECP5 build's critical path.)
-        pieces = -(-self.psum_bits // PIECE)
-        partial_shape = data.ArrayLayout(data.ArrayLayout(signed(PIECE + self.mult_bits + 2), pieces), self.lanes)
-        s3 = Signal(data.StructLayout({"valid": 1, "partial": partial_shape}))
+        s3 = Signal(data.StructLayout({"valid": 1}))        # (its partial products are registered per piece)
         s3b = Signal(data.StructLayout({"valid": 1,
                                         "product": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
         with m.If(advance):
             m.d.sync += [s0.valid.eq(self.i.valid), s0.beat.eq(self.i.payload)]
-            m.d.sync += [s1.product[l].eq(s0.beat.acc[l] * s0.beat.wmul[l]) for l in lanes]
             m.d.sync += [s1.valid.eq(s0.valid), s1.chunk.eq(chunk), s1.beat.eq(s0.beat),
                          s2.valid.eq(s1.valid & s1.beat.last), s2.psum.eq(psum), s2.tmul.eq(s1.beat.tmul),
                          s3.valid.eq(s2.valid), s3b.valid.eq(s3.valid)]
-            for l in lanes:
-                for p in range(pieces):
-                    top = p == pieces - 1                            # the top piece carries the sign
-                    piece = s2.psum[l][PIECE * p:].as_signed() if top else s2.psum[l][PIECE * p:PIECE * (p + 1)]
-                    m.d.sync += s3.partial[l][p].eq(piece * s2.tmul[l])
-                m.d.sync += s3b.product[l].eq(sum(s3.partial[l][p] << (PIECE * p) for p in range(pieces)))
+        for l in lanes:
+            partials = [registered_product(m, platform, piece, s2.tmul[l], enable=advance, name=f"psum_tmul_{l}_{p}")
+                        for p, piece in enumerate(_pieces(s2.psum[l]))]
+            with m.If(advance):
+                m.d.sync += s3b.product[l].eq(sum(partial << (PIECE * p) for p, partial in enumerate(partials)))
 
         # Per-run settings, registered here so that the placer can keep them beside their users (they come from
         # the sequencer's register file, across the device), and what stages 4-5 need from them as constants

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.hdl import EnableInserter, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from ..dsp import mult18x18d
 
 __all__ = ["PackedLayout", "SimdMul4", "best_shape", "packed_layout"]
 
@@ -293,7 +295,7 @@ class SimdMul4(wiring.Component):
         if dsp:
             # The DSP's own registers stand in for op_a_q/op_w_q (latency 4) and product_q.
             product = Signal(signed(S * lay.lanes), name="product_q")
-            m.submodules.dsp = _registered_mult18x18d(
+            m.submodules.dsp = mult18x18d(
                 op_a_in if self.latency >= 4 else op_a, op_w_in if self.latency >= 4 else op_w, product,
                 input_registers=self.latency >= 4, enable=self.en)
             corr, valid = stage(corr, "corr_q1"), stage(valid, "valid_q1")
@@ -342,28 +344,3 @@ class SimdMul4(wiring.Component):
         # Every register above, and the accumulator, holds while en is low (the DSP gets en on its CE0).
         return EnableInserter(self.en)(m)
 
-
-def _registered_mult18x18d(a: Value, b: Value, product: Signal, *, input_registers: bool,
-                           enable: Value) -> Module:
-    """An ECP5 ``MULT18X18D`` computing ``product = a · b`` (signed, truncated to ``len(product)``) into its
-    output register, with ``a`` and ``b`` registered on the way in if ``input_registers``; every register
-    clocked by the sync domain and enabled by ``enable`` (CE0).  The pipeline register stays off, so the
-    latency is 2 with input registers and 1 without.  ``sim/vendor_models.py`` models the same subset."""
-    a18, b18 = Signal(signed(18)), Signal(signed(18))
-    p36 = Signal(signed(36))
-    ports = {
-        **{f"i_A{n}": a18[n] for n in range(18)},
-        **{f"i_B{n}": b18[n] for n in range(18)},
-        **{f"i_C{n}": Const(0, 1) for n in range(18)},
-        **{f"o_P{n}": p36[n] for n in range(36)},
-        "i_SIGNEDA": Const(1, 1), "i_SIGNEDB": Const(1, 1), "i_SOURCEA": Const(0, 1), "i_SOURCEB": Const(0, 1),
-        "i_CLK0": ClockSignal("sync"), "i_CE0": enable, "i_RST0": Const(0, 1),
-    }
-    registered = "CLK0" if input_registers else "NONE"
-    params = {"p_REG_INPUTA_CLK": registered, "p_REG_INPUTB_CLK": registered, "p_REG_OUTPUT_CLK": "CLK0",
-              "p_REG_PIPELINE_CLK": "NONE", "p_GSR": "DISABLED", "p_RESETMODE": "SYNC"}
-    dsp = Instance("MULT18X18D", **params, **ports)
-    m = Module()
-    m.submodules.mult = dsp
-    m.d.comb += [a18.eq(a), b18.eq(b), product.eq(p36[:len(product)])]
-    return m
