@@ -65,7 +65,8 @@ PNR_OUTPUT = {"ice40": ("--asc", "top.asc"), "ecp5": ("--textcfg", "top.config")
 # nextpnr names that "clock" $PACKER_GND_NET): the path into a DSP input and the path out of its
 # output are each timed as if a register sat there, and the multiply between them is timed nowhere.
 # The icestorm UP5K timing database gives the 16×16 multiplier's combinational A/B → O delays as up
-# to about 8.8 ns; 9 ns bounds them.  (nextpnr-ecp5 times its DSPs as combinational already.)
+# to about 8.8 ns; 9 ns bounds them.  (nextpnr-ecp5 times its DSPs itself, combinational or with the
+# registers hw/dsp.py turns on.)
 ICE40_MAC16_COMB_NS = 9.0
 CONSTANT_CLOCK = "$PACKER_GND_NET"
 
@@ -247,7 +248,9 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
         # Every SIMD multiplier keeps its own operand registers.  The multipliers of one array row read
         # the same activations (one column, the same weights), so yosys merged their registers into one
         # whose output crossed the device to every DSP of the row: 7.3 of the ULX3S-25F build's 15.9 ns
-        # once the stall was on a global network.  (iCE40 packs them into each SB_MAC16 already.)
+        # once the stall was on a global network.  (iCE40 packs them into each SB_MAC16 already.)  Since
+        # the operands are registered inside each MULT18X18D (hw/dsp.py), this keeps the fabric copy the
+        # bias correction reads beside its own multiplier.
         script_after_read += "setattr -set keep 1 w:*op_a_q* w:*op_w_q* %u %ci1:+$dff[Q] t:$dff %i"
     nextpnr_opts = (f"--seed {seed} --freq {clk_hz / 1e6:.3f} --report nextpnr-report.json "
                     "--timing-allow-fail")

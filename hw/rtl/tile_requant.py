@@ -91,17 +91,20 @@ class TileRequant(wiring.Component):
         m.d.comb += [rq.shift.eq(self.shift), rq.out_bits8.eq(self.out_bits8), self.busy.eq(rq.busy)]
 
         chunk = Signal(range(self.chunks))
+        # chunk == chunks - 1 as a flag of its own, set as the counter reaches it: the compare's carry chain
+        # sat at the head of the ECP5 build's critical path (tile done -> the array's handshake -> drain).
+        last_chunk = Signal(init=self.chunks == 1)
         group = Signal(range(self.max_groups))
         both = self.i.valid & self.scales.valid
         enter = both & rq.i.ready
-        tile_done = enter & (chunk == self.chunks - 1)
+        tile_done = enter & last_chunk
         m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done), self.scales.ready.eq(tile_done),
                      self.drain.eq(enter & ~tile_done),
                      rq.i.payload.first.eq(group == 0), rq.i.payload.last.eq(group == self.groups - 1)]
         with m.If(enter):
-            m.d.sync += chunk.eq(chunk + 1)
+            m.d.sync += [chunk.eq(chunk + 1), last_chunk.eq(chunk == self.chunks - 2)]
             with m.If(tile_done):
-                m.d.sync += [chunk.eq(0), group.eq(0)]
+                m.d.sync += [chunk.eq(0), last_chunk.eq(self.chunks == 1), group.eq(0)]
                 with m.If(group != self.groups - 1):
                     m.d.sync += group.eq(group + 1)
 

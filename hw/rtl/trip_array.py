@@ -224,15 +224,19 @@ class TripArray(wiring.Component):
         else:
             # The output register moves when a tile is dumped into it or drained, and that enable gets a global
             # net of its own; the dump net picks what it loads.  (Enabled by "dump or drain" computed in a LUT,
-            # the register would get a fabric net of the tile's fanout again.)
+            # the register would get a fabric net of the tile's fanout again.)  The last drain_lanes sums only
+            # ever load, so they keep the dump net as their enable: under both, they had a LUT of the two.
             move = design_wide(m, platform, (advance & finishing) | self.drain, "drain")
             word = self.o.payload.as_value()
             step_bits = self.drain_lanes * self.acc_bits
+            shifting = self.tokens * self.channels - self.drain_lanes
             with m.If(move):
                 with m.If(dump):
-                    m.d.sync += load
+                    m.d.sync += load[:shifting]
                 with m.Else():
                     m.d.sync += word[:-step_bits].eq(word[step_bits:])
+            with m.If(dump):
+                m.d.sync += load[shifting:]
 
         with m.If(advance & finishing):
             m.d.sync += self.o.valid.eq(1)
