@@ -182,22 +182,20 @@ class HostLink(wiring.Component):
             m.d.comb += [rp.addr.eq(replay.addr), rp.en.eq(replay.en), replay.data.eq(rp.data),
                          replay.count.eq(count), replay.start.eq(start),
                          replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1)]
-            if sel == Memories.SCALES:
-                # The requantizer takes a scales word with a tile's last chunk, so its ready comes from the
-                # results' ready through two pipelines.  A two-word queue between the replay and the core
-                # keeps that chain off every wide register: the replay sees the queue's registered room,
-                # and the taken word only moves the queue's pointers (its words never shift).  Fed straight
-                # into the replay's counters, or into a register slice's 300-bit enables, that chain was the
-                # ULX3S-25F build's critical path (14.2 and 14.3 ns).  A word is needed once per group, so
-                # the queue's one-cycle delay never costs a cycle.
-                m.submodules.scales_queue = queue = SyncFIFO(width=width, depth=2)
-                m.d.comb += [queue.w_en.eq(replay.valid), queue.w_data.eq(replay.payload),
-                             replay.ready.eq(queue.w_rdy),
-                             target.valid.eq(queue.r_rdy), target.payload.eq(queue.r_data),
-                             queue.r_en.eq(target.ready)]
-            else:
-                m.d.comb += [target.valid.eq(replay.valid), target.payload.eq(replay.payload),
-                             replay.ready.eq(target.ready)]
+            # Each replay feeds the core through a two-word queue.  The requantizer takes a scales word with a
+            # tile's last chunk, so that ready comes from the results' ready through two pipelines: the queue
+            # keeps the chain off every wide register (the replay sees the queue's registered room, and a
+            # taken word only moves the queue's pointers; fed straight into the replay's counters, or into a
+            # register slice's 300-bit enables, it was the ULX3S-25F build's critical path, 14.2 and 14.3 ns).
+            # On the activations and weights the queue is the register after the block RAM's output: its
+            # unregistered read (5.8 ns clock-to-out) went through the core's input logic into the
+            # sequencer's own buffer, the 25F build's critical path at 90.9 MHz.  A queue passes a word per
+            # cycle; it delays a replay's first word by one.
+            m.submodules[f"{sel.name.lower()}_queue"] = queue = SyncFIFO(width=width, depth=2)
+            m.d.comb += [queue.w_en.eq(replay.valid), queue.w_data.eq(replay.payload),
+                         replay.ready.eq(queue.w_rdy),
+                         target.valid.eq(queue.r_rdy), target.payload.eq(queue.r_data),
+                         queue.r_en.eq(target.ready)]
 
         # --- result writer: each word becomes bytes in the result memory ---------------------------------
         res_width = Shape.cast(core.result_layout).width
