@@ -104,14 +104,17 @@ class HostLink(wiring.Component):
     ``requant_lanes``), the memory depths in words (``act_depth``,
     ``weight_depth``, ``scale_depth``; scales only with a requantizer) and in bytes
     (``result_bytes``), and ``clk_hz``/``baud`` (reported by INFO, so the host can
-    check it talks to the build it expects).
+    check it talks to the build it expects).  ``operand_queues`` puts a two-word
+    queue after the activation and weight replays as well as the scales one (the
+    ECP5 builds; the same cycles but a replay's first word, one later).
 
     Members: ``rx`` (In byte stream), ``tx`` (Out byte stream), ``busy`` (a run is in progress).
     """
 
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
-                 clk_hz: int = 0, baud: int = 0):
+                 clk_hz: int = 0, baud: int = 0, operand_queues: bool = False):
         self.core = TripCore(**core)
+        self.operand_queues = operand_queues
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -186,20 +189,25 @@ class HostLink(wiring.Component):
             m.d.comb += [rp.addr.eq(replay.addr), rp.en.eq(replay.en), replay.data.eq(rp.data),
                          replay.count.eq(count), replay.start.eq(start),
                          replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1)]
-            # Each replay feeds the core through a two-word queue.  The requantizer takes a scales word with a
+            # A replay feeds the core through a two-word queue.  The requantizer takes a scales word with a
             # tile's last chunk, so that ready comes from the results' ready through two pipelines: the queue
             # keeps the chain off every wide register (the replay sees the queue's registered room, and a
             # taken word only moves the queue's pointers; fed straight into the replay's counters, or into a
             # register slice's 300-bit enables, it was the ULX3S-25F build's critical path, 14.2 and 14.3 ns).
-            # On the activations and weights the queue is the register after the block RAM's output: its
-            # unregistered read (5.8 ns clock-to-out) went through the core's input logic into the
-            # sequencer's own buffer, the 25F build's critical path at 90.9 MHz.  A queue passes a word per
-            # cycle; it delays a replay's first word by one.
-            m.submodules[f"{sel.name.lower()}_queue"] = queue = SyncFIFO(width=width, depth=2)
-            m.d.comb += [queue.w_en.eq(replay.valid), queue.w_data.eq(replay.payload),
-                         replay.ready.eq(queue.w_rdy),
-                         target.valid.eq(queue.r_rdy), target.payload.eq(queue.r_data),
-                         queue.r_en.eq(target.ready)]
+            # With operand_queues the activations and weights get one too, as the register after the block
+            # RAM's output: its unregistered read (5.8 ns clock-to-out) went through the core's input logic into
+            # the sequencer's own buffer, the 25F build's critical path at 90.9 MHz.  A queue passes a word per
+            # cycle; it delays a replay's first word by one.  (On the iCEBreaker the queue's level fed the
+            # sequencer's handshake, a 27 ns path at seed 1: it keeps the direct path its placement was found for.)
+            if sel == Memories.SCALES or self.operand_queues:
+                m.submodules[f"{sel.name.lower()}_queue"] = queue = SyncFIFO(width=width, depth=2)
+                m.d.comb += [queue.w_en.eq(replay.valid), queue.w_data.eq(replay.payload),
+                             replay.ready.eq(queue.w_rdy),
+                             target.valid.eq(queue.r_rdy), target.payload.eq(queue.r_data),
+                             queue.r_en.eq(target.ready)]
+            else:
+                m.d.comb += [target.valid.eq(replay.valid), target.payload.eq(replay.payload),
+                             replay.ready.eq(target.ready)]
 
         # --- result writer: each word becomes bytes in the result memory ---------------------------------
         res_width = Shape.cast(core.result_layout).width
