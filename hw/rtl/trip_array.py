@@ -167,13 +167,15 @@ class TripArray(wiring.Component):
         # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
         # the accumulator adds one registered term: the two adders in series, after a side-band select,
         # were the iCE40 build's critical path.
-        # A hi beat's term has its low bits zero (the lo offset starts above them).  Said as "clear these
-        # bits on a moving hi beat", through one net of its own, yosys puts that net on the flip-flops' reset
-        # pin; left to yosys it made a LUT of (moving, hi) and routed it to every term of the array in
-        # fabric (ULX3S-25F: 4.4 ns of routing, the critical path once the multipliers' registers had moved
-        # into the DSPs).
-        low = _LO_SHIFT
-        zero_low = design_wide(m, platform, moving & side.hi, "hi_term")
+        # A hi beat's term has its low bits zero (the lo offset starts above them).  On ECP5, said as "clear
+        # these bits on a moving hi beat" through a global net of its own, yosys puts that net on the
+        # flip-flops' reset pin; left to yosys it made a LUT of (moving, hi) and routed it to every term of
+        # the array in fabric (ULX3S-25F: 4.4 ns of routing, the critical path once the multipliers' registers
+        # had moved into the DSPs).  Elsewhere the term is one register, the netlist the iCEBreaker's 40 MHz
+        # placement was found for (split there too, seed 1 fell from 42.7 to 39.8 MHz).
+        ecp5 = getattr(platform, "family", None) == "ecp5"
+        low = _LO_SHIFT if ecp5 else 0
+        zero_low = design_wide(m, platform, moving & side.hi, "hi_term") if ecp5 else None
         terms = {}
         for t in range(self.tokens):
             r, i = divmod(t, lay.a_lanes)
@@ -184,10 +186,11 @@ class TripArray(wiring.Component):
                 reg = Signal(term.shape(), name=f"term_{t}_{ch}", reset_less=True)
                 with m.If(moving):
                     m.d.sync += reg[low:].eq(term[low:])
-                with m.If(zero_low):
-                    m.d.sync += reg[:low].eq(0)
-                with m.Elif(moving):
-                    m.d.sync += reg[:low].eq(product[:low])
+                if low:
+                    with m.If(zero_low):
+                        m.d.sync += reg[:low].eq(0)
+                    with m.Elif(moving):
+                        m.d.sync += reg[:low].eq(product[:low])
                 terms[t, ch] = reg
         side = step(side, side_layout, "side_term")
 
