@@ -204,8 +204,8 @@ class SimdMul4(wiring.Component):
         multipliers with it; an ``EnableInserter`` cannot reach the registers
         inside a vendor DSP instance.)
     i : ``In(stream.Signature(StructLayout({"a": ArrayLayout(signed(4), a_lanes), "w": ArrayLayout(signed(4), w_lanes)})))``
-        Operands.  ``i.ready`` is constantly 1: one input is accepted on every
-        cycle with ``i.valid`` high; there is no back-pressure.
+        Operands.  ``i.ready`` is ``en``: one input is accepted on every
+        enabled cycle with ``i.valid`` high; there is no other back-pressure.
     o : ``Out(stream.Signature(ArrayLayout(ArrayLayout(signed(B), w_lanes), a_lanes)))``
         ``o.payload[i][j] = Σ a[i]·w[j]`` over the last ``acc_depth`` inputs,
         with ``B = layout.lane_bits`` (8 for acc_depth 1).  ``o.valid`` pulses
@@ -291,15 +291,15 @@ class SimdMul4(wiring.Component):
         # (everything after it adds and subtracts, so those bits are exact modulo 2^(S·lanes)); keeping
         # just those is also what lets yosys pack the product registers into an iCE40 SB_MAC16, which
         # it does not do for a product wider than its users.
-        product = Signal(signed(S * lay.lanes), name="product")
         if dsp:
-            # The DSP's own registers stand in for op_a_q/op_w_q (latency 4) and product_q.
+            # The DSP's own registers stand in for op_a_q/op_w_q (latency 4) and product_q, so it takes the
+            # unregistered operands.
             product = Signal(signed(S * lay.lanes), name="product_q")
-            m.submodules.dsp = mult18x18d(
-                op_a_in if self.latency >= 4 else op_a, op_w_in if self.latency >= 4 else op_w, product,
-                input_registers=self.latency >= 4, enable=self.en)
+            m.submodules.dsp = mult18x18d(op_a_in, op_w_in, product, input_registers=self.latency >= 4,
+                                          enable=self.en)
             corr, valid = stage(corr, "corr_q1"), stage(valid, "valid_q1")
         else:
+            product = Signal(signed(S * lay.lanes), name="product")
             m.d.comb += product.eq(op_a * op_w)
             if self.latency >= 2:
                 product = stage(product, "product_q")
@@ -343,4 +343,3 @@ class SimdMul4(wiring.Component):
         m.d.comb += [self.i.ready.eq(self.en), self.o.valid.eq(out_valid & self.en)]
         # Every register above, and the accumulator, holds while en is low (the DSP gets en on its CE0).
         return EnableInserter(self.en)(m)
-
