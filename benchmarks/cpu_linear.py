@@ -16,9 +16,15 @@ within a run, and in turns the drift weighs on every method alike instead of on 
 a slow spell.
 
 Also printed, for decode: the machine's read bandwidth (the median ``torch.sum`` over 256 MiB, five
-just before the row's calls and five just after) and the share of it each quantized layer reaches on
-its weight bytes.  The stream is kept out of the turns: it flushes the whole last-level cache, after
+just before the row's calls and five just after, in 4 KiB pages and in 2 MiB pages: the faster of the
+two is the reference) and the share of it each quantized layer reaches on its weight bytes.  The stream is kept out of the turns: it flushes the whole last-level cache, after
 which even a small layer's Python and dispatch state must come back from memory (~90 µs on 768→3072).
+
+Memory: ``CpuLinear`` keeps its weights in huge pages (``cpu.arena``), and so that the fp32 baseline
+reads the same kind of memory, its weights are placed in a weight arena too.  fbgemm packs and allocates
+its int8 weights itself, in ordinary pages.  (torch's own ``THP_MEM_ALLOC_ENABLE=1`` would put every
+allocation of 2 MiB or more in huge pages, prefill's outputs included, whose fresh pages then cost each
+call more than the weights gain: measured here, W4A8 prefill 4096→4096 2.9 → 3.9 ms.)
 
 A model's layers together are far larger than the last-level cache, so each call reads its
 weights from memory.  To measure that and not a cache-resident layer, every method cycles
@@ -41,6 +47,7 @@ import numpy as np
 import torch
 
 import cpu
+from cpu.arena import WeightArena, huge_pages_mode
 from cpu.model import CpuLinear
 
 SHAPES = [(4096, 4096), (4096, 11008), (768, 3072)]     # (in K, out N)
@@ -69,15 +76,26 @@ def medians_in_turns(calls: dict[str, Callable[[], object]], rounds: int, burst:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def stream_seconds(stream: torch.Tensor, repeats: int = 5) -> list[float]:
-    """Seconds of ``repeats`` reductions over ``stream``: a read-only pass, like a GEMV's weights."""
-    stream.sum()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def stream_seconds(streams: dict[str, torch.Tensor], repeats: int = 5) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` reductions over each stream: a read-only pass, like a GEMV's weights."""
+    times: dict[str, list[float]] = {}
+    for name, stream in streams.items():
         stream.sum()
-        times.append(time.perf_counter() - t0)
+        times[name] = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            stream.sum()
+            times[name].append(time.perf_counter() - t0)
     return times
+
+
+def bandwidth_streams(nbytes: int) -> dict[str, torch.Tensor]:
+    """``nbytes`` of float32 ones in 4 KiB pages (numpy's malloc: no huge-page advice) and in 2 MiB pages
+    (the weight arena), so the reference is the faster of what the machine's memory gives a plain read."""
+    small = torch.from_numpy(np.ones(nbytes // 4, dtype=np.float32))
+    huge = WeightArena(nbytes).empty((nbytes // 4,), torch.float32)
+    huge.fill_(1.0)
+    return {"4 KiB pages": small, "2 MiB pages": huge}
 
 
 def copies(layer_bytes: int, working_set: int) -> int:
@@ -85,7 +103,8 @@ def copies(layer_bytes: int, working_set: int) -> int:
 
 
 def fp32_layers(k: int, n: int, working_set: int):
-    weights = itertools.cycle([torch.randn(n, k) for _ in range(copies(4 * n * k, working_set))])
+    arena = WeightArena()
+    weights = itertools.cycle([arena.place(torch.randn(n, k)) for _ in range(copies(4 * n * k, working_set))])
     return lambda x: torch.nn.functional.linear(x, next(weights))
 
 
@@ -125,9 +144,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     # The bandwidth reference: a read-only reduction (like a GEMV's weight stream) over 256 MiB,
     # eight times this class of machine's last-level cache.
-    stream = torch.ones((256 << 20) // 4)
+    streams = bandwidth_streams(256 << 20)
+    seen: dict[str, list[float]] = {name: [] for name in streams}     # every row's bandwidth, per page size
     print(f"{torch.get_num_threads()} threads, kernel path {cpu.best_path()} (available: "
-          f"{', '.join(cpu.available_paths())}); working set {args.working_set} MiB of weights per method")
+          f"{', '.join(cpu.available_paths())}); working set {args.working_set} MiB of weights per method; "
+          f"transparent huge pages: {huge_pages_mode()}")
     print(f"{'shape K→N':>14} {'M':>4} {'fp32 ms':>9} {'int8 dyn':>9} | {'W4A8 ms':>8} {'×fp32':>6} {'×dyn':>6} "
           f"{'of bw':>6} | {'W8A8 ms':>8} {'×fp32':>6} {'×dyn':>6} {'of bw':>6} | {'bw GB/s':>7}")
     rng = np.random.default_rng(0)
@@ -140,10 +161,14 @@ def main(argv=None) -> int:
             calls = {"fp32": lambda: fp32(x), "dyn": lambda: dyn(x),
                      "W4A8": lambda: ours[0][0](x), "W8A8": lambda: ours[1][0](x)}
             with torch.inference_mode():
-                streams = stream_seconds(stream) if m == 1 else []
+                before = stream_seconds(streams) if m == 1 else {}
                 t = medians_in_turns(calls, args.rounds)
-                streams += stream_seconds(stream) if m == 1 else []
-            bw = stream.numel() * 4 / statistics.median(streams) if streams else None
+                after = stream_seconds(streams) if m == 1 else {}
+            bw = None
+            for name in before:
+                rate = (256 << 20) / statistics.median(before[name] + after[name])
+                seen[name].append(rate)
+                bw = max(bw or 0.0, rate)
             cells = []
             for method, (_, weight_bytes) in zip(("W4A8", "W8A8"), ours):
                 # the share of bandwidth means something where weight traffic bounds the call: decode
@@ -153,6 +178,8 @@ def main(argv=None) -> int:
             bw_cell = f" | {bw / 1e9:>7.1f}" if bw else ""
             print(f"{f'{k}→{n}':>14} {m:>4} {t['fp32'] * 1e3:>9.3f} {t['dyn'] * 1e3:>9.3f} | " + " | ".join(cells)
                   + bw_cell)
+    print("read bandwidth (median of the decode rows; 'of bw' uses the faster per row): " + ", ".join(
+        f"{name} {statistics.median(rates) / 1e9:.1f} GB/s" for name, rates in seen.items() if rates))
     return 0
 
 
