@@ -162,7 +162,7 @@ class TripArray(wiring.Component):
             return reg
 
         for n in range(self.mul_latency):
-            side = step(side, side_layout, f"side_q{n}")
+            entering, side = side, step(side, side_layout, f"side_q{n}")
 
         # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
         # the accumulator adds one registered term: the two adders in series, after a side-band select,
@@ -176,13 +176,22 @@ class TripArray(wiring.Component):
         ecp5 = getattr(platform, "family", None) == "ecp5"
         low = _LO_SHIFT if ecp5 else 0
         zero_low = design_wide(m, platform, moving & side.hi, "hi_term") if ecp5 else None
+        # On ECP5 every multiplier's terms read their own copy of the beat's hi/lo flags (fpga.build keeps
+        # yosys from merging the copies): one flag register steering all the array's term adders was the
+        # ULX3S-85F build's critical path, a route of 17 ns around congested fabric.
+        flags = {}
+        for r in range(self.rows):
+            for c in range(self.cols):
+                flags[r, c] = (step(entering.hi, 1, f"side_copy_hi_{r}_{c}"),
+                               step(entering.lo, 1, f"side_copy_lo_{r}_{c}")) if ecp5 else (side.hi, side.lo)
         terms = {}
         for t in range(self.tokens):
             r, i = divmod(t, lay.a_lanes)
             for ch in range(self.channels):
                 c, j = divmod(ch, lay.w_lanes)
                 product = muls[r, c].o.payload[i][j]
-                term = Mux(side.hi, product << 4, product) + Mux(side.lo, side.w[ch] << _LO_SHIFT, 0)
+                hi, lo = flags[r, c]
+                term = Mux(hi, product << 4, product) + Mux(lo, side.w[ch] << _LO_SHIFT, 0)
                 reg = Signal(term.shape(), name=f"term_{t}_{ch}", reset_less=True)
                 with m.If(moving):
                     m.d.sync += reg[low:].eq(term[low:])
