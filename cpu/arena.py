@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["HUGE_PAGE", "WeightArena", "huge_page_bytes", "huge_pages_mode", "weight_arena"]
+__all__ = ["HUGE_PAGE", "WeightArena", "huge_page_bytes", "huge_page_summary", "huge_pages_mode", "weight_arena"]
 
 HUGE_PAGE = 2 << 20
 _ALIGN = 64                 # each tensor starts on a cache line, as torch's own allocator gives
@@ -45,23 +45,41 @@ def huge_pages_mode() -> str:
     return chosen[0] if chosen else "unavailable"
 
 
-def huge_page_bytes(tensor: torch.Tensor) -> int:
-    """Bytes of huge pages (``AnonHugePages`` of ``/proc/self/smaps``) in the mapping that holds
-    ``tensor``'s first byte; 0 where there are none or the system does not say."""
-    address = tensor.data_ptr()
+def _mapping_of(address: int) -> tuple[int, int] | None:
+    """``(start, AnonHugePages bytes)`` of the mapping of ``/proc/self/smaps`` that holds ``address``;
+    None where the system does not say."""
     try:
         lines = Path("/proc/self/smaps").read_text().splitlines()
     except OSError:
-        return 0
-    inside = False
+        return None
+    start = None
     for line in lines:
         head = line.split()[0] if line else ""
         if "-" in head and not head.endswith(":"):          # a mapping's first line: start-end perms ...
-            start, end = (int(part, 16) for part in head.split("-"))
-            inside = start <= address < end
-        elif inside and head == "AnonHugePages:":
-            return int(line.split()[1]) * 1024
-    return 0
+            low, high = (int(part, 16) for part in head.split("-"))
+            start = low if low <= address < high else None
+        elif start is not None and head == "AnonHugePages:":
+            return start, int(line.split()[1]) * 1024
+    return None
+
+
+def huge_page_bytes(tensor: torch.Tensor) -> int:
+    """Bytes of huge pages (``AnonHugePages`` of ``/proc/self/smaps``) in the mapping that holds
+    ``tensor``'s first byte; 0 where there are none or the system does not say."""
+    found = _mapping_of(tensor.data_ptr())
+    return found[1] if found else 0
+
+
+def huge_page_summary(tensors: list[torch.Tensor]) -> tuple[int, int]:
+    """``(bytes of the tensors, bytes of huge pages in the mappings holding them)``, each mapping counted
+    once: what ``python -m cpu.run`` reports of a model's kernel weights."""
+    total, mappings = 0, {}
+    for t in tensors:
+        total += t.numel() * t.element_size()
+        found = _mapping_of(t.data_ptr())
+        if found:
+            mappings[found[0]] = found[1]
+    return total, sum(mappings.values())
 
 
 class WeightArena:

@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     from golden.qmodel import QuantConfig, auto_group_size, quantize_model
 
     from . import best_path
-    from .model import to_cpu_fallback
+    from .arena import huge_page_summary, huge_pages_mode
+    from .model import CpuLinear, to_cpu_fallback
 
     args = _parse(argv)
 
@@ -69,6 +70,10 @@ def main(argv=None) -> int:
         kept = to_cpu_fallback(on_cpu)
         for name, why in kept.items():
             print(f"stays on the fake-quant path: {name} ({why})")
+        layers = [m for m in on_cpu.modules() if isinstance(m, CpuLinear)]
+        held, huge = huge_page_summary([t for m in layers for t in (m.packed, m.w_scale)])
+        print(f"{len(layers)} layers on the kernels: {held / 2**20:.1f} MiB of weights and scales, in mappings "
+              f"holding {huge / 2**20:.1f} MiB of huge pages (transparent huge pages: {huge_pages_mode()})")
         a = score(fake, ids_eval, args.seq_len, desc="fake-quant")
         b = score(on_cpu, ids_eval, args.seq_len, desc="cpu kernels")
         diff = (a.nll - b.nll).abs()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import cpu
-from cpu.arena import HUGE_PAGE, WeightArena, huge_page_bytes, huge_pages_mode
+from cpu.arena import HUGE_PAGE, WeightArena, huge_page_bytes, huge_page_summary, huge_pages_mode
 from cpu.model import CpuLinear
 
 
@@ -69,3 +69,14 @@ def test_a_layer_keeps_its_weights_and_scales_in_the_arena():
     # the arena shares one mapping among layers: the buffers are views of a larger storage
     assert layer.packed.untyped_storage().nbytes() > layer.packed.numel()
     assert layer.w_scale.untyped_storage().data_ptr() == layer.packed.untyped_storage().data_ptr()
+
+
+def test_summary_counts_each_mapping_once():
+    arena = WeightArena(chunk_bytes=8 << 20)
+    parts = [arena.place(torch.full((3 << 20,), i, dtype=torch.uint8)) for i in range(2)]   # one mapping
+    total, huge = huge_page_summary(parts)
+    assert total == 6 << 20
+    assert huge == huge_page_bytes(parts[0]) == huge_page_bytes(parts[1])
+    if huge_pages_mode() in ("always", "madvise"):
+        assert HUGE_PAGE <= huge <= arena.chunk_bytes
+    assert huge_page_summary([]) == (0, 0)
