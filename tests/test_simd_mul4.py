@@ -96,6 +96,13 @@ def test_cosim_bit_exact_with_stalls(name, platform, simulator):
     assert report["mismatches"] == 0 and report["outputs"] > 0
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_fabric_operand_registers_on_ecp5_with_stalls(simulator):
+    # dsp_operands=False (the large ECP5 arrays): operand registers in the fabric, the DSP's inputs open
+    report = run(dict(FAST_CONFIGS["ecp5_2x2"], dsp_operands=False), simulator, platform=ECP5, stall=0.3).report
+    assert report["mismatches"] == 0 and report["outputs"] > 0
+
+
 def test_only_ecp5_builds_get_the_registered_dsp_instance():
     for params in FAST_CONFIGS.values():
         assert "MULT18X18D" not in rtlil.convert(SimdMul4(**params))
@@ -104,6 +111,11 @@ def test_only_ecp5_builds_get_the_registered_dsp_instance():
     assert 'parameter \\REG_INPUTA_CLK "CLK0"' in netlist and 'parameter \\REG_OUTPUT_CLK "CLK0"' in netlist
     latency2 = rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_1x2_acc2"]), platform=ECP5)
     assert 'parameter \\REG_INPUTA_CLK "NONE"' in latency2 and 'parameter \\REG_OUTPUT_CLK "CLK0"' in latency2
+    fabric = rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_2x2"], dsp_operands=False), platform=ECP5)
+    assert 'parameter \\REG_INPUTA_CLK "NONE"' in fabric and 'parameter \\REG_OUTPUT_CLK "CLK0"' in fabric
+    assert "op_a_q" in fabric and "op_w_q" in fabric
+    assert rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_2x2"], dsp_operands=False)) == \
+        rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_2x2"]))          # only the ECP5 netlist differs
     assert "MULT18X18D" not in rtlil.convert(SimdMul4(**SLOW_CONFIGS["ecp5_2x2_lat1"]), platform=ECP5)
     assert "MULT18X18D" not in rtlil.convert(SimdMul4(**FAST_CONFIGS["ice40_1x2"]), platform=ECP5)
 

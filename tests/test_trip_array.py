@@ -17,9 +17,12 @@ CONFIGS = {
     # ... and the netlist the ECP5 builds get: registered MULT18X18D instances stalled through their CE0,
     # enables on DCCA global buffers (sim/vendor_models.py)
     "ecp5_2x2_lat4_on_ecp5": dict(rows=2, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64),
+    # ... and the large ECP5 arrays' form: operand registers in the fabric (fpga.sizing)
+    "ecp5_2x2_fabric_ops_on_ecp5": dict(rows=2, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
+                                        dsp_operands=False),
 }
 #: Configurations elaborated for an FPGA family rather than as the portable netlist.
-PLATFORMS = {"ecp5_2x2_lat4_on_ecp5": FamilyOnly("ecp5")}
+PLATFORMS = {"ecp5_2x2_lat4_on_ecp5": FamilyOnly("ecp5"), "ecp5_2x2_fabric_ops_on_ecp5": FamilyOnly("ecp5")}
 
 
 def cases(a_bits: int) -> list[dict]:

@@ -191,6 +191,13 @@ class SimdMul4(wiring.Component):
         packs no register into ECP5 DSPs, and nextpnr-ecp5 times a DSP whose
         registers are on as clocked, so the fabric-to-DSP-to-fabric path of
         one cycle becomes two short ones.  Same latency, same results.
+    dsp_operands : bool
+        On ECP5 at latency 4, whether the operand register is the DSP's own
+        input register (True, the default) or a flip-flop in the fabric in
+        front of an unregistered DSP input (False).  In the fabric the placer
+        can put it halfway along a long route, where the operands of an array
+        spread over a large device come from one queue: the ULX3S-85F's
+        critical path.  Same latency, same results.
     acc_depth : int
         Sum this many consecutive inputs per lane (in the packed domain, one
         extraction per group) before emitting one output.  Wider lanes mean a
@@ -221,9 +228,10 @@ class SimdMul4(wiring.Component):
     """
 
     def __init__(self, *, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
-                 latency: int = 2, acc_depth: int = 1):
+                 latency: int = 2, acc_depth: int = 1, dsp_operands: bool = True):
         if latency not in LATENCIES:
             raise ValueError(f"latency must be one of {LATENCIES}, not {latency!r}")
+        self.dsp_operands = dsp_operands
         self.layout = packed_layout(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
                                     acc_depth=acc_depth)
         self.latency = latency
@@ -269,14 +277,18 @@ class SimdMul4(wiring.Component):
 
         valid = self.i.valid
         dsp = self.uses_ecp5_dsp(platform)
+        # the DSP's input registers hold the operands (latency 4 on ECP5, unless dsp_operands is False)
+        in_dsp = dsp and self.latency >= 4 and self.dsp_operands
         op_a_in, op_w_in = op_a, op_w
         if self.latency >= 4:     # the packing adders and the multiplier in separate cycles
             # With the operand registers inside the DSP, the fabric keeps only the one the correction reads
             # (fpga.build marks these flip-flops `keep`, so an unread copy would not be swept away).
-            if not dsp or lay.bias_w:
+            if not in_dsp or lay.bias_w:
                 op_a = stage(op_a, "op_a_q")
-            if not dsp or lay.bias_a:
+            if not in_dsp or lay.bias_a:
                 op_w = stage(op_w, "op_w_q")
+            if not in_dsp:
+                op_a_in, op_w_in = op_a, op_w
             valid = stage(valid, "valid_q0")
             # The correction again, from the registered operands (bias_a·op_w + bias_w·op_a − bias_a·bias_w
             # is the same number), beside the multiply.  Registered on its own it was op_w's bits shifted
@@ -292,11 +304,10 @@ class SimdMul4(wiring.Component):
         # just those is also what lets yosys pack the product registers into an iCE40 SB_MAC16, which
         # it does not do for a product wider than its users.
         if dsp:
-            # The DSP's own registers stand in for op_a_q/op_w_q (latency 4) and product_q, so it takes the
-            # unregistered operands.
+            # The DSP's own registers stand in for product_q, and for op_a_q/op_w_q at latency 4 unless
+            # dsp_operands is False (then it takes the fabric registers' outputs).
             product = Signal(signed(S * lay.lanes), name="product_q")
-            m.submodules.dsp = mult18x18d(op_a_in, op_w_in, product, input_registers=self.latency >= 4,
-                                          enable=self.en)
+            m.submodules.dsp = mult18x18d(op_a_in, op_w_in, product, input_registers=in_dsp, enable=self.en)
             corr, valid = stage(corr, "corr_q1"), stage(valid, "valid_q1")
         else:
             product = Signal(signed(S * lay.lanes), name="product")

@@ -61,6 +61,10 @@ class TripArray(wiring.Component):
         instead of the consumer selecting them from the whole tile through a
         tile-wide multiplexer (on the ECP5 builds a critical path, and on the
         85F most of the routing congestion).  Must divide ``tokens · channels``.
+    dsp_operands : bool
+        :class:`SimdMul4`'s ``dsp_operands``: False keeps each multiplier's
+        operand register in the fabric (ECP5, latency 4), where the placer can
+        put it partway along the route from the beat queue (the large arrays).
 
     Members
     -------
@@ -88,11 +92,13 @@ class TripArray(wiring.Component):
     """
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
-                 mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None):
+                 mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None,
+                 dsp_operands: bool = True):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self.mul_params = dict(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width, latency=mul_latency)
+        self.mul_params = dict(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width, latency=mul_latency,
+                               dsp_operands=dsp_operands)
         if mul_latency not in LATENCIES:
             raise ValueError(f"mul_latency must be one of {LATENCIES}, not {mul_latency!r}")
         if not isinstance(max_k, int) or isinstance(max_k, bool) or max_k < 1:
