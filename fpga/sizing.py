@@ -29,10 +29,6 @@ RAM_SHARE = 0.85                           # of the device's blocks; the rest is
 MIN_GROUP = 32                             # the smallest group one run's result memory must hold
 SHARES = {"weights": 0.5, "act": 0.2, "results": 0.15, "scales": 0.15}
 MAX_DEPTH = 1 << 15                        # LOAD counts words in 16 bits; stay a power of two below that
-# ECP5 arrays of more multipliers than this keep the operand registers in the fabric, not in the DSPs: the
-# beat queue's weights reached the far DSPs of the ULX3S-85F's 8×16 multipliers through one 8 ns route
-# (its critical path, 18.8 ns).  In the fabric the placer can put each register partway along it.
-FABRIC_OPERANDS_ABOVE = 64
 
 
 def ram_blocks(family: str, width: int, depth: int) -> int:
@@ -75,8 +71,6 @@ def design_for(device: str) -> DesignSize:
     available = dev.bram_bits // {"ice40": 4096, "ecp5": 18432}[fam]
     budget = int(available * RAM_SHARE)
     base = core_params(device)
-    if fam == "ecp5" and base["rows"] * base["cols"] > FABRIC_OPERANDS_ABOVE:
-        base["dsp_operands"] = False
     lanes = None
     if fam in DSPS_PER_REQUANT_LANE:
         spare = (dev.dsps - base["rows"] * base["cols"]) // DSPS_PER_REQUANT_LANE[fam]

@@ -23,11 +23,6 @@ def test_design_fits_the_device_and_uses_its_dsps(device):
     assert size.act_depth >= k and size.weight_depth >= k      # one token tile and one channel tile at full K
 
 
-def test_only_the_large_ecp5_arrays_keep_operand_registers_in_the_fabric():
-    fabric = {device: design_for(device).core.get("dsp_operands", True) is False for device in DEVICES}
-    assert fabric == {"ice40up5k": False, "ecp5-25f": False, "ecp5-45f": False, "ecp5-85f": True}
-
-
 def test_ram_blocks_uses_the_best_block_shape():
     assert ram_blocks("ice40", 16, 256) == 1 and ram_blocks("ice40", 32, 1024) == 8
     assert ram_blocks("ecp5", 36, 512) == 1 and ram_blocks("ecp5", 128, 4096) == 30     # 15 wide × 2 deep of 9×2048

@@ -64,7 +64,8 @@ class TripArray(wiring.Component):
     dsp_operands : bool
         :class:`SimdMul4`'s ``dsp_operands``: False keeps each multiplier's
         operand register in the fabric (ECP5, latency 4), where the placer can
-        put it partway along the route from the beat queue (the large arrays).
+        put it partway along the route from the beat queue.  No board's sizing
+        turns it on: the ULX3S-85F routed it much more slowly (README).
 
     Members
     -------
