@@ -17,8 +17,9 @@ a slow spell.
 
 Also printed, for decode: the machine's read bandwidth (the median ``torch.sum`` over 256 MiB, five
 just before the row's calls and five just after, in 4 KiB pages and in 2 MiB pages: the faster of the
-two is the reference) and the share of it each quantized layer reaches on its weight bytes.  The stream is kept out of the turns: it flushes the whole last-level cache, after
-which even a small layer's Python and dispatch state must come back from memory (~90 µs on 768→3072).
+two is the reference) and the share of it each quantized layer reaches on its weight bytes.  The
+stream is kept out of the turns: it flushes the whole last-level cache, after which even a small
+layer's Python and dispatch state must come back from memory (~90 µs on 768→3072).
 
 Memory: ``CpuLinear`` keeps its weights in huge pages (``cpu.arena``), and so that the fp32 baseline
 reads the same kind of memory, its weights are placed in a weight arena too.  fbgemm packs and allocates

@@ -45,41 +45,45 @@ def huge_pages_mode() -> str:
     return chosen[0] if chosen else "unavailable"
 
 
-def _mapping_of(address: int) -> tuple[int, int] | None:
-    """``(start, AnonHugePages bytes)`` of the mapping of ``/proc/self/smaps`` that holds ``address``;
-    None where the system does not say."""
+def _mappings() -> list[tuple[int, int, int]]:
+    """``(start, end, AnonHugePages bytes)`` of every mapping in ``/proc/self/smaps``; empty where the
+    system does not say."""
     try:
         lines = Path("/proc/self/smaps").read_text().splitlines()
     except OSError:
-        return None
-    start = None
+        return []
+    found, span = [], None
     for line in lines:
         head = line.split()[0] if line else ""
         if "-" in head and not head.endswith(":"):          # a mapping's first line: start-end perms ...
-            low, high = (int(part, 16) for part in head.split("-"))
-            start = low if low <= address < high else None
-        elif start is not None and head == "AnonHugePages:":
-            return start, int(line.split()[1]) * 1024
-    return None
+            span = tuple(int(part, 16) for part in head.split("-"))
+        elif span is not None and head == "AnonHugePages:":
+            found.append((*span, int(line.split()[1]) * 1024))
+            span = None
+    return found
+
+
+def _holding(address: int, mappings: list[tuple[int, int, int]]) -> tuple[int, int, int] | None:
+    return next((m for m in mappings if m[0] <= address < m[1]), None)
 
 
 def huge_page_bytes(tensor: torch.Tensor) -> int:
     """Bytes of huge pages (``AnonHugePages`` of ``/proc/self/smaps``) in the mapping that holds
     ``tensor``'s first byte; 0 where there are none or the system does not say."""
-    found = _mapping_of(tensor.data_ptr())
-    return found[1] if found else 0
+    found = _holding(tensor.data_ptr(), _mappings())
+    return found[2] if found else 0
 
 
 def huge_page_summary(tensors: list[torch.Tensor]) -> tuple[int, int]:
     """``(bytes of the tensors, bytes of huge pages in the mappings holding them)``, each mapping counted
-    once: what ``python -m cpu.run`` reports of a model's kernel weights."""
-    total, mappings = 0, {}
+    once: what ``python -m cpu.run`` reports of a model's kernel weights.  Reads ``smaps`` once."""
+    mappings, total, holding = _mappings(), 0, {}
     for t in tensors:
         total += t.numel() * t.element_size()
-        found = _mapping_of(t.data_ptr())
+        found = _holding(t.data_ptr(), mappings)
         if found:
-            mappings[found[0]] = found[1]
-    return total, sum(mappings.values())
+            holding[found[0]] = found[2]
+    return total, sum(holding.values())
 
 
 class WeightArena:

@@ -34,17 +34,14 @@ class TripCore(wiring.Component):
     ``requant_lanes`` (outputs per result word) and ``max_groups`` (most groups per output);
     ``max_tiles`` bounds M_TILES and N_TILES of one run.  ``beat_queue`` picks what sits between the
     sequencer and the array: a two-word :class:`StreamQueue` (True) or a :class:`SkidBuffer` (False);
-    they behave the same cycle for cycle and differ only in the netlist (see their docstrings).
-    ``dsp_operands`` goes to the array (:class:`TripArray`): False keeps the multipliers' operand
-    registers in the fabric on ECP5."""
+    they behave the same cycle for cycle and differ only in the netlist (see their docstrings)."""
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
                  mul_latency: int = 2, max_k: int = 4096, max_k_total: int = 4096,
                  requant_lanes: int | None = None, max_groups: int = 64, max_tiles: int = MAX_TILES,
-                 beat_queue: bool = False, dsp_operands: bool = True):
+                 beat_queue: bool = False):
         self.array = TripArray(rows=rows, cols=cols, a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
-                               mul_latency=mul_latency, max_k=max_k, drain_lanes=requant_lanes,
-                               dsp_operands=dsp_operands)
+                               mul_latency=mul_latency, max_k=max_k, drain_lanes=requant_lanes)
         self.tokens, self.channels = self.array.tokens, self.array.channels
         self.max_k, self.max_k_total = max_k, max_k_total
         self.requant = None
