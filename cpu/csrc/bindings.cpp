@@ -57,6 +57,8 @@ struct ScratchBuffers {
     std::vector<int8_t> even, odd;
     std::vector<int32_t> sums, quads;
     std::vector<int8_t> tokens;     // x as AMX A tiles (w4::amx_pack_tokens)
+    std::vector<int8_t> x_q;        // linear(): the quantized activations and their steps
+    std::vector<float> x_step;
 };
 thread_local ScratchBuffers scratch;
 
@@ -71,23 +73,32 @@ struct Dims {
 // Checks shared by every entry point.  The weights' form comes from dtype and rank: uint8 (N, K/2)
 // is packed int4, uint8 (N/8, K/8, 32) tiled int4, int8 (N, K) int8 values, int8 (N/8, K/4, 32)
 // tiled int8.
-Dims check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
-    TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu(), "w4 kernels run on CPU tensors");
-    TORCH_CHECK(x.scalar_type() == torch::kInt8, "activations must be int8, got ", x.scalar_type());
+// The weights' checks, for activations (M, K) already checked or made here (linear()).
+Dims check_weights(const torch::Tensor& w, int64_t M, int64_t K, int64_t group) {
+    TORCH_CHECK(w.device().is_cpu(), "w4 kernels run on CPU tensors");
     TORCH_CHECK(w.scalar_type() == torch::kUInt8 || w.scalar_type() == torch::kInt8,
                 "weights must be uint8 (packed int4) or int8, got ", w.scalar_type());
     const bool tiled = w.dim() == 3;
     const int w_bits = w.scalar_type() == torch::kInt8 ? 8 : 4;
-    TORCH_CHECK(x.dim() == 2 && (w.dim() == 2 || (tiled && w.size(2) == 32)),
+    TORCH_CHECK(w.dim() == 2 || (tiled && w.size(2) == 32),
                 "need x (M, K) and w: uint8 (N, K/2) packed or (N/8, K/8, 32) tiled, int8 (N, K) or (N/8, K/4, 32) "
-                "tiled; got ", x.sizes(), " and ", w.sizes());
-    TORCH_CHECK(x.is_contiguous() && w.is_contiguous(), "x and w must be contiguous");
-    const int64_t M = x.size(0), K = x.size(1), N = tiled ? 8 * w.size(0) : w.size(0);
+                "tiled; got x (", M, ", ", K, ") and ", w.sizes());
+    TORCH_CHECK(w.is_contiguous(), "x and w must be contiguous");
+    const int64_t N = tiled ? 8 * w.size(0) : w.size(0);
     const int64_t per_row = tiled ? (w_bits == 8 ? 4 : 8) * w.size(1) : (w_bits == 8 ? 1 : 2) * w.size(1);
     TORCH_CHECK(per_row == K && (w_bits == 8 || K % 2 == 0), "shape mismatch: x has K = ", K, " but w holds ",
                 per_row, " values per row");
     TORCH_CHECK(group >= 1 && K % group == 0, "group size ", group, " does not divide K = ", K);
     return {M, K, N, K / group, w_bits, tiled};
+}
+
+Dims check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
+    TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu(), "w4 kernels run on CPU tensors");
+    TORCH_CHECK(x.scalar_type() == torch::kInt8, "activations must be int8, got ", x.scalar_type());
+    TORCH_CHECK(x.dim() == 2, "need x (M, K) and w: uint8 (N, K/2) packed or (N/8, K/8, 32) tiled, int8 (N, K) or "
+                "(N/8, K/4, 32) tiled; got ", x.sizes(), " and ", w.sizes());
+    TORCH_CHECK(x.is_contiguous(), "x and w must be contiguous");
+    return check_weights(w, x.size(0), x.size(1), group);
 }
 
 const char* dtype_name(torch::ScalarType type) {
@@ -212,9 +223,9 @@ void launch(w4::Problem& p, const std::string& impl) {
     });
 }
 
-w4::Problem problem(const torch::Tensor& x, const torch::Tensor& w, const Dims& d, int64_t group, w4::Epilogue e) {
+w4::Problem problem(const int8_t* x, const torch::Tensor& w, const Dims& d, int64_t group, w4::Epilogue e) {
     w4::Problem p{};
-    p.x = x.data_ptr<int8_t>();
+    p.x = x;
     p.w = static_cast<const uint8_t*>(w.data_ptr());
     p.w_bits = d.w_bits;
     p.tiled = d.tiled;
@@ -227,7 +238,7 @@ torch::Tensor group_sums(const torch::Tensor& x, const torch::Tensor& w, int64_t
                          c10::optional<torch::Tensor> out) {
     auto d = check_operands(x, w, group);
     torch::Tensor result = output(out, {d.M, d.N, d.G}, torch::kInt32);
-    auto p = problem(x, w, d, group, w4::Epilogue::Sums);
+    auto p = problem(x.data_ptr<int8_t>(), w, d, group, w4::Epilogue::Sums);
     p.sums_out = result.data_ptr<int32_t>();
     launch(p, impl);
     return result;
@@ -237,7 +248,7 @@ torch::Tensor scaled(const torch::Tensor& x, const torch::Tensor& w, int64_t gro
                      const torch::Tensor& w_scale, const std::string& impl, c10::optional<torch::Tensor> out) {
     auto d = check_operands(x, w, group);
     torch::Tensor result = output(out, {d.M, d.N}, torch::kFloat32);
-    auto p = problem(x, w, d, group, w4::Epilogue::Scaled);
+    auto p = problem(x.data_ptr<int8_t>(), w, d, group, w4::Epilogue::Scaled);
     p.x_scale = table<float>(x_scale, torch::kFloat32, {d.M}, "x_scale");
     p.w_scale = table<float>(w_scale, torch::kFloat32, {d.N, d.G}, "w_scale");
     p.y_out = result.data_ptr<float>();
@@ -252,7 +263,7 @@ torch::Tensor requantized(const torch::Tensor& x, const torch::Tensor& w, int64_
     TORCH_CHECK(shift >= 1 && shift <= 62, "shift must be in [1, 62], not ", shift);
     TORCH_CHECK(out_bits == 4 || out_bits == 8, "output bits must be 4 or 8, not ", out_bits);
     torch::Tensor result = output(out, {d.M, d.N}, torch::kInt8);
-    auto p = problem(x, w, d, group, w4::Epilogue::Requant);
+    auto p = problem(x.data_ptr<int8_t>(), w, d, group, w4::Epilogue::Requant);
     p.wmul = table<int64_t>(wmul, torch::kInt64, {d.N, d.G}, "wmul");
     p.tmul = table<int64_t>(tmul, torch::kInt64, {d.M}, "tmul");
     p.shift = static_cast<int>(shift);
@@ -263,6 +274,17 @@ torch::Tensor requantized(const torch::Tensor& x, const torch::Tensor& w, int64_
     return result;
 }
 
+// quantize_rows() into q (M, K) and scale (M,).
+void quantize_into(const float* x, int64_t M, int64_t K, int64_t bits, double min_scale, int8_t* q, float* scale) {
+    const float floor = static_cast<float>(min_scale);
+    std::atomic<bool> finite{true};
+    at::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
+        for (int64_t m = m0; m < m1; ++m)
+            if (!w4::quantize_row(x + m * K, K, static_cast<int>(bits), floor, q + m * K, scale + m)) finite = false;
+    });
+    TORCH_CHECK(finite.load(), "activations hold NaN/Inf values; refusing to quantize");
+}
+
 // Symmetric per-token quantization exactly as golden.quant (qparams + quantize, symmetric "row"):
 // scale = max(max|x|, in float32) / qmax, at least min_scale; q = clamp(round-half-even(x / scale)).
 std::vector<torch::Tensor> quantize_rows(const torch::Tensor& x, int64_t bits, double min_scale) {
@@ -270,17 +292,8 @@ std::vector<torch::Tensor> quantize_rows(const torch::Tensor& x, int64_t bits, d
                 "x must be a contiguous float32 CPU tensor (M, K)");
     TORCH_CHECK(bits == 4 || bits == 8, "activation bits must be 4 or 8, not ", bits);
     const int64_t M = x.size(0), K = x.size(1);
-    const float floor = static_cast<float>(min_scale);
     torch::Tensor q = torch::empty({M, K}, torch::kInt8), scale = torch::empty({M}, torch::kFloat32);
-    const float* xp = x.data_ptr<float>();
-    int8_t* qp = q.data_ptr<int8_t>();
-    float* sp = scale.data_ptr<float>();
-    std::atomic<bool> finite{true};
-    at::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
-        for (int64_t m = m0; m < m1; ++m)
-            if (!w4::quantize_row(xp + m * K, K, static_cast<int>(bits), floor, qp + m * K, sp + m)) finite = false;
-    });
-    TORCH_CHECK(finite.load(), "activations hold NaN/Inf values; refusing to quantize");
+    quantize_into(x.data_ptr<float>(), M, K, bits, min_scale, q.data_ptr<int8_t>(), scale.data_ptr<float>());
     return {q, scale};
 }
 
@@ -292,10 +305,20 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, int64_t gro
                      c10::optional<torch::Tensor> bias, int64_t a_bits, double min_scale, const std::string& impl) {
     TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() >= 1 && x.is_contiguous(),
                 "x must be a contiguous float32 CPU tensor (..., K), got ", x.scalar_type(), " ", x.sizes());
-    const int64_t K = x.size(-1);
-    auto q = quantize_rows(x.view({-1, K}), a_bits, min_scale);
-    torch::Tensor y = scaled(q[0], w, group, q[1], w_scale, impl, c10::nullopt);
-    const int64_t M = y.size(0), N = y.size(1);
+    TORCH_CHECK(a_bits == 4 || a_bits == 8, "activation bits must be 4 or 8, not ", a_bits);
+    const int64_t K = x.size(-1), M = x.numel() / std::max<int64_t>(K, 1);
+    // The quantized activations and their steps live in this thread's scratch: the call allocates only y.
+    auto d = check_weights(w, M, K, group);
+    scratch.x_q.resize(static_cast<size_t>(M * K));
+    scratch.x_step.resize(static_cast<size_t>(M));
+    quantize_into(x.data_ptr<float>(), M, K, a_bits, min_scale, scratch.x_q.data(), scratch.x_step.data());
+    const int64_t N = d.N;
+    torch::Tensor y = torch::empty({M, N}, torch::kFloat32);
+    auto p = problem(scratch.x_q.data(), w, d, group, w4::Epilogue::Scaled);
+    p.x_scale = scratch.x_step.data();
+    p.w_scale = table<float>(w_scale, torch::kFloat32, {N, d.G}, "w_scale");
+    p.y_out = y.data_ptr<float>();
+    launch(p, impl);
     if (bias.has_value()) {
         const float* b = table<float>(*bias, torch::kFloat32, {N}, "bias");
         float* yp = y.data_ptr<float>();
