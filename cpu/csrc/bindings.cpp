@@ -306,7 +306,9 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, int64_t gro
     TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() >= 1 && x.is_contiguous(),
                 "x must be a contiguous float32 CPU tensor (..., K), got ", x.scalar_type(), " ", x.sizes());
     TORCH_CHECK(a_bits == 4 || a_bits == 8, "activation bits must be 4 or 8, not ", a_bits);
-    const int64_t K = x.size(-1), M = x.numel() / std::max<int64_t>(K, 1);
+    const int64_t K = x.size(-1);
+    TORCH_CHECK(K >= 1, "x must have at least one input feature, got ", x.sizes());
+    const int64_t M = x.numel() / K;
     // The quantized activations and their steps live in this thread's scratch: the call allocates only y.
     auto d = check_weights(w, M, K, group);
     scratch.x_q.resize(static_cast<size_t>(M * K));
