@@ -69,7 +69,9 @@ def _holding(address: int, mappings: list[tuple[int, int, int]]) -> tuple[int, i
 
 def huge_page_bytes(tensor: torch.Tensor) -> int:
     """Bytes of huge pages (``AnonHugePages`` of ``/proc/self/smaps``) in the mapping that holds
-    ``tensor``'s first byte; 0 where there are none or the system does not say."""
+    ``tensor``'s first byte; 0 where there are none or the system does not say.  The mapping is the one
+    smaps lists: Linux merges adjacent anonymous mappings with the same flags, so two arena mappings
+    side by side are one there, and count together."""
     found = _holding(tensor.data_ptr(), _mappings())
     return found[2] if found else 0
 
