@@ -5,7 +5,7 @@ import torch
 
 import cpu
 from cpu.arena import HUGE_PAGE, WeightArena, huge_page_bytes, huge_page_summary, huge_pages_mode
-from cpu.arena import _mappings as arena_mappings
+from cpu.arena import _holding, _mappings
 from cpu.model import CpuLinear
 
 
@@ -81,6 +81,6 @@ def test_summary_counts_each_mapping_once():
     if huge_pages_mode() in ("always", "madvise"):
         # Bounded by the mapping as smaps lists it, not by the arena's chunk: Linux merges an arena mapping
         # with a neighbouring one of the same flags (another test's arena), and counts the two as one.
-        start, end, _ = next(m for m in arena_mappings() if m[0] <= parts[0].data_ptr() < m[1])
+        start, end, _ = _holding(parts[0].data_ptr(), _mappings())
         assert HUGE_PAGE <= huge <= end - start
     assert huge_page_summary([]) == (0, 0)

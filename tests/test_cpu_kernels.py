@@ -203,7 +203,6 @@ def test_arm_dot_product_path_compiles():
         assert obj.returncode == 0, f"{source}: {obj.stderr}"
 
 
-
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the x86 decode loops' prefetch; this is not x86")
 def test_decode_loops_keep_their_software_prefetch():
     """The tiled decode loops ask for weights 2 KiB ahead (w4_tiled.h).  Once, the compiler silently
@@ -215,6 +214,7 @@ def test_decode_loops_keep_their_software_prefetch():
                              check=True).stdout
     # AVX2 and VNNI decode, int4 and int8 weights: at least one prefetch each
     assert listing.count("prefetcht0") >= 4, "the decode loops' software prefetches are missing from cpu._w4"
+
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("tiled, shape", [(False, s) for s in [(1, 4096, 13, 128), (5, 256, 9, 64), (3, 96, 7, 32),

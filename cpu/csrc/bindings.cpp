@@ -73,6 +73,9 @@ struct Dims {
 // Checks shared by every entry point.  The weights' form comes from dtype and rank: uint8 (N, K/2)
 // is packed int4, uint8 (N/8, K/8, 32) tiled int4, int8 (N, K) int8 values, int8 (N/8, K/4, 32)
 // tiled int8.
+const char* const kOperandForms =
+    "need x (M, K) and w: uint8 (N, K/2) packed or (N/8, K/8, 32) tiled, int8 (N, K) or (N/8, K/4, 32) tiled; got ";
+
 // The weights' checks, for activations (M, K) already checked or made here (linear()).
 Dims check_weights(const torch::Tensor& w, int64_t M, int64_t K, int64_t group) {
     TORCH_CHECK(w.device().is_cpu(), "w4 kernels run on CPU tensors");
@@ -80,9 +83,7 @@ Dims check_weights(const torch::Tensor& w, int64_t M, int64_t K, int64_t group) 
                 "weights must be uint8 (packed int4) or int8, got ", w.scalar_type());
     const bool tiled = w.dim() == 3;
     const int w_bits = w.scalar_type() == torch::kInt8 ? 8 : 4;
-    TORCH_CHECK(w.dim() == 2 || (tiled && w.size(2) == 32),
-                "need x (M, K) and w: uint8 (N, K/2) packed or (N/8, K/8, 32) tiled, int8 (N, K) or (N/8, K/4, 32) "
-                "tiled; got x (", M, ", ", K, ") and ", w.sizes());
+    TORCH_CHECK(w.dim() == 2 || (tiled && w.size(2) == 32), kOperandForms, "x (", M, ", ", K, ") and ", w.sizes());
     TORCH_CHECK(w.is_contiguous(), "x and w must be contiguous");
     const int64_t N = tiled ? 8 * w.size(0) : w.size(0);
     const int64_t per_row = tiled ? (w_bits == 8 ? 4 : 8) * w.size(1) : (w_bits == 8 ? 1 : 2) * w.size(1);
@@ -95,8 +96,7 @@ Dims check_weights(const torch::Tensor& w, int64_t M, int64_t K, int64_t group) 
 Dims check_operands(const torch::Tensor& x, const torch::Tensor& w, int64_t group) {
     TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu(), "w4 kernels run on CPU tensors");
     TORCH_CHECK(x.scalar_type() == torch::kInt8, "activations must be int8, got ", x.scalar_type());
-    TORCH_CHECK(x.dim() == 2, "need x (M, K) and w: uint8 (N, K/2) packed or (N/8, K/8, 32) tiled, int8 (N, K) or "
-                "(N/8, K/4, 32) tiled; got ", x.sizes(), " and ", w.sizes());
+    TORCH_CHECK(x.dim() == 2, kOperandForms, x.sizes(), " and ", w.sizes());
     TORCH_CHECK(x.is_contiguous(), "x and w must be contiguous");
     return check_weights(w, x.size(0), x.size(1), group);
 }
@@ -276,6 +276,7 @@ torch::Tensor requantized(const torch::Tensor& x, const torch::Tensor& w, int64_
 
 // quantize_rows() into q (M, K) and scale (M,).
 void quantize_into(const float* x, int64_t M, int64_t K, int64_t bits, double min_scale, int8_t* q, float* scale) {
+    TORCH_CHECK(bits == 4 || bits == 8, "activation bits must be 4 or 8, not ", bits);
     const float floor = static_cast<float>(min_scale);
     std::atomic<bool> finite{true};
     at::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
@@ -290,7 +291,6 @@ void quantize_into(const float* x, int64_t M, int64_t K, int64_t bits, double mi
 std::vector<torch::Tensor> quantize_rows(const torch::Tensor& x, int64_t bits, double min_scale) {
     TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 2 && x.is_contiguous(),
                 "x must be a contiguous float32 CPU tensor (M, K)");
-    TORCH_CHECK(bits == 4 || bits == 8, "activation bits must be 4 or 8, not ", bits);
     const int64_t M = x.size(0), K = x.size(1);
     torch::Tensor q = torch::empty({M, K}, torch::kInt8), scale = torch::empty({M}, torch::kFloat32);
     quantize_into(x.data_ptr<float>(), M, K, bits, min_scale, q.data_ptr<int8_t>(), scale.data_ptr<float>());
@@ -305,15 +305,15 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, int64_t gro
                      c10::optional<torch::Tensor> bias, int64_t a_bits, double min_scale, const std::string& impl) {
     TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() >= 1 && x.is_contiguous(),
                 "x must be a contiguous float32 CPU tensor (..., K), got ", x.scalar_type(), " ", x.sizes());
-    TORCH_CHECK(a_bits == 4 || a_bits == 8, "activation bits must be 4 or 8, not ", a_bits);
     const int64_t K = x.size(-1);
     TORCH_CHECK(K >= 1, "x must have at least one input feature, got ", x.sizes());
     const int64_t M = x.numel() / K;
     // The quantized activations and their steps live in this thread's scratch: the call allocates only y.
-    auto d = check_weights(w, M, K, group);
+    // Quantized first, as by the separate calls: a bad bit width or NaN is reported before the weights.
     scratch.x_q.resize(static_cast<size_t>(M * K));
     scratch.x_step.resize(static_cast<size_t>(M));
     quantize_into(x.data_ptr<float>(), M, K, a_bits, min_scale, scratch.x_q.data(), scratch.x_step.data());
+    auto d = check_weights(w, M, K, group);
     const int64_t N = d.N;
     torch::Tensor y = torch::empty({M, N}, torch::kFloat32);
     auto p = problem(scratch.x_q.data(), w, d, group, w4::Epilogue::Scaled);
