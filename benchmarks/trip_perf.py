@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from hw.rtl.trip_array import array_latency
 from hw.sizes import DEVICES, core_params
 from hw.trip_core import TripCore
-from sim.cycle_model import core_cycles
+from sim.cycle_model import core_cycles, core_latency
 from sim.runner import cosim
 
 SHAPES = [(768, 768), (768, 3072), (3072, 768)]     # (K, N): OPT-125M attention and MLP layers
@@ -28,7 +27,7 @@ TOKENS = 128
 def modelled(params: dict, m: int, k: int, n: int, a_bits: int) -> int:
     tokens, channels = params["rows"] * params["a_lanes"], params["cols"] * params["w_lanes"]
     return core_cycles(m_kept=m, k=k, n=n, group=128, a_bits=a_bits, tokens=tokens, channels=channels,
-                       latency=array_latency(params["mul_latency"]))
+                       latency=core_latency(params))
 
 
 def table() -> None:

@@ -251,8 +251,10 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
         # once the stall was on a global network.  (iCE40 packs them into each SB_MAC16 already.)  Since
         # the operands are registered inside each MULT18X18D (hw/dsp.py), this keeps the fabric copy the
         # bias correction reads beside its own multiplier.
-        # The same for the array's per-multiplier copies of the beat flags (hw/rtl/trip_array.py).
-        script_after_read += ("setattr -set keep 1 w:*op_a_q* w:*op_w_q* w:*side_copy_* %u %ci1:+$dff[Q] t:$dff %i")
+        # The same for the array's per-multiplier copies of the beat flags and its fan-out tree's copies of the
+        # beat (hw/rtl/trip_array.py): merged, each level would be one register again.
+        script_after_read += ("setattr -set keep 1 w:*op_a_q* w:*op_w_q* w:*side_copy_* w:*fanout_* "
+                              "%u %ci1:+$dff[Q] t:$dff %i")
     nextpnr_opts = (f"--seed {seed} --freq {clk_hz / 1e6:.3f} --report nextpnr-report.json "
                     "--timing-allow-fail")
     if family == "ecp5":

@@ -57,6 +57,10 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
     _, rows, cols = best
     return dict(rows=rows, cols=cols, a_lanes=lay.a_lanes, w_lanes=lay.w_lanes, mul_width=dev.mul_width,
                 mul_latency=4, max_k=max_k, max_k_total=max_k_total,
+                # ECP5: registers that fan the beat out to the rows, each level at most 4 times the copies of
+                # the one above (ULX3S-85F: the combinational spread from the beat queue to 128 DSPs was its
+                # critical path).  iCE40: none, the netlist its 40 MHz placement was found for.
+                fanout_stages=math.ceil(math.log2(rows) / 2) if dev.family == "ecp5" else 0,
                 # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
                 # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
                 beat_queue=dev.family == "ecp5")

@@ -13,7 +13,7 @@ from hw.rtl.trip_array import array_latency
 #: Cycles the requantizer adds after the last tile's last chunk enters it: its pipeline and the hand-over.
 REQUANT_TAIL = Requant.LATENCY - 1
 
-__all__ = ["REQUANT_TAIL", "array_beats", "array_cycles", "core_cycles", "latency_profile"]
+__all__ = ["REQUANT_TAIL", "array_beats", "array_cycles", "core_cycles", "core_latency", "latency_profile"]
 
 
 def array_beats(m_kept: int, k: int, n: int, a_bits: int, tokens: int, channels: int) -> int:
@@ -22,6 +22,11 @@ def array_beats(m_kept: int, k: int, n: int, a_bits: int, tokens: int, channels:
         raise ValueError(f"activation bits must be 4 or 8, not {a_bits!r}")
     passes = 2 if a_bits == 8 else 1
     return math.ceil(m_kept / tokens) * math.ceil(n / channels) * k * passes
+
+
+def core_latency(params: dict) -> int:
+    """The array latency of a core built from :class:`~hw.trip_core.TripCore` arguments ``params``."""
+    return array_latency(params["mul_latency"], params.get("fanout_stages", 0))
 
 
 def array_cycles(beats: int, latency: int) -> int:
@@ -71,7 +76,7 @@ def latency_profile(shapes: set[tuple[int, int]], *, device: str, tokens: int, g
             g = group if k % group == 0 else k
             cycles[ProfileCost.key(k, n, a_bits)] = core_cycles(
                 m_kept=tokens, k=k, n=n, group=g, a_bits=a_bits, tokens=tokens_lanes, channels=channels,
-                latency=array_latency(p["mul_latency"]))
+                latency=core_latency(p))
     return {"format": PROFILE_FORMAT, "name": f"trip-{device}-{tokens_lanes}x{channels}", "tokens": tokens,
             "core": p, "cycles": cycles}
 

@@ -120,8 +120,7 @@ def test_bad_inputs_say_what_is_wrong(tmp_path):
 
 def test_latency_profile_from_the_cycle_model_drives_the_policy(tmp_path):
     from golden.policy import PROFILE_FORMAT, ProfileCost
-    from hw.rtl.trip_array import array_latency
-    from sim.cycle_model import core_cycles, latency_profile
+    from sim.cycle_model import core_cycles, core_latency, latency_profile
     from golden.models import quantizable_linears
     model = quantize_model(tiny_model("llama"), QuantConfig("p", 4, 8, 32))
     shapes = {(m.in_features, m.out_features) for m in quantizable_linears(model).values()}
@@ -134,7 +133,7 @@ def test_latency_profile_from_the_cycle_model_drives_the_policy(tmp_path):
     assert cost.cycles(16, 64, 128, 8) == core_cycles(m_kept=16, k=64, n=128, group=32, a_bits=8,
                                                       tokens=p["rows"] * p["a_lanes"],
                                                       channels=p["cols"] * p["w_lanes"],
-                                                      latency=array_latency(p["mul_latency"]))
+                                                      latency=core_latency(p))
     assert 1.8 < cost.cycles(16, 64, 64, 8) / cost.cycles(16, 64, 64, 4) < 2.0
     groups = activation_groups(model)
     plan = choose_plan(groups, {g.name: 1.0 for g in groups}, 0.5, cost, tokens=16)

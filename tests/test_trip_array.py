@@ -2,7 +2,7 @@
 import pytest
 
 import golden
-from hw.rtl.trip_array import TripArray
+from hw.rtl.trip_array import TripArray, array_latency, fanout_copies
 from sim.cycle_model import array_beats
 from sim.runner import cosim
 from sim.toolchain import SIMULATORS
@@ -20,9 +20,16 @@ CONFIGS = {
     # ... and the large ECP5 arrays' form: operand registers in the fabric (fpga.sizing)
     "ecp5_2x2_fabric_ops_on_ecp5": dict(rows=2, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                         dsp_operands=False),
+    # the fan-out tree of the ECP5 builds (hw.sizes): 2 copies, then one per row
+    "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
+                                     fanout_stages=2),
+    # rows that do not halve evenly: the second level's copies take rows {0} and {1, 2} from the first's
+    "ice40_3x2_fanout2": dict(rows=3, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64,
+                              fanout_stages=2),
 }
 #: Configurations elaborated for an FPGA family rather than as the portable netlist.
-PLATFORMS = {"ecp5_2x2_lat4_on_ecp5": FamilyOnly("ecp5"), "ecp5_2x2_fabric_ops_on_ecp5": FamilyOnly("ecp5")}
+PLATFORMS = {"ecp5_2x2_lat4_on_ecp5": FamilyOnly("ecp5"), "ecp5_2x2_fabric_ops_on_ecp5": FamilyOnly("ecp5"),
+             "ecp5_4x2_fanout2_on_ecp5": FamilyOnly("ecp5")}
 
 
 def cases(a_bits: int) -> list[dict]:
@@ -75,6 +82,8 @@ def test_a8_costs_two_beats_per_k_and_pruned_rows_cost_none():
     (dict(a_lanes=2, w_lanes=2, mul_width=16), "16-bit signed port"),
     (dict(rows=1, cols=3, drain_lanes=5), r"drain_lanes must be a positive divisor of the 2×6 tile's 12 sums"),
     (dict(drain_lanes=0), "drain_lanes must be a positive divisor"),
+    (dict(fanout_stages=-1), "fanout_stages must be a non-negative integer"),
+    (dict(fanout_stages=True), "fanout_stages must be a non-negative integer"),
 ])
 def test_bad_parameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -85,3 +94,13 @@ def test_accumulator_width_follows_max_k():
     assert TripArray(max_k=64).acc_bits == golden.trip_acc_bits(64) == 18
     assert TripArray(max_k=4096).acc_bits == 24
 
+
+
+def test_fanout_levels_grow_to_one_copy_per_row():
+    assert fanout_copies(8, 0) == []
+    assert fanout_copies(8, 1) == [8]
+    assert fanout_copies(8, 2) == [4, 8]                 # the ULX3S-85F's tree
+    assert fanout_copies(16, 2) == [4, 16]
+    assert fanout_copies(3, 2) == [2, 3]
+    assert fanout_copies(1, 1) == [1]
+    assert array_latency(4, 2) == array_latency(4) + 2 == TripArray(mul_latency=4, fanout_stages=2).latency == 8

@@ -25,16 +25,25 @@ from golden.trip import LO_OFFSET, trip_acc_bits
 from ..global_net import design_wide
 from .simd_mul4 import LATENCIES, SimdMul4, packed_layout
 
-__all__ = ["TripArray", "array_latency"]
+__all__ = ["TripArray", "array_latency", "fanout_copies"]
 
 _LO_SHIFT = LO_OFFSET.bit_length() - 1     # 8·w as a shift, never a multiplier
 assert 1 << _LO_SHIFT == LO_OFFSET
 
 
-def array_latency(mul_latency: int) -> int:
-    """Cycles from a group's last beat accepted to its sums valid: the multiplier's pipeline, the
-    term register and the accumulator."""
-    return mul_latency + 2
+def array_latency(mul_latency: int, fanout_stages: int = 0) -> int:
+    """Cycles from a group's last beat accepted to its sums valid: the fan-out registers, the
+    multiplier's pipeline, the term register and the accumulator."""
+    return fanout_stages + mul_latency + 2
+
+
+def fanout_copies(rows: int, fanout_stages: int) -> list[int]:
+    """How many copies of the beat each fan-out level holds, from the input to the multipliers: powers
+    of two growing geometrically to one copy per row (so no register drives more than a few others)."""
+    if fanout_stages == 0:
+        return []
+    depth = (rows - 1).bit_length()          # log2 of the rows, rounded up
+    return [min(rows, 1 << -(-depth * level // fanout_stages)) for level in range(1, fanout_stages + 1)]
 
 
 class TripArray(wiring.Component):
@@ -61,6 +70,15 @@ class TripArray(wiring.Component):
         instead of the consumer selecting them from the whole tile through a
         tile-wide multiplexer (on the ECP5 builds a critical path, and on the
         85F most of the routing congestion).  Must divide ``tokens · channels``.
+    fanout_stages : int
+        Register levels between ``i`` and the multipliers, 0 (the default) or
+        more: level ``n`` holds :func:`fanout_copies` copies of the beat, the
+        last one a copy per row with only that row's activations.  On the large
+        ECP5 arrays the beat left one queue and fanned out combinationally to
+        every DSP across the device (the ULX3S-85F build's critical path, 8 ns
+        of routing after the queue's own read); the copies let the placer
+        spread that distance over several cycles.  Each level adds one cycle of
+        latency and nothing else.
     dsp_operands : bool
         :class:`SimdMul4`'s ``dsp_operands``: False keeps each multiplier's
         operand register in the fabric (ECP5, latency 4), where the placer can
@@ -84,8 +102,9 @@ class TripArray(wiring.Component):
     Contract
     --------
     Throughput one beat per cycle.  Latency: a group's sums are valid
-    ``mul_latency + 2`` cycles after its ``last`` beat is accepted (the
-    multiplier, a register for each product's term, the accumulator).  The
+    ``fanout_stages + mul_latency + 2`` cycles after its ``last`` beat is
+    accepted (the fan-out registers, the multiplier, a register for each
+    product's term, the accumulator).  The
     output is held until taken; while it is, the array keeps accepting beats
     and only stalls (``i.ready`` low, every pipeline register frozen) when a
     second finished group would overwrite it, so a consumer that takes each
@@ -94,10 +113,13 @@ class TripArray(wiring.Component):
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
                  mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None,
-                 dsp_operands: bool = True):
+                 dsp_operands: bool = True, fanout_stages: int = 0):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(fanout_stages, int) or isinstance(fanout_stages, bool) or fanout_stages < 0:
+            raise ValueError(f"fanout_stages must be a non-negative integer, not {fanout_stages!r}")
+        self.fanout_stages = fanout_stages
         self.mul_params = dict(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width, latency=mul_latency,
                                dsp_operands=dsp_operands)
         if mul_latency not in LATENCIES:
@@ -108,7 +130,7 @@ class TripArray(wiring.Component):
         self.rows, self.cols = rows, cols
         self.tokens, self.channels = rows * a_lanes, cols * w_lanes
         self.mul_latency = mul_latency
-        self.latency = array_latency(mul_latency)
+        self.latency = array_latency(mul_latency, fanout_stages)
         self.max_k = max_k
         self.acc_bits = trip_acc_bits(max_k)
         self.beat_layout = data.StructLayout({
@@ -141,18 +163,45 @@ class TripArray(wiring.Component):
         moving = design_wide(m, platform, advance, "moving")     # ... as every pipeline register's enable
         lay = self.layout
 
+        def step(value, shape, name: str, **kwargs) -> Signal:
+            """``value`` one pipeline register later; like every register here, frozen while the array stalls."""
+            reg = Signal(shape, name=name, **kwargs)
+            with m.If(moving):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        # The fan-out tree: each level's copies take the beat from the copy of the level above that holds
+        # their rows, and keep only those rows' activations.  fpga.build keeps yosys from merging the copies.
+        copies = [(0, self.rows, self.i.valid, list(self.i.payload.a), self.i.payload.w)]
+        for level, count in enumerate(fanout_copies(self.rows, self.fanout_stages)):
+            below = []
+            for k in range(count):
+                first, end = k * self.rows // count, (k + 1) * self.rows // count
+                p_first, p_end, p_valid, p_a, p_w = next(c for c in copies if c[0] <= first < c[1])
+                assert end <= p_end, "fan-out copies nest"
+                a_of_rows = p_a[(first - p_first) * lay.a_lanes:(end - p_first) * lay.a_lanes]
+                shape = data.StructLayout({"valid": 1, "a": data.ArrayLayout(signed(4), len(a_of_rows)),
+                                           "w": data.ArrayLayout(signed(4), self.channels)})
+                value = Signal(shape)
+                m.d.comb += [value.valid.eq(p_valid), value.w.eq(p_w)]
+                m.d.comb += [value.a[i].eq(a) for i, a in enumerate(a_of_rows)]
+                reg = step(value, shape, f"fanout_{level}_{k}")
+                below.append((first, end, reg.valid, list(reg.a), reg.w))
+            copies = below
+
         muls = {}
         for r in range(self.rows):
+            first, _, valid, a, w = next(c for c in copies if c[0] <= r < c[1])
             for c in range(self.cols):
                 mul = SimdMul4(**self.mul_params)
                 m.submodules[f"mul_{r}_{c}"] = mul
                 muls[r, c] = mul
                 m.d.comb += mul.en.eq(moving)
                 for i in range(lay.a_lanes):
-                    m.d.comb += mul.i.payload.a[i].eq(self.i.payload.a[r * lay.a_lanes + i])
+                    m.d.comb += mul.i.payload.a[i].eq(a[(r - first) * lay.a_lanes + i])
                 for j in range(lay.w_lanes):
-                    m.d.comb += mul.i.payload.w[j].eq(self.i.payload.w[c * lay.w_lanes + j])
-                m.d.comb += [mul.i.valid.eq(self.i.valid), mul.o.ready.eq(1)]
+                    m.d.comb += mul.i.payload.w[j].eq(w[c * lay.w_lanes + j])
+                m.d.comb += [mul.i.valid.eq(valid), mul.o.ready.eq(1)]
 
         # Side-band bits and the weights (for the lo-beat offset) follow the products down the pipeline.
         side_layout = data.StructLayout({"valid": 1, "hi": 1, "lo": 1, "last": 1,
@@ -161,14 +210,7 @@ class TripArray(wiring.Component):
         m.d.comb += [side.valid.eq(self.i.valid), side.hi.eq(self.i.payload.hi), side.lo.eq(self.i.payload.lo),
                      side.last.eq(self.i.payload.last), side.w.eq(self.i.payload.w)]
 
-        def step(value, shape, name: str, **kwargs) -> Signal:
-            """``value`` one pipeline register later; like every register here, frozen while the array stalls."""
-            reg = Signal(shape, name=name, **kwargs)
-            with m.If(moving):
-                m.d.sync += reg.eq(value)
-            return reg
-
-        for n in range(self.mul_latency):
+        for n in range(self.fanout_stages + self.mul_latency):
             entering, side = side, step(side, side_layout, f"side_q{n}")
 
         # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
