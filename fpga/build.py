@@ -14,7 +14,9 @@ vendor.  Every build writes ``report.json`` and ``summary.txt`` next to the
 bitstream: cells used of available, the Fmax nextpnr reports for the design
 clock against the requested frequency, bitstream size, tool versions and wall
 time.  A design slower than ``--freq`` exits with status 2 unless
-``--allow-timing-fail``.
+``--allow-timing-fail``.  nextpnr's ``top.sdf`` stays beside them:
+``python -m fpga.timing OUT`` ranks every register input of the build by the
+period it needs, grouped by structure (:mod:`fpga.timing`).
 """
 from __future__ import annotations
 
@@ -110,7 +112,7 @@ def seed_command(script: str, seed: int, env: dict[str, str]) -> list[str]:
     args = shlex.split(line)
     args[0] = env[args[0].strip("$")]
     renames = {"--seed": str(seed), "--report": f"nextpnr-report-seed{seed}.json", "--log": f"top-seed{seed}.tim",
-               "--asc": f"top-seed{seed}.asc", "--textcfg": f"top-seed{seed}.config"}
+               "--asc": f"top-seed{seed}.asc", "--textcfg": f"top-seed{seed}.config", "--sdf": f"top-seed{seed}.sdf"}
     for i, arg in enumerate(args[:-1]):
         if arg in renames:
             args[i + 1] = renames[arg]
@@ -164,7 +166,7 @@ def _sweep_seeds(out: Path, family: str, env: dict[str, str], first: int, count:
     if best != first:
         flag, routed_file = PNR_OUTPUT[family]
         for name, mine in (("nextpnr-report.json", f"nextpnr-report-seed{best}.json"), ("top.tim", f"top-seed{best}.tim"),
-                           (routed_file, routed_file.replace("top.", f"top-seed{best}."))):
+                           ("top.sdf", f"top-seed{best}.sdf"), (routed_file, routed_file.replace("top.", f"top-seed{best}."))):
             shutil.copyfile(out / mine, out / name)
         packer = shlex.split(script.strip().splitlines()[-1])
         packer[0] = env[packer[0].strip("$")]
@@ -255,8 +257,9 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
         # beat (hw/rtl/trip_array.py): merged, each level would be one register again.
         script_after_read += ("setattr -set keep 1 w:*op_a_q* w:*op_w_q* w:*side_copy_* w:*fanout_* "
                               "%u %ci1:+$dff[Q] t:$dff %i")
+    # top.sdf: every routed arc's delay, for `python -m fpga.timing` to rank all endpoints, not only the worst
     nextpnr_opts = (f"--seed {seed} --freq {clk_hz / 1e6:.3f} --report nextpnr-report.json "
-                    "--timing-allow-fail")
+                    "--timing-allow-fail --sdf top.sdf")
     if family == "ecp5":
         # router1 did not finish the ULX3S-85F design in over an hour on a 2-core machine; router2
         # (nextpnr's newer router) is the one meant for large designs.

