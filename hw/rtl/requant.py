@@ -70,13 +70,13 @@ class Requant(wiring.Component):
     Contract
     --------
     Throughput one beat per cycle while ``o`` is taken.  Latency: a ``last``
-    beat's outputs are valid 7 cycles after it is accepted.  When ``o`` holds
+    beat's outputs are valid 8 cycles after it is accepted.  When ``o`` holds
     an untaken word, the whole stage freezes (``i.ready`` low).  The chunk
     counter starts at 0 after reset and wraps every ``chunks`` beats, so the
     producer must send whole groups; ``first`` discards whatever the buffer held.
     """
 
-    LATENCY = 7
+    LATENCY = 8
 
     def __init__(self, *, lanes: int, chunks: int = 1, acc_bits: int = 24, max_groups: int = 64,
                  mult_bits: int = MULT_BITS):
@@ -116,7 +116,7 @@ class Requant(wiring.Component):
         # straight from a block RAM's output), and its products acc·wmul computed from that register.
         s0 = Signal(data.StructLayout({"valid": 1, "beat": self.in_layout}))
 
-        # The partial sums: read the chunk's word as its beat leaves stage 0, write it back a cycle later.
+        # The partial sums: read the chunk's word as its beat leaves stage 1, write it back a cycle later.
         # The read is transparent to that write so back-to-back beats of one chunk (chunks = 1) chain.
         m.submodules.psums = buf = memory.Memory(shape=psum_shape, depth=self.chunks, init=[])
         wr = buf.write_port()
@@ -124,22 +124,32 @@ class Requant(wiring.Component):
         chunk = Signal(range(self.chunks))
         with m.If(s0.valid & advance):
             m.d.sync += chunk.eq(Mux(chunk == self.chunks - 1, 0, chunk + 1))
-        m.d.comb += [rd.addr.eq(chunk), rd.en.eq(advance)]
 
-        # Stage 1: the beat's products acc·wmul, next to its chunk's old partial sums: stage 1 only adds
+        # Stage 1: the beat's products acc·wmul; stage 1b only adds them to its chunk's old partial sums
         # (multiply and accumulate in one cycle was the ECP5 build's critical path).  The products are
         # registered as PIECE-bit pieces of acc, one multiplier each, so that on ECP5 each piece's register
         # is its DSP's output register (hw.dsp): registered behind the adder that joins the pieces, a DSP
         # pair and a carry chain in one cycle were the ULX3S-25F build's critical path (11.3 ns).
         s1 = Signal(data.StructLayout({"valid": 1, "chunk": range(self.chunks), "beat": self.in_layout}))
+        # Stage 1b: the products once more, in fabric registers.  The requantizer's DSPs are the ones the array
+        # leaves, wherever on the device those are: on the ULX3S-85F a product crossed 11 ns of routing
+        # from its DSP into the adder below, every path of the nine slowest groups (fpga.timing).  Here the
+        # placer can put a register halfway.
+        s1b = Signal.like(s1, name="s1b")
+        m.d.comb += [rd.addr.eq(s1.chunk), rd.en.eq(advance)]
         psum = Signal(psum_shape)
         for l in lanes:
             pieces = [registered_product(m, platform, piece, s0.beat.wmul[l], enable=advance,
                                          name=f"acc_wmul_{l}_{p}")
                       for p, piece in enumerate(_pieces(s0.beat.acc[l]))]
-            old = Mux(s1.beat.first, 0, rd.data[l])
-            m.d.comb += psum[l].eq(old + sum(piece << (PIECE * p) for p, piece in enumerate(pieces)))
-        m.d.comb += [wr.addr.eq(s1.chunk), wr.data.eq(psum), wr.en.eq(advance & s1.valid)]
+            moved = []
+            for p, piece in enumerate(pieces):
+                moved.append(Signal.like(piece, name=f"acc_wmul_{l}_{p}_q"))
+                with m.If(advance):
+                    m.d.sync += moved[-1].eq(piece)
+            old = Mux(s1b.beat.first, 0, rd.data[l])
+            m.d.comb += psum[l].eq(old + sum(piece << (PIECE * p) for p, piece in enumerate(moved)))
+        m.d.comb += [wr.addr.eq(s1b.chunk), wr.data.eq(psum), wr.en.eq(advance & s1b.valid)]
         # Stage 2: finished sums only (the last group), with their token multipliers.
         s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape,
                                        "tmul": data.ArrayLayout(unsigned(self.mult_bits), self.lanes)}))
@@ -151,8 +161,8 @@ class Requant(wiring.Component):
                                         "product": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
         with m.If(advance):
             m.d.sync += [s0.valid.eq(self.i.valid), s0.beat.eq(self.i.payload)]
-            m.d.sync += [s1.valid.eq(s0.valid), s1.chunk.eq(chunk), s1.beat.eq(s0.beat),
-                         s2.valid.eq(s1.valid & s1.beat.last), s2.psum.eq(psum), s2.tmul.eq(s1.beat.tmul),
+            m.d.sync += [s1.valid.eq(s0.valid), s1.chunk.eq(chunk), s1.beat.eq(s0.beat), s1b.eq(s1),
+                         s2.valid.eq(s1b.valid & s1b.beat.last), s2.psum.eq(psum), s2.tmul.eq(s1b.beat.tmul),
                          s3.valid.eq(s2.valid), s3b.valid.eq(s3.valid)]
         for l in lanes:
             partials = [registered_product(m, platform, piece, s2.tmul[l], enable=advance, name=f"psum_tmul_{l}_{p}")
@@ -181,7 +191,8 @@ class Requant(wiring.Component):
             "fits": data.ArrayLayout(1, self.lanes),
             "negative": data.ArrayLayout(1, self.lanes),
         }))
-        m.d.comb += self.busy.eq(s0.valid | s1.valid | s2.valid | s3.valid | s3b.valid | s4.valid | self.o.valid)
+        m.d.comb += self.busy.eq(s0.valid | s1.valid | s1b.valid | s2.valid | s3.valid | s3b.valid | s4.valid
+                                 | self.o.valid)
         reach = MAX_SHIFT - 1 + window          # every bit the window can start at, sign-extended past the top
         with m.If(advance):
             m.d.sync += s4.valid.eq(s3b.valid)
