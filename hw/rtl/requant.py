@@ -142,11 +142,9 @@ class Requant(wiring.Component):
             pieces = [registered_product(m, platform, piece, s0.beat.wmul[l], enable=advance,
                                          name=f"acc_wmul_{l}_{p}")
                       for p, piece in enumerate(_pieces(s0.beat.acc[l]))]
-            moved = []
-            for p, piece in enumerate(pieces):
-                moved.append(Signal.like(piece, name=f"acc_wmul_{l}_{p}_q"))
-                with m.If(advance):
-                    m.d.sync += moved[-1].eq(piece)
+            moved = [Signal.like(piece, name=f"acc_wmul_{l}_{p}_q") for p, piece in enumerate(pieces)]
+            with m.If(advance):
+                m.d.sync += [q.eq(piece) for q, piece in zip(moved, pieces)]
             old = Mux(s1b.beat.first, 0, rd.data[l])
             m.d.comb += psum[l].eq(old + sum(piece << (PIECE * p) for p, piece in enumerate(moved)))
         m.d.comb += [wr.addr.eq(s1b.chunk), wr.data.eq(psum), wr.en.eq(advance & s1b.valid)]

@@ -173,11 +173,16 @@ class TripArray(wiring.Component):
         # The fan-out tree: each level's copies take the beat from the copy of the level above that holds
         # their rows, and keep only those rows' activations.  fpga.build keeps yosys from merging the copies.
         copies = [(0, self.rows, self.i.valid, list(self.i.payload.a), self.i.payload.w)]
+
+        def holding(row: int) -> tuple:
+            """(first row, end row, valid, activations, weights) of the current level's copy with ``row``."""
+            return next(c for c in copies if c[0] <= row < c[1])
+
         for level, count in enumerate(fanout_copies(self.rows, self.fanout_stages)):
             below = []
             for k in range(count):
                 first, end = k * self.rows // count, (k + 1) * self.rows // count
-                p_first, p_end, p_valid, p_a, p_w = next(c for c in copies if c[0] <= first < c[1])
+                p_first, p_end, p_valid, p_a, p_w = holding(first)
                 assert end <= p_end, "fan-out copies nest"
                 a_of_rows = p_a[(first - p_first) * lay.a_lanes:(end - p_first) * lay.a_lanes]
                 shape = data.StructLayout({"valid": 1, "a": data.ArrayLayout(signed(4), len(a_of_rows)),
@@ -191,7 +196,7 @@ class TripArray(wiring.Component):
 
         muls = {}
         for r in range(self.rows):
-            first, _, valid, a, w = next(c for c in copies if c[0] <= r < c[1])
+            first, _, valid, a, w = holding(r)
             for c in range(self.cols):
                 mul = SimdMul4(**self.mul_params)
                 m.submodules[f"mul_{r}_{c}"] = mul
