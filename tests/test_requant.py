@@ -75,10 +75,12 @@ def test_bad_input_is_a_clear_error(call, message):
 # --- the RTL stage --------------------------------------------------------------------------------------
 
 #: ``chunks_4``: an iCE40-sized 2×8 tile in four 4-lane chunks.  ``chunks_1``: one chunk, so every
-#: beat re-reads the partial sum written the cycle before (the memory's transparent read).
+#: beat needs the partial sum of the beat right ahead, written after its own read (forwarded).
+#: ``chunks_2``: a beat's chunk was last written in the cycle of its read (the memory's transparent read).
 CONFIGS = {
     "chunks_4": (dict(lanes=4, chunks=4, acc_bits=18, max_groups=4), 2, 8),
     "chunks_1": (dict(lanes=4, chunks=1, acc_bits=20, max_groups=3), 2, 2),
+    "chunks_2": (dict(lanes=2, chunks=2, acc_bits=19, max_groups=5), 2, 2),
     # as the ECP5 builds elaborate it: the products' registers in MULT18X18D instances (three pieces of a
     # 39-bit partial sum), the stage enable on a DCCA
     "chunks_4_on_ecp5": (dict(lanes=2, chunks=4, acc_bits=20, max_groups=8), 2, 4),

@@ -116,8 +116,11 @@ class Requant(wiring.Component):
         # straight from a block RAM's output), and its products acc·wmul computed from that register.
         s0 = Signal(data.StructLayout({"valid": 1, "beat": self.in_layout}))
 
-        # The partial sums: read the chunk's word as its beat leaves stage 1, write it back a cycle later.
-        # The read is transparent to that write so back-to-back beats of one chunk (chunks = 1) chain.
+        # The partial sums: the chunk's word is read while its beat is in stage 0, registered as the beat
+        # enters stage 1b (the block RAM's unregistered read, 5.6 ns clock-to-out, went on through the adder
+        # into the RAM's write port: the ULX3S-85F build's second-slowest path), and written back from stage
+        # 1b.  The read is transparent to that write (the beat two places ahead, of the same chunk when
+        # chunks <= 2); the beat right ahead (chunks = 1) writes after the read, so its sum is forwarded.
         m.submodules.psums = buf = memory.Memory(shape=psum_shape, depth=self.chunks, init=[])
         wr = buf.write_port()
         rd = buf.read_port(transparent_for=(wr,))
@@ -136,8 +139,15 @@ class Requant(wiring.Component):
         # from its DSP into the adder below, every path of the nine slowest groups (fpga.timing).  Here the
         # placer can put a register halfway.
         s1b = Signal.like(s1, name="s1b")
-        m.d.comb += [rd.addr.eq(s1.chunk), rd.en.eq(advance)]
+        m.d.comb += [rd.addr.eq(chunk), rd.en.eq(advance)]
         psum = Signal(psum_shape)
+        stored = Signal(psum_shape)            # the chunk's sums as read, registered
+        written = Signal(psum_shape)           # the sums stage 1b wrote last
+        forward = Signal()                     # ... and they are this beat's chunk's, newer than `stored`
+        with m.If(advance):
+            m.d.sync += [stored.eq(rd.data), forward.eq(s1b.valid & (s1b.chunk == s1.chunk))]
+            with m.If(s1b.valid):
+                m.d.sync += written.eq(psum)
         for l in lanes:
             pieces = [registered_product(m, platform, piece, s0.beat.wmul[l], enable=advance,
                                          name=f"acc_wmul_{l}_{p}")
@@ -145,7 +155,7 @@ class Requant(wiring.Component):
             moved = [Signal.like(piece, name=f"acc_wmul_{l}_{p}_q") for p, piece in enumerate(pieces)]
             with m.If(advance):
                 m.d.sync += [q.eq(piece) for q, piece in zip(moved, pieces)]
-            old = Mux(s1b.beat.first, 0, rd.data[l])
+            old = Mux(s1b.beat.first, 0, Mux(forward, written[l], stored[l]))
             m.d.comb += psum[l].eq(old + sum(piece << (PIECE * p) for p, piece in enumerate(moved)))
         m.d.comb += [wr.addr.eq(s1b.chunk), wr.data.eq(psum), wr.en.eq(advance & s1b.valid)]
         # Stage 2: finished sums only (the last group), with their token multipliers.
