@@ -47,6 +47,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from hw.global_net import design_wide
 from hw.rtl.replay import Replay
 from hw.rtl.trip_sequencer import REGS
 from hw.trip_core import TripCore
@@ -106,15 +107,17 @@ class HostLink(wiring.Component):
     (``result_bytes``), and ``clk_hz``/``baud`` (reported by INFO, so the host can
     check it talks to the build it expects).  ``operand_queues`` puts a two-word
     queue after the activation and weight replays as well as the scales one (the
-    ECP5 builds; the same cycles but a replay's first word, one later).
+    ECP5 builds; the same cycles but a replay's first word, one later).  ``registered_writes`` gives each
+    memory a register stage of its own in front of its write port (the ECP5 builds; a LOAD's words land a
+    cycle after their last byte, long before the reply; on the iCEBreaker the stage cost 1.9 MHz at seed 1).
 
     Members: ``rx`` (In byte stream), ``tx`` (Out byte stream), ``busy`` (a run is in progress).
     """
 
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
-                 clk_hz: int = 0, baud: int = 0, operand_queues: bool = False):
+                 clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False):
         self.core = TripCore(**core)
-        self.operand_queues = operand_queues
+        self.operand_queues, self.registered_writes = operand_queues, registered_writes
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -142,8 +145,13 @@ class HostLink(wiring.Component):
         reply = Signal(40)                   # bytes still to send before the ack, LSB first
         reply_left = Signal(range(6))
         mem_sel = Signal(2)
-        word = Signal(max(Shape.cast(layout).width for layout in self.layouts.values()))
-        byte_idx = Signal(range(max(word_bytes(layout) for layout in self.layouts.values()) + 1))
+        # A LOAD's data bytes shift in from the top, so every byte of the word has the same enable (on ECP5 a
+        # global net): selecting the byte to store by its index decoded into per-byte enables, and their
+        # fabric routes from the `loading` flag to a 768-bit word were the ULX3S-85F build's critical path
+        # (16.9 ns).  A memory of n-byte words finds its word in the word's top n bytes.
+        max_bytes = max(word_bytes(layout) for layout in self.layouts.values())
+        word = Signal(8 * max_bytes)
+        byte_idx = Signal(range(max_bytes + 1))
         load_addr = Signal(range(max(self.depths.values()) + 1))
         load_words = Signal(16)
         # Registered at the LOAD command, so the per-byte path compares small registers only (the
@@ -180,7 +188,18 @@ class HostLink(wiring.Component):
             mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
             m.submodules[f"mem_{sel.name.lower()}"] = mem
             wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(load_addr), wp.data.eq(word[:width]), wp.en.eq(commit & (mem_sel == sel))]
+            top = 8 * (max_bytes - word_bytes(layout))
+            writes = ((wp.addr, load_addr), (wp.data, word[top:top + width]), (wp.en, commit & (mem_sel == sel)))
+            if self.registered_writes:
+                # Each memory's own copy of the write, so its block RAMs have an address register of their own
+                # (one register driving the three memories' write addresses was the ULX3S-85F build's
+                # third-slowest path, 15.8 ns).  fpga.build keeps yosys from merging the copies (``fanout_``).
+                for port, value in writes:
+                    copy = Signal.like(port, name=f"fanout_write_{sel.name.lower()}_{port.name.rsplit('__', 1)[-1]}")
+                    m.d.sync += copy.eq(value)
+                    m.d.comb += port.eq(copy)
+            else:
+                m.d.comb += [port.eq(value) for port, value in writes]
             counts[sel] = count = Signal(range(depth + 1), name=f"count_{sel.name.lower()}")
             replay = Replay(width, depth, max_repeat=core.max_tiles)
             m.submodules[f"replay_{sel.name.lower()}"] = replay
@@ -412,9 +431,12 @@ class HostLink(wiring.Component):
                     m.next = "IDLE"
         # LOAD's third branch (neither a commit nor the end): store a data byte.  From single-bit registers
         # and the UART's valid only; it comes after the FSM, so its rx.ready drive joins the states' own.
-        with m.If(loading & ~word_full & ~load_finished):
+        taking = loading & ~word_full & ~load_finished
+        store = design_wide(m, platform, taking & self.rx.valid, "byte_store")
+        with m.If(taking):
             m.d.comb += self.rx.ready.eq(1)
             with m.If(self.rx.valid):
-                m.d.sync += [word.word_select(byte_idx, 8).eq(self.rx.payload), byte_idx.eq(byte_idx + 1),
-                             word_full.eq(byte_idx + 1 == bytes_per_word)]
+                m.d.sync += [byte_idx.eq(byte_idx + 1), word_full.eq(byte_idx + 1 == bytes_per_word)]
+        with m.If(store):
+            m.d.sync += word.eq(Cat(word[8:], self.rx.payload))
         return m

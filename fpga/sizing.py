@@ -59,7 +59,8 @@ class DesignSize:
     def link_args(self) -> dict:
         return dict(core=self.core, act_depth=self.act_depth, weight_depth=self.weight_depth,
                     scale_depth=self.scale_depth, result_bytes=self.result_bytes,
-                    operand_queues=DEVICES[self.device].family == "ecp5")
+                    operand_queues=DEVICES[self.device].family == "ecp5",
+                    registered_writes=DEVICES[self.device].family == "ecp5")
 
 
 def design_for(device: str) -> DesignSize:
