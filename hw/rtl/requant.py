@@ -185,8 +185,11 @@ class Requant(wiring.Component):
         offset = Signal(range(MAX_SHIFT), name="window_offset")              # shift - 1
         high_mask = Signal(self.product_bits, name="high_mask")              # bits >= shift - 2 + window
         shift_q = Signal.like(self.shift, name="shift_q")
-        out_bits8_q = Signal(init=1, name="out_bits8_q")     # (into stage 5's clamps: 5 ns of routing on the 85F)
-        m.d.sync += [shift_q.eq(self.shift), offset.eq(shift_q - 1), out_bits8_q.eq(self.out_bits8)]
+        # out_bits8 once per lane, for stage 5's clamps: from one register, its route to the four lanes' clamps
+        # was 9.5 ns on the 85F (fpga.build keeps yosys from merging the copies, ``fanout_``).
+        out_bits8_q = [Signal(init=1, name=f"fanout_out_bits8_{l}") for l in lanes]
+        m.d.sync += [shift_q.eq(self.shift), offset.eq(shift_q - 1)]
+        m.d.sync += [copy.eq(self.out_bits8) for copy in out_bits8_q]
         m.d.sync += [high_mask[b].eq(shift_q + (window - 2) <= b) for b in range(self.product_bits)]
 
         # Stage 4: the shift, in a cycle of its own (behind the rounding and the clamp it was the ECP5 build's
@@ -218,10 +221,9 @@ class Requant(wiring.Component):
         # the halved product fits it, rounding and the compares happen there (a few bits wide); if it does
         # not, it is far outside the int8 range and its sign alone picks the bound.  Rounding half up as
         # ((p >> (shift-1)) + 1) >> 1 equals (p + 2**(shift-1)) >> shift without a variable constant.
-        lo = Mux(out_bits8_q, -128, -8)
-        hi = Mux(out_bits8_q, 127, 7)
         saturated = Signal(self.out_layout)
         for l in lanes:
+            lo, hi = Mux(out_bits8_q[l], -128, -8), Mux(out_bits8_q[l], 127, 7)
             rounded = Signal(signed(window + 1), name=f"rounded_{l}")
             m.d.comb += [rounded.eq((s4.window[l].as_signed() + 1) >> 1),
                          saturated[l].eq(Mux(s4.fits[l], Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)),
