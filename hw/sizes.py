@@ -61,6 +61,9 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 # the one above (ULX3S-85F: the combinational spread from the beat queue to 128 DSPs was its
                 # critical path).  iCE40: none, the netlist its 40 MHz placement was found for.
                 fanout_stages=math.ceil(math.log2(rows) / 2) if dev.family == "ecp5" else 0,
+                # ECP5: the array's stall from its own registers, not the tile adapter's ready (ULX3S-85F: that
+                # chain into the accumulators' global enable was 15.2 ns).  iCE40: the netlist of its placement.
+                local_stall=dev.family == "ecp5",
                 # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
                 # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
                 beat_queue=dev.family == "ecp5")

@@ -13,7 +13,8 @@ from hw.rtl.trip_array import array_latency
 #: Cycles the requantizer adds after the last tile's last chunk enters it: its pipeline and the hand-over.
 REQUANT_TAIL = Requant.LATENCY - 1
 
-__all__ = ["REQUANT_TAIL", "array_beats", "array_cycles", "core_cycles", "core_latency", "latency_profile"]
+__all__ = ["REQUANT_TAIL", "array_beats", "array_cycles", "core_cycles", "core_latency", "latency_profile",
+           "requant_paced"]
 
 
 def array_beats(m_kept: int, k: int, n: int, a_bits: int, tokens: int, channels: int) -> int:
@@ -35,8 +36,16 @@ def array_cycles(beats: int, latency: int) -> int:
     return beats + latency if beats else 0
 
 
+def requant_paced(group: int, a_bits: int, chunks: int, handover: int = 0) -> bool:
+    """Whether the requantizer, not the beats, sets a requantizing core's pace: a tile of ``chunks`` chunks
+    holds the array's output register for ``chunks`` cycles, and the array hands a finishing group over
+    ``handover`` cycles after it is taken (:class:`~hw.rtl.trip_array.TripArray`: 1 with ``local_stall``),
+    so a group of fewer than ``chunks + handover`` beats waits."""
+    return group * (2 if a_bits == 8 else 1) < chunks + handover
+
+
 def core_cycles(*, m_kept: int, k: int, n: int, group: int, a_bits: int, tokens: int, channels: int,
-                latency: int, requant_chunks: int | None = None) -> int:
+                latency: int, requant_chunks: int | None = None, handover: int = 0) -> int:
     """CYCLES register of :class:`hw.trip_core.TripCore` for one run at full stream rate.
 
     start and the register check (2) + divisibility check (K/GROUP + 1) + per token tile: buffer load (K)
@@ -44,18 +53,18 @@ def core_cycles(*, m_kept: int, k: int, n: int, group: int, a_bits: int, tokens:
     cycle + the beat queue (1) + the array's latency and the drain handshake (1).
 
     With ``requant_chunks`` (the core's :class:`~hw.rtl.tile_requant.TileRequant` ``chunks``) the last
-    tile's chunks and the requantizer's pipeline come on top (exact), and groups shorter than
-    ``chunks`` beats run at the requantizer's pace (first order, a little pessimistic).
+    tile's chunks and the requantizer's pipeline come on top (exact), and groups of fewer than
+    ``chunks + handover`` beats (the array's ``handover``) run at the requantizer's pace,
+    ``chunks + handover`` cycles a group (:func:`requant_paced`; first order, a little pessimistic).
     """
     m_tiles = math.ceil(m_kept / tokens)
     if m_tiles == 0:
         return 0            # every token pruned: the host does not start the core at all
     beats_per_tile = array_beats(tokens, k, n, a_bits, tokens, channels)
-    passes = 2 if a_bits == 8 else 1
-    if requant_chunks is not None and group * passes < requant_chunks:
-        # A group tile leaves the array faster than the requantizer takes its chunks: the
-        # drain sets the pace (first order; the array's one-tile slack makes it a few cycles less).
-        beats_per_tile = math.ceil(n / channels) * (k // group) * requant_chunks
+    if requant_chunks is not None and requant_paced(group, a_bits, requant_chunks, handover):
+        # A group tile leaves the array faster than the requantizer takes its chunks: the drain and the
+        # array's hand-over set the pace (first order; the array's one-tile slack makes it a few cycles less).
+        beats_per_tile = math.ceil(n / channels) * (k // group) * (requant_chunks + handover)
     cycles = 2 + (k // group + 1) + m_tiles * (k + beats_per_tile + 1) + 1 + latency + 1
     if requant_chunks is None:
         return cycles

@@ -20,9 +20,9 @@ CONFIGS = {
     # ... and the large ECP5 arrays' form: operand registers in the fabric (fpga.sizing)
     "ecp5_2x2_fabric_ops_on_ecp5": dict(rows=2, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                         dsp_operands=False),
-    # the fan-out tree of the ECP5 builds (hw.sizes): 2 copies, then one per row
+    # the fan-out tree of the ECP5 builds (hw.sizes): 2 copies, then one per row; and their local stall
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
-                                     fanout_stages=2),
+                                     fanout_stages=2, local_stall=True),
     # rows that do not halve evenly: the second level's copies take rows {0} and {1, 2} from the first's
     "ice40_3x2_fanout2": dict(rows=3, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64,
                               fanout_stages=2),

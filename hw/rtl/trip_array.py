@@ -107,19 +107,25 @@ class TripArray(wiring.Component):
     product's term, the accumulator).  The
     output is held until taken; while it is, the array keeps accepting beats
     and only stalls (``i.ready`` low, every pipeline register frozen) when a
-    second finished group would overwrite it, so a consumer that takes each
-    output within one group's beats never slows the array.
+    second finished group would overwrite it.  With ``local_stall`` (the ECP5
+    builds) it also stalls in the cycle the held output is taken, so the stall
+    depends on the array's own registers only, never on ``o.ready``: a group of
+    G beats finishes every ``max(G, T + handover)`` cycles when the consumer
+    holds each output for T cycles (``handover`` is 1 with ``local_stall``, else 0).
     """
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
                  mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None,
-                 dsp_operands: bool = True, fanout_stages: int = 0):
+                 dsp_operands: bool = True, fanout_stages: int = 0, local_stall: bool = False):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not isinstance(fanout_stages, int) or isinstance(fanout_stages, bool) or fanout_stages < 0:
             raise ValueError(f"fanout_stages must be a non-negative integer, not {fanout_stages!r}")
         self.fanout_stages = fanout_stages
+        self.local_stall = bool(local_stall)
+        #: Cycles a finishing group waits after the held output is taken (see Contract).
+        self.handover = int(self.local_stall)
         self.mul_params = dict(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width, latency=mul_latency,
                                dsp_operands=dsp_operands)
         if mul_latency not in LATENCIES:
@@ -257,8 +263,16 @@ class TripArray(wiring.Component):
                 terms[t, ch] = reg
         side = step(side, side_layout, "side_term")
 
+        # With local_stall a finishing group waits while the output register is full, even in the cycle the
+        # consumer takes it: with the consumer's ready in it, the stall is a chain from the array's output
+        # through the tile adapter and back into every enable of the array (ULX3S-85F: 15.2 ns to the
+        # accumulators' enable).  It costs a cycle only when a group finishes as its predecessor is taken.
+        # (The iCEBreaker keeps the netlist its 40 MHz placement was found for.)
         finishing = side.valid & side.last
-        m.d.comb += [advance.eq(~(finishing & self.o.valid & ~self.o.ready)), self.i.ready.eq(advance)]
+        stall = finishing & self.o.valid
+        if not self.local_stall:
+            stall = stall & ~self.o.ready
+        m.d.comb += [advance.eq(~stall), self.i.ready.eq(advance)]
 
         # A group's last beat sends its sums out and clears the accumulators for the next group; the domain
         # reset clears them too (a reset mid-group must not leak into the next one).  Clearing after the
