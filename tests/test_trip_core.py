@@ -35,6 +35,9 @@ BAD = [  # raw register sets the driver refuses; the hardware must flag them too
     ({"K": (1 << 20) + 48, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": 4}, Error.K_RANGE),
     ({"K": 48, "GROUP": 16, "M_TILES": 1, "N_TILES": (1 << 16) + 4, "A_BITS": 4}, Error.TILES_RANGE),
     ({"K": 48, "GROUP": 16, "M_TILES": 1, "N_TILES": 1, "A_BITS": (1 << 31) | 8}, Error.A_BITS),
+    # Several illegal at once: the first in the documented order names the error.
+    ({"K": 0, "GROUP": 0, "M_TILES": 0, "N_TILES": 1, "A_BITS": 6}, Error.K_RANGE),
+    ({"K": 48, "GROUP": 16, "M_TILES": 0, "N_TILES": 1, "A_BITS": 6}, Error.A_BITS),
 ]
 
 
