@@ -14,6 +14,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.requant import MAX_SHIFT, MULT_BITS
+from ..global_net import design_wide
 from .requant import Requant
 
 __all__ = ["TileRequant"]
@@ -50,10 +51,11 @@ class TileRequant(wiring.Component):
 
     Contract
     --------
-    A tile and its scales beat are taken together in the cycle its last chunk
-    enters the requantizer; each chunk enters one per cycle while ``o`` is
-    taken.  The group counter resets to 0 on ``rst`` only: runs must send
-    whole output tiles (``groups`` tiles each).
+    A scales beat is taken into a register of this stage as soon as the one
+    before it is done with (at most one beat ahead of its tile), and a tile in
+    the cycle its last chunk enters the requantizer; each chunk enters one per
+    cycle while ``o`` is taken.  The group counter resets to 0 on ``rst`` only:
+    runs must send whole output tiles (``groups`` tiles each).
     """
 
     def __init__(self, *, tokens: int, channels: int, lanes: int, acc_bits: int, max_groups: int,
@@ -95,10 +97,22 @@ class TileRequant(wiring.Component):
         # sat at the head of the ECP5 build's critical path (tile done -> the array's handshake -> drain).
         last_chunk = Signal(init=self.chunks == 1)
         group = Signal(range(self.max_groups))
-        both = self.i.valid & self.scales.valid
+        # The tile's scales beat, held in a register of its own: the lanes' multipliers are selected from it,
+        # not from the scales queue's output (on the ULX3S-85F the queue's read pointer reached its 768-bit
+        # LUT RAM, then the selection, then the requantizer's input register: 15.0 ns).  The next beat is taken
+        # in the cycle the tile before it is done, through one wide enable (a global net on ECP5).
+        held = Signal(self.scales_layout)
+        held_valid = Signal()
+        both = self.i.valid & held_valid
         enter = both & rq.i.ready
         tile_done = enter & last_chunk
-        m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done), self.scales.ready.eq(tile_done),
+        m.d.comb += self.scales.ready.eq(~held_valid | tile_done)
+        taking = design_wide(m, platform, self.scales.valid & self.scales.ready, "scales_take")
+        with m.If(taking):
+            m.d.sync += held.eq(self.scales.payload)
+        with m.If(self.scales.ready):
+            m.d.sync += held_valid.eq(self.scales.valid)
+        m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done),
                      self.drain.eq(enter & ~tile_done),
                      rq.i.payload.first.eq(group == 0), rq.i.payload.last.eq(group == self.groups - 1)]
         with m.If(enter):
@@ -114,8 +128,8 @@ class TileRequant(wiring.Component):
         m.d.comb += rq.i.payload.acc.as_value().eq(self.i.payload.as_value()[:self.lanes * self.acc_bits])
         for lane in range(self.lanes):
             elems = [c * self.lanes + lane for c in range(self.chunks)]
-            wmul = Cat(*(self.scales.payload.wmul[f % self.channels] for f in elems))
-            tmul = Cat(*(self.scales.payload.tmul[f // self.channels] for f in elems))
+            wmul = Cat(*(held.wmul[f % self.channels] for f in elems))
+            tmul = Cat(*(held.tmul[f // self.channels] for f in elems))
             m.d.comb += [rq.i.payload.wmul[lane].eq(wmul.word_select(chunk, self.mult_bits)),
                          rq.i.payload.tmul[lane].eq(tmul.word_select(chunk, self.mult_bits))]
         return m
