@@ -178,31 +178,33 @@ class TripArray(wiring.Component):
 
         # The fan-out tree: each level's copies take the beat from the copy of the level above that holds
         # their rows, and keep only those rows' activations.  fpga.build keeps yosys from merging the copies.
-        copies = [(0, self.rows, self.i.valid, list(self.i.payload.a), self.i.payload.w)]
+        # The copies carry the beat's hi/lo flags too, for the terms' per-row flag pipelines below (ECP5).
+        copies = [(0, self.rows, self.i.valid, list(self.i.payload.a), self.i.payload.w,
+                   (self.i.payload.hi, self.i.payload.lo))]
 
         def holding(row: int) -> tuple:
-            """(first row, end row, valid, activations, weights) of the current level's copy with ``row``."""
+            """(first row, end row, valid, activations, weights, (hi, lo)) of the current level's copy with ``row``."""
             return next(c for c in copies if c[0] <= row < c[1])
 
         for level, count in enumerate(fanout_copies(self.rows, self.fanout_stages)):
             below = []
             for k in range(count):
                 first, end = k * self.rows // count, (k + 1) * self.rows // count
-                p_first, p_end, p_valid, p_a, p_w = holding(first)
+                p_first, p_end, p_valid, p_a, p_w, (p_hi, p_lo) = holding(first)
                 assert end <= p_end, "fan-out copies nest"
                 a_of_rows = p_a[(first - p_first) * lay.a_lanes:(end - p_first) * lay.a_lanes]
                 shape = data.StructLayout({"valid": 1, "a": data.ArrayLayout(signed(4), len(a_of_rows)),
-                                           "w": data.ArrayLayout(signed(4), self.channels)})
+                                           "w": data.ArrayLayout(signed(4), self.channels), "hi": 1, "lo": 1})
                 value = Signal(shape)
-                m.d.comb += [value.valid.eq(p_valid), value.w.eq(p_w)]
+                m.d.comb += [value.valid.eq(p_valid), value.w.eq(p_w), value.hi.eq(p_hi), value.lo.eq(p_lo)]
                 m.d.comb += [value.a[i].eq(a) for i, a in enumerate(a_of_rows)]
                 reg = step(value, shape, f"fanout_{level}_{k}")
-                below.append((first, end, reg.valid, list(reg.a), reg.w))
+                below.append((first, end, reg.valid, list(reg.a), reg.w, (reg.hi, reg.lo)))
             copies = below
 
         muls = {}
         for r in range(self.rows):
-            first, _, valid, a, w = holding(r)
+            first, _, valid, a, w, _ = holding(r)
             for c in range(self.cols):
                 mul = SimdMul4(**self.mul_params)
                 m.submodules[f"mul_{r}_{c}"] = mul
@@ -222,7 +224,7 @@ class TripArray(wiring.Component):
                      side.last.eq(self.i.payload.last), side.w.eq(self.i.payload.w)]
 
         for n in range(self.fanout_stages + self.mul_latency):
-            entering, side = side, step(side, side_layout, f"side_q{n}")
+            side = step(side, side_layout, f"side_q{n}")
 
         # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
         # the accumulator adds one registered term: the two adders in series, after a side-band select,
@@ -238,12 +240,20 @@ class TripArray(wiring.Component):
         zero_low = design_wide(m, platform, moving & side.hi, "hi_term") if ecp5 else None
         # On ECP5 every multiplier's terms read their own copy of the beat's hi/lo flags (fpga.build keeps
         # yosys from merging the copies): one flag register steering all the array's term adders was the
-        # ULX3S-85F build's critical path, a route of 17 ns around congested fabric.
+        # ULX3S-85F build's critical path, a route of 17 ns around congested fabric.  The copies of a row
+        # come from that row's own flag pipeline, which starts at the row's fan-out copy: fed from the side
+        # pipeline's one register, the copies were a 128-sink net across the array (85F: 20.5 ns).
         flags = {}
         for r in range(self.rows):
+            if not ecp5:
+                flags.update({(r, c): (side.hi, side.lo) for c in range(self.cols)})
+                continue
+            row_hi, row_lo = holding(r)[5]                   # fanout_stages registers after the input
+            for n in range(self.mul_latency - 1):            # ... then as deep as the products, less the copy
+                row_hi, row_lo = (step(row_hi, 1, f"side_copy_row_hi_{r}_{n}"),
+                                  step(row_lo, 1, f"side_copy_row_lo_{r}_{n}"))
             for c in range(self.cols):
-                flags[r, c] = (step(entering.hi, 1, f"side_copy_hi_{r}_{c}"),
-                               step(entering.lo, 1, f"side_copy_lo_{r}_{c}")) if ecp5 else (side.hi, side.lo)
+                flags[r, c] = (step(row_hi, 1, f"side_copy_hi_{r}_{c}"), step(row_lo, 1, f"side_copy_lo_{r}_{c}"))
         terms = {}
         for t in range(self.tokens):
             r, i = divmod(t, lay.a_lanes)
