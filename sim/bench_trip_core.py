@@ -20,7 +20,7 @@ import numpy as np
 
 import golden
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, SimTimeoutError, with_timeout
 
 from hw.trip_core import TripCore
 from sim.cycle_model import core_cycles
@@ -105,8 +105,12 @@ async def trip_core(dut):
                                   seed=n + 19)
             tasks.append(cocotb.start_soon(scales.send(encode(core.requant.scales_layout, run.scale_words))))
         status = await start_and_wait(dut, run.registers, budget)
-        for task in tasks:
-            await task
+        for task in tasks:          # a core that is done but left input words untaken must fail, not hang
+            try:
+                await with_timeout(task, 10 * budget, "ns")
+            except SimTimeoutError:
+                raise AssertionError(f"case {case}: the core reported done, but a stream's words were not all "
+                                     f"taken (or results not all sent) within {budget} cycles") from None
         seconds = time.perf_counter() - t0
         await FallingEdge(dut.clk)
         dut.results__ready.value = 0
