@@ -47,7 +47,6 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.global_net import design_wide
 from hw.rtl.replay import Replay
 from hw.rtl.trip_sequencer import REGS
 from hw.trip_core import TripCore
@@ -145,10 +144,10 @@ class HostLink(wiring.Component):
         reply = Signal(40)                   # bytes still to send before the ack, LSB first
         reply_left = Signal(range(6))
         mem_sel = Signal(2)
-        # A LOAD's data bytes shift in from the top, so every byte of the word has the same enable (on ECP5 a
-        # global net): selecting the byte to store by its index decoded into per-byte enables, and their
-        # fabric routes from the `loading` flag to a 768-bit word were the ULX3S-85F build's critical path
-        # (16.9 ns).  A memory of n-byte words finds its word in the word's top n bytes.
+        # A LOAD's data bytes shift in from the top, so every byte of the word has the same enable: selecting
+        # the byte to store by its index decoded into per-byte enables, and their fabric routes from the
+        # `loading` flag to a 768-bit word were the ULX3S-85F build's critical path (16.9 ns).  A memory of
+        # n-byte words finds its word in the word's top n bytes.
         max_bytes = max(word_bytes(layout) for layout in self.layouts.values())
         word = Signal(8 * max_bytes)
         byte_idx = Signal(range(max_bytes + 1))
@@ -431,8 +430,9 @@ class HostLink(wiring.Component):
                     m.next = "IDLE"
         # LOAD's third branch (neither a commit nor the end): store a data byte.  From single-bit registers
         # and the UART's valid only; it comes after the FSM, so its rx.ready drive joins the states' own.
+        # (In fabric: through a DCCA, the ULX3S-25F's router failed to reach the global's input at seed 1.)
         taking = loading & ~word_full & ~load_finished
-        store = design_wide(m, platform, taking & self.rx.valid, "byte_store")
+        store = taking & self.rx.valid
         with m.If(taking):
             m.d.comb += self.rx.ready.eq(1)
             with m.If(self.rx.valid):

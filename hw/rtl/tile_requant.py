@@ -14,7 +14,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.requant import MAX_SHIFT, MULT_BITS
-from ..global_net import design_wide
 from .requant import Requant
 
 __all__ = ["TileRequant"]
@@ -100,15 +99,15 @@ class TileRequant(wiring.Component):
         # The tile's scales beat, held in a register of its own: the lanes' multipliers are selected from it,
         # not from the scales queue's output (on the ULX3S-85F the queue's read pointer reached its 768-bit
         # LUT RAM, then the selection, then the requantizer's input register: 15.0 ns).  The next beat is taken
-        # in the cycle the tile before it is done, through one wide enable (a global net on ECP5).
+        # in the cycle the tile before it is done.  (Its enable stays in fabric: one more DCCA and the ULX3S-25F's
+        # router failed to reach a global's input at seed 1.)
         held = Signal(self.scales_layout)
         held_valid = Signal()
         both = self.i.valid & held_valid
         enter = both & rq.i.ready
         tile_done = enter & last_chunk
         m.d.comb += self.scales.ready.eq(~held_valid | tile_done)
-        taking = design_wide(m, platform, self.scales.valid & self.scales.ready, "scales_take")
-        with m.If(taking):
+        with m.If(self.scales.valid & self.scales.ready):
             m.d.sync += held.eq(self.scales.payload)
         with m.If(self.scales.ready):
             m.d.sync += held_valid.eq(self.scales.valid)
