@@ -29,7 +29,8 @@ class TileRequant(wiring.Component):
     lanes : int
         Outputs per beat; must divide ``tokens · channels``.  A tile takes
         ``chunks = tokens · channels / lanes`` cycles to pass, so the array is
-        never slowed while a group lasts more than ``chunks`` beats.
+        never slowed while a group lasts ``chunks + handover`` beats or more
+        (:class:`~hw.rtl.trip_array.TripArray`'s ``handover``).
     max_groups, mult_bits : int
         As :class:`Requant` (the register widths follow from them).
 
