@@ -430,7 +430,7 @@ class HostLink(wiring.Component):
                     m.next = "IDLE"
         # LOAD's third branch (neither a commit nor the end): store a data byte.  From single-bit registers
         # and the UART's valid only; it comes after the FSM, so its rx.ready drive joins the states' own.
-        # (In fabric: through a DCCA, the ULX3S-25F's router failed to reach the global's input at seed 1.)
+        # (`store` is kept apart: folded into the branch below, the iCEBreaker fell to 38.8 MHz at seed 1.)
         taking = loading & ~word_full & ~load_finished
         store = taking & self.rx.valid
         with m.If(taking):

@@ -57,10 +57,10 @@ class DesignSize:
     ram_available: int
 
     def link_args(self) -> dict:
+        ecp5 = DEVICES[self.device].family == "ecp5"
         return dict(core=self.core, act_depth=self.act_depth, weight_depth=self.weight_depth,
                     scale_depth=self.scale_depth, result_bytes=self.result_bytes,
-                    operand_queues=DEVICES[self.device].family == "ecp5",
-                    registered_writes=DEVICES[self.device].family == "ecp5")
+                    operand_queues=ecp5, registered_writes=ecp5)
 
 
 def design_for(device: str) -> DesignSize:

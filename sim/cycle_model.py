@@ -13,16 +13,20 @@ from hw.rtl.trip_array import array_latency
 #: Cycles the requantizer adds after the last tile's last chunk enters it: its pipeline and the hand-over.
 REQUANT_TAIL = Requant.LATENCY - 1
 
-__all__ = ["REQUANT_TAIL", "array_beats", "array_cycles", "core_cycles", "core_latency", "latency_profile",
-           "requant_paced"]
+__all__ = ["REQUANT_TAIL", "array_beats", "array_cycles", "beat_passes", "core_cycles", "core_latency",
+           "latency_profile", "requant_paced"]
+
+
+def beat_passes(a_bits: int) -> int:
+    """Beats per k of a token tile: A8 activations go through the 4-bit array as two nibbles."""
+    if a_bits not in (4, 8):
+        raise ValueError(f"activation bits must be 4 or 8, not {a_bits!r}")
+    return 2 if a_bits == 8 else 1
 
 
 def array_beats(m_kept: int, k: int, n: int, a_bits: int, tokens: int, channels: int) -> int:
     """Beats one matmul sends to a ``tokens × channels`` array: every tile runs every k, A8 twice."""
-    if a_bits not in (4, 8):
-        raise ValueError(f"activation bits must be 4 or 8, not {a_bits!r}")
-    passes = 2 if a_bits == 8 else 1
-    return math.ceil(m_kept / tokens) * math.ceil(n / channels) * k * passes
+    return math.ceil(m_kept / tokens) * math.ceil(n / channels) * k * beat_passes(a_bits)
 
 
 def core_latency(params: dict) -> int:
@@ -41,7 +45,7 @@ def requant_paced(group: int, a_bits: int, chunks: int, handover: int = 0) -> bo
     holds the array's output register for ``chunks`` cycles, and the array hands a finishing group over
     ``handover`` cycles after it is taken (:class:`~hw.rtl.trip_array.TripArray`: 1 with ``local_stall``),
     so a group of fewer than ``chunks + handover`` beats waits."""
-    return group * (2 if a_bits == 8 else 1) < chunks + handover
+    return group * beat_passes(a_bits) < chunks + handover
 
 
 def core_cycles(*, m_kept: int, k: int, n: int, group: int, a_bits: int, tokens: int, channels: int,

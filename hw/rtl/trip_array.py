@@ -248,7 +248,7 @@ class TripArray(wiring.Component):
             if not ecp5:
                 flags.update({(r, c): (side.hi, side.lo) for c in range(self.cols)})
                 continue
-            row_hi, row_lo = holding(r)[5]                   # fanout_stages registers after the input
+            *_, (row_hi, row_lo) = holding(r)                # fanout_stages registers after the input
             for n in range(self.mul_latency - 1):            # ... then as deep as the products, less the copy
                 row_hi, row_lo = (step(row_hi, 1, f"side_copy_row_hi_{r}_{n}"),
                                   step(row_lo, 1, f"side_copy_row_lo_{r}_{n}"))
