@@ -17,6 +17,9 @@ from hw.rtl.simd_mul4 import best_shape
 
 __all__ = ["Device", "DEVICES", "core_params"]
 
+#: The most multipliers one fan-out register of an ECP5 array feeds.
+MULS_PER_COPY = 4
+
 
 @dataclass(frozen=True)
 class Device:
@@ -60,7 +63,10 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 # ECP5: registers that fan the beat out to the rows, each level at most 4 times the copies of
                 # the one above (ULX3S-85F: the combinational spread from the beat queue to 128 DSPs was its
                 # critical path).  iCE40: none, the netlist its 40 MHz placement was found for.
-                fanout_stages=math.ceil(math.log2(rows) / 2) if dev.family == "ecp5" else 0,
+                fanout_stages=math.ceil(math.log2(rows) / 2) + (cols > MULS_PER_COPY) if dev.family == "ecp5" else 0,
+                # ECP5: the last level splits each row's copy by columns, so no copy feeds more than MULS_PER_COPY
+                # multipliers (ULX3S-85F: a row's copy to its 16 DSPs' A ports was the critical path, 17.8 ns).
+                fanout_cols=-(-cols // MULS_PER_COPY) if dev.family == "ecp5" else 1,
                 # ECP5: the array's stall from its own registers, not the tile adapter's ready (ULX3S-85F: that
                 # chain into the accumulators' global enable was 15.2 ns).  iCE40: the netlist of its placement.
                 local_stall=dev.family == "ecp5",

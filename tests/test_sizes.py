@@ -1,7 +1,9 @@
 """Device-sized TRIP cores come from the device's DSP count, by code."""
 import pytest
 
-from hw.sizes import DEVICES, core_params
+from fpga.sizing import silence_unused
+from hw.rtl.trip_array import TripArray, fanout_copies
+from hw.sizes import DEVICES, MULS_PER_COPY, core_params
 
 
 @pytest.mark.parametrize("device, tokens, channels, muls", [("ice40up5k", 2, 8, 8), ("ecp5-85f", 16, 32, 128)])
@@ -16,3 +18,18 @@ def test_unknown_device_and_bad_share_say_what_is_known():
         core_params("virtex")
     with pytest.raises(ValueError, match="dsp_share"):
         core_params("ecp5-85f", dsp_share=0)
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES if DEVICES[d].family == "ecp5"])
+def test_ecp5_fanout_copies_feed_a_few_multipliers_each(device):
+    p = core_params(device)
+    array = TripArray(**{k: p[k] for k in ("rows", "cols", "a_lanes", "w_lanes", "mul_width", "mul_latency",
+                                            "fanout_stages", "fanout_cols")})
+    assert fanout_copies(p["rows"], p["fanout_stages"] - (p["fanout_cols"] > 1))[-1] == p["rows"]   # one per row
+    assert -(-p["cols"] // p["fanout_cols"]) <= MULS_PER_COPY
+    silence_unused(array)
+
+
+def test_ice40_keeps_its_placed_netlist_without_fanout():
+    p = core_params("ice40up5k")
+    assert (p["fanout_stages"], p["fanout_cols"], p["local_stall"]) == (0, 1, False)

@@ -23,13 +23,18 @@ CONFIGS = {
     # the fan-out tree of the ECP5 builds (hw.sizes): 2 copies, then one per row; and their local stall
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                      fanout_stages=2, local_stall=True),
+    # ... with the last level split by columns (hw.sizes: no copy feeds more than 4 multipliers)
+    "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4,
+                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True),
+    # a column split straight from the input, into uneven groups: columns {0} and {1, 2}
+    "ice40_2x3_fanout_cols2": dict(rows=2, cols=3, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64,
+                                   fanout_stages=1, fanout_cols=2),
     # rows that do not halve evenly: the second level's copies take rows {0} and {1, 2} from the first's
     "ice40_3x2_fanout2": dict(rows=3, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64,
                               fanout_stages=2),
 }
 #: Configurations elaborated for an FPGA family rather than as the portable netlist.
-PLATFORMS = {"ecp5_2x2_lat4_on_ecp5": FamilyOnly("ecp5"), "ecp5_2x2_fabric_ops_on_ecp5": FamilyOnly("ecp5"),
-             "ecp5_4x2_fanout2_on_ecp5": FamilyOnly("ecp5")}
+PLATFORMS = {name: FamilyOnly("ecp5") for name in CONFIGS if name.endswith("_on_ecp5")}
 
 
 def cases(a_bits: int) -> list[dict]:
@@ -84,6 +89,9 @@ def test_a8_costs_two_beats_per_k_and_pruned_rows_cost_none():
     (dict(drain_lanes=0), "drain_lanes must be a positive divisor"),
     (dict(fanout_stages=-1), "fanout_stages must be a non-negative integer"),
     (dict(fanout_stages=True), "fanout_stages must be a non-negative integer"),
+    (dict(cols=4, fanout_stages=1, fanout_cols=5), r"fanout_cols must be an integer from 1 to cols \(4\)"),
+    (dict(cols=4, fanout_stages=1, fanout_cols=0), "fanout_cols must be an integer from 1 to cols"),
+    (dict(cols=4, fanout_cols=2), r"above 1 only with fanout_stages ≥ 1, not 2 \(fanout_stages=0\)"),
 ])
 def test_bad_parameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):

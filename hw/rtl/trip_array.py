@@ -17,7 +17,9 @@ costs ``g`` beats at A4 and ``2·g`` at A8 and yields exactly
 """
 from __future__ import annotations
 
-from amaranth import Module, Mux, ResetSignal, Signal, signed
+from dataclasses import dataclass
+
+from amaranth import Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,6 +46,18 @@ def fanout_copies(rows: int, fanout_stages: int) -> list[int]:
         return []
     depth = (rows - 1).bit_length()          # log2 of the rows, rounded up
     return [min(rows, 1 << -(-depth * level // fanout_stages)) for level in range(1, fanout_stages + 1)]
+
+
+@dataclass
+class _Copy:
+    """One register of the fan-out tree (or the input itself): the beat for a block of the array."""
+    rows: range
+    cols: range
+    valid: Value
+    a: list[Value]          # the activations of `rows`
+    w: list[Value]          # the weights of `cols`
+    hi: Value
+    lo: Value
 
 
 class TripArray(wiring.Component):
@@ -79,6 +93,13 @@ class TripArray(wiring.Component):
         of routing after the queue's own read); the copies let the placer
         spread that distance over several cycles.  Each level adds one cycle of
         latency and nothing else.
+    fanout_cols : int
+        With ``fanout_stages`` ≥ 1, the last level splits each copy of the
+        level above by columns into this many copies (1, the default: no
+        split), each with only its columns' weights.  A per-row copy drove its
+        row's 16 DSPs wherever the placer put them (ULX3S-85F: 17.8 ns, one
+        route); a copy per few columns sits beside its own multipliers.  The
+        level counts among ``fanout_stages``, so the latency is unchanged by it.
     dsp_operands : bool
         :class:`SimdMul4`'s ``dsp_operands``: False keeps each multiplier's
         operand register in the fabric (ECP5, latency 4), where the placer can
@@ -116,13 +137,18 @@ class TripArray(wiring.Component):
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
                  mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None,
-                 dsp_operands: bool = True, fanout_stages: int = 0, local_stall: bool = False):
+                 dsp_operands: bool = True, fanout_stages: int = 0, fanout_cols: int = 1,
+                 local_stall: bool = False):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not isinstance(fanout_stages, int) or isinstance(fanout_stages, bool) or fanout_stages < 0:
             raise ValueError(f"fanout_stages must be a non-negative integer, not {fanout_stages!r}")
-        self.fanout_stages = fanout_stages
+        if (not isinstance(fanout_cols, int) or isinstance(fanout_cols, bool) or not 1 <= fanout_cols <= cols
+                or (fanout_cols > 1 and fanout_stages < 1)):
+            raise ValueError(f"fanout_cols must be an integer from 1 to cols ({cols}), and above 1 only with "
+                             f"fanout_stages ≥ 1, not {fanout_cols!r} (fanout_stages={fanout_stages!r})")
+        self.fanout_stages, self.fanout_cols = fanout_stages, fanout_cols
         self.local_stall = bool(local_stall)
         #: Cycles a finishing group waits after the held output is taken (see Contract).
         self.handover = int(self.local_stall)
@@ -177,44 +203,59 @@ class TripArray(wiring.Component):
             return reg
 
         # The fan-out tree: each level's copies take the beat from the copy of the level above that holds
-        # their rows, and keep only those rows' activations.  fpga.build keeps yosys from merging the copies.
-        # The copies carry the beat's hi/lo flags too, for the terms' per-row flag pipelines below (ECP5).
-        copies = [(0, self.rows, self.i.valid, list(self.i.payload.a), self.i.payload.w,
-                   (self.i.payload.hi, self.i.payload.lo))]
+        # their rows, and keep only those rows' activations; with fanout_cols the last level splits each copy
+        # by columns instead, keeping only those columns' weights.  fpga.build keeps yosys from merging the
+        # copies.  The copies carry the beat's hi/lo flags too, for the terms' flag pipelines below (ECP5).
+        copies = [_Copy(range(self.rows), range(self.cols), self.i.valid, list(self.i.payload.a),
+                       list(self.i.payload.w), self.i.payload.hi, self.i.payload.lo)]
 
-        def holding(row: int) -> tuple:
-            """(first row, end row, valid, activations, weights, (hi, lo)) of the current level's copy with ``row``."""
-            return next(c for c in copies if c[0] <= row < c[1])
+        def holding(row: int, col: int = 0) -> _Copy:
+            """The current level's copy of the beat with ``row`` and ``col``."""
+            return next(c for c in copies if row in c.rows and col in c.cols)
 
-        for level, count in enumerate(fanout_copies(self.rows, self.fanout_stages)):
+        def register(level: int, k: int, parent: _Copy, rows: range, cols: range) -> _Copy:
+            """_Copy ``k`` of ``level``: ``parent``'s beat with only ``rows``' activations and ``cols``' weights."""
+            a = parent.a[(rows.start - parent.rows.start) * lay.a_lanes:(rows.stop - parent.rows.start) * lay.a_lanes]
+            w = parent.w[(cols.start - parent.cols.start) * lay.w_lanes:(cols.stop - parent.cols.start) * lay.w_lanes]
+            shape = data.StructLayout({"valid": 1, "a": data.ArrayLayout(signed(4), len(a)),
+                                       "w": data.ArrayLayout(signed(4), len(w)), "hi": 1, "lo": 1})
+            value = Signal(shape)
+            m.d.comb += [value.valid.eq(parent.valid), value.hi.eq(parent.hi), value.lo.eq(parent.lo)]
+            m.d.comb += [value.a[i].eq(x) for i, x in enumerate(a)]
+            m.d.comb += [value.w[i].eq(x) for i, x in enumerate(w)]
+            reg = step(value, shape, f"fanout_{level}_{k}")
+            return _Copy(rows, cols, reg.valid, list(reg.a), list(reg.w), reg.hi, reg.lo)
+
+        row_levels = self.fanout_stages - (self.fanout_cols > 1)
+        for level, count in enumerate(fanout_copies(self.rows, row_levels)):
             below = []
             for k in range(count):
-                first, end = k * self.rows // count, (k + 1) * self.rows // count
-                p_first, p_end, p_valid, p_a, p_w, (p_hi, p_lo) = holding(first)
-                assert end <= p_end, "fan-out copies nest"
-                a_of_rows = p_a[(first - p_first) * lay.a_lanes:(end - p_first) * lay.a_lanes]
-                shape = data.StructLayout({"valid": 1, "a": data.ArrayLayout(signed(4), len(a_of_rows)),
-                                           "w": data.ArrayLayout(signed(4), self.channels), "hi": 1, "lo": 1})
-                value = Signal(shape)
-                m.d.comb += [value.valid.eq(p_valid), value.w.eq(p_w), value.hi.eq(p_hi), value.lo.eq(p_lo)]
-                m.d.comb += [value.a[i].eq(a) for i, a in enumerate(a_of_rows)]
-                reg = step(value, shape, f"fanout_{level}_{k}")
-                below.append((first, end, reg.valid, list(reg.a), reg.w, (reg.hi, reg.lo)))
+                rows = range(k * self.rows // count, (k + 1) * self.rows // count)
+                parent = holding(rows.start)
+                assert rows.stop <= parent.rows.stop, "fan-out copies nest"
+                below.append(register(level, k, parent, rows, parent.cols))
+            copies = below
+        if self.fanout_cols > 1:
+            below = []
+            for parent in copies:
+                for g in range(self.fanout_cols):
+                    cols = range(g * self.cols // self.fanout_cols, (g + 1) * self.cols // self.fanout_cols)
+                    below.append(register(row_levels, len(below), parent, parent.rows, cols))
             copies = below
 
         muls = {}
         for r in range(self.rows):
-            first, _, valid, a, w, _ = holding(r)
             for c in range(self.cols):
+                src = holding(r, c)
                 mul = SimdMul4(**self.mul_params)
                 m.submodules[f"mul_{r}_{c}"] = mul
                 muls[r, c] = mul
                 m.d.comb += mul.en.eq(moving)
                 for i in range(lay.a_lanes):
-                    m.d.comb += mul.i.payload.a[i].eq(a[(r - first) * lay.a_lanes + i])
+                    m.d.comb += mul.i.payload.a[i].eq(src.a[(r - src.rows.start) * lay.a_lanes + i])
                 for j in range(lay.w_lanes):
-                    m.d.comb += mul.i.payload.w[j].eq(w[c * lay.w_lanes + j])
-                m.d.comb += [mul.i.valid.eq(valid), mul.o.ready.eq(1)]
+                    m.d.comb += mul.i.payload.w[j].eq(src.w[(c - src.cols.start) * lay.w_lanes + j])
+                m.d.comb += [mul.i.valid.eq(src.valid), mul.o.ready.eq(1)]
 
         # Side-band bits and the weights (for the lo-beat offset) follow the products down the pipeline.
         side_layout = data.StructLayout({"valid": 1, "hi": 1, "lo": 1, "last": 1,
@@ -248,12 +289,15 @@ class TripArray(wiring.Component):
             if not ecp5:
                 flags.update({(r, c): (side.hi, side.lo) for c in range(self.cols)})
                 continue
-            *_, (row_hi, row_lo) = holding(r)                # fanout_stages registers after the input
-            for n in range(self.mul_latency - 1):            # ... then as deep as the products, less the copy
-                row_hi, row_lo = (step(row_hi, 1, f"side_copy_row_hi_{r}_{n}"),
-                                  step(row_lo, 1, f"side_copy_row_lo_{r}_{n}"))
-            for c in range(self.cols):
-                flags[r, c] = (step(row_hi, 1, f"side_copy_hi_{r}_{c}"), step(row_lo, 1, f"side_copy_lo_{r}_{c}"))
+            for g, leaf in enumerate(c for c in copies if r in c.rows):   # fanout_stages registers after the input
+                # ... then as deep as the products, less the copy
+                row_hi, row_lo = leaf.hi, leaf.lo
+                suffix = f"{r}_{g}_" if self.fanout_cols > 1 else f"{r}_"
+                for n in range(self.mul_latency - 1):
+                    row_hi, row_lo = (step(row_hi, 1, f"side_copy_row_hi_{suffix}{n}"),
+                                      step(row_lo, 1, f"side_copy_row_lo_{suffix}{n}"))
+                for c in leaf.cols:
+                    flags[r, c] = (step(row_hi, 1, f"side_copy_hi_{r}_{c}"), step(row_lo, 1, f"side_copy_lo_{r}_{c}"))
         terms = {}
         for t in range(self.tokens):
             r, i = divmod(t, lay.a_lanes)
