@@ -41,7 +41,7 @@ from __future__ import annotations
 import enum
 import math
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.hdl import Shape
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -218,7 +218,11 @@ class HostLink(wiring.Component):
             # cycle; it delays a replay's first word by one.  (On the iCEBreaker the queue's level fed the
             # sequencer's handshake, a 27 ns path at seed 1: it keeps the direct path its placement was found for.)
             if sel == Memories.SCALES or self.operand_queues:
-                m.submodules[f"{sel.name.lower()}_queue"] = queue = SyncFIFO(width=width, depth=2)
+                # Emptied by a run's start: a run the core refuses starts the replays all the same, and the words
+                # they queued for it must not be the next run's first ones (the core takes none while it stands
+                # refused, and drops a scales beat it took before the refusal: TileRequant's flush).
+                queue = SyncFIFO(width=width, depth=2)
+                m.submodules[f"{sel.name.lower()}_queue"] = ResetInserter(start)(queue)
                 m.d.comb += [queue.w_en.eq(replay.valid), queue.w_data.eq(replay.payload),
                              replay.ready.eq(queue.w_rdy),
                              target.valid.eq(queue.r_rdy), target.payload.eq(queue.r_data),

@@ -91,7 +91,8 @@ class TripCore(wiring.Component):
             wiring.connect(m, wiring.flipped(self.scales), rq.scales)
             wiring.connect(m, rq.o, wiring.flipped(self.results))
             m.d.comb += [rq.groups.eq(seq.groups), rq.shift.eq(seq.shift), rq.out_bits8.eq(seq.out_bits8),
-                         seq.done_outputs.eq(rq.i.valid & rq.i.ready), seq.downstream_busy.eq(rq.busy)]
+                         seq.done_outputs.eq(rq.i.valid & rq.i.ready), seq.downstream_busy.eq(rq.busy),
+                         rq.flush.eq(seq.error != 0)]
         else:
             wiring.connect(m, arr.o, wiring.flipped(self.results))
             m.d.comb += seq.done_outputs.eq(arr.o.valid & self.results.ready)

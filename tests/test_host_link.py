@@ -116,6 +116,25 @@ def test_requantized_on_chip_equals_the_cpu_fallback(requant_board, a_bits, out_
     assert ((want == lo) | (want == hi)).any() and not port.rx_error     # some outputs on a rail
 
 
+
+def test_a_refused_run_leaves_nothing_for_the_next(requant_board):
+    """A run the core refuses still starts the operand replays; the words they queued for it must not
+    reach the next run (the ECP5 links queue operands between their memories and the core)."""
+    board, port = requant_board
+    m, k, n, group = 2, 32, 4, 16
+    x, w = operands(m, k, n, 8, seed=11, corners=True)
+    rng = np.random.default_rng(2)
+    params = golden.requant_params(rng.uniform(0.01, 0.05, (n, k // group)), rng.uniform(0.02, 0.2, m),
+                                   out_scale=0.5, out_bits=8)
+    xt, wp = torch.tensor(x, dtype=torch.int8), ck.pack_weights(w)
+    want = board.requantized_matmul(xt, wp, group, params, a_bits=8).numpy()
+    board.write_reg("GROUP", 24)                                 # does not divide K = 32: refused
+    with pytest.raises(BoardError, match="GROUP_DIVIDES_K"):
+        board.run()
+    again = board.requantized_matmul(xt, wp, group, params, a_bits=8).numpy()
+    assert np.array_equal(again, want) and not port.rx_error
+    assert np.array_equal(want, ck.requantized_matmul(xt, wp, group, params, a_bits=8).numpy())
+
 def test_real_smollm2_layers_through_the_uart(real_layers):
     """Exported SmolLM2 layers (block 16, the shipped bit plan: k_proj A8, o_proj A4; tokens the shipped
     pruning plan kept) through the board's whole path: host driver, 8N1 frames, memories, core, on-chip

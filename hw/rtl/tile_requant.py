@@ -48,6 +48,8 @@ class TileRequant(wiring.Component):
     groups : ``In(range(1, max_groups + 1))``, shift, out_bits8
         Per-run settings; hold them while a run is in flight.
     busy : ``Out(1)``: something accepted has not yet left on ``o``.
+    flush : ``In(1)``: while high, a held scales beat is dropped and none is taken: the sequencer refused
+        the run, whose scales may have come all the same, and they must not pair with the next run's tiles.
 
     Contract
     --------
@@ -84,6 +86,7 @@ class TileRequant(wiring.Component):
             "shift": In(range(1, MAX_SHIFT + 1), init=1),
             "out_bits8": In(1, init=1),
             "busy": Out(1),
+            "flush": In(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -107,10 +110,12 @@ class TileRequant(wiring.Component):
         both = self.i.valid & held_valid
         enter = both & rq.i.ready
         tile_done = enter & last_chunk
-        m.d.comb += self.scales.ready.eq(~held_valid | tile_done)
+        m.d.comb += self.scales.ready.eq((~held_valid | tile_done) & ~self.flush)
         with m.If(self.scales.valid & self.scales.ready):
             m.d.sync += held.eq(self.scales.payload)
-        with m.If(self.scales.ready):
+        with m.If(self.flush):
+            m.d.sync += held_valid.eq(0)
+        with m.Elif(self.scales.ready):
             m.d.sync += held_valid.eq(self.scales.valid)
         m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done),
                      self.drain.eq(enter & ~tile_done),

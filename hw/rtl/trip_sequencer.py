@@ -107,6 +107,8 @@ class TripSequencer(wiring.Component):
         (the run is done only after its last group left).
     downstream_busy : ``In(1)``: a stage after the array still holds results (done waits for it).
     groups, shift, out_bits8 : ``Out``: K/GROUP of the current run, SHIFT, OUT_BITS == 8.
+    error : ``Out(4)``: ERROR, why the last start was refused (:class:`Error`; 0 if it was not), until
+        the next start.  The stages behind the array drop what was sent for a refused run meanwhile.
 
     Contract
     --------
@@ -139,6 +141,7 @@ class TripSequencer(wiring.Component):
             "beats": Out(stream.Signature(self.beat_layout)),
             "done_outputs": In(1),
             "downstream_busy": In(1),
+            "error": Out(4),
             "groups": Out(range(1, max_groups + 1), init=1),
             "shift": Out(range(1, MAX_SHIFT + 1), init=1),
             "out_bits8": Out(1, init=1),
@@ -152,7 +155,7 @@ class TripSequencer(wiring.Component):
         a_bits, out_bits, shift = Signal(4), Signal(4, init=8), Signal(6, init=1)
         cycles = Signal(32)
         busy, done = Signal(), Signal()
-        error = Signal(4)
+        error = self.error
         n_groups = Signal(kbits)               # K/GROUP, counted by the divisibility check
         start = Signal()
 
