@@ -48,6 +48,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.rtl.replay import Replay
+from hw.rtl.sliced_memory import SlicedMemory, slice_width
 from hw.rtl.trip_sequencer import REGS
 from hw.trip_core import TripCore
 
@@ -106,17 +107,23 @@ class HostLink(wiring.Component):
     (``result_bytes``), and ``clk_hz``/``baud`` (reported by INFO, so the host can
     check it talks to the build it expects).  ``operand_queues`` puts a two-word
     queue after the activation and weight replays as well as the scales one (the
-    ECP5 builds; the same cycles but a replay's first word, one later).  ``registered_writes`` gives each
-    memory a register stage of its own in front of its write port (the ECP5 builds; a LOAD's words land a
-    cycle after their last byte, long before the reply; on the iCEBreaker the stage cost 1.9 MHz at seed 1).
+    ECP5 builds; the same cycles but a replay's first word, one later).
+    ``ram_shapes`` (the block RAM's ``(width, depth)`` configurations,
+    :data:`fpga.sizing.BLOCK_SHAPES`; the ECP5 builds) builds the operand memories as
+    :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as one RAM that
+    holds the memory's depth: registered reads and writes beside every RAM (a
+    replay's first word comes two cycles later).  Without them, on the ULX3S-85F
+    one address register drove a memory's 30 RAMs (13–14 ns), and their reads
+    went through a multiplexer into the operand queues (16.7–17.4 ns).
 
     Members: ``rx`` (In byte stream), ``tx`` (Out byte stream), ``busy`` (a run is in progress).
     """
 
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
-                 clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False):
+                 clk_hz: int = 0, baud: int = 0, operand_queues: bool = False,
+                 ram_shapes: tuple[tuple[int, int], ...] = ()):
         self.core = TripCore(**core)
-        self.operand_queues, self.registered_writes = operand_queues, registered_writes
+        self.operand_queues, self.ram_shapes = operand_queues, ram_shapes
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -184,27 +191,27 @@ class HostLink(wiring.Component):
         m_tiles = Signal(range(core.max_tiles + 1), init=1)
         for sel, layout in self.layouts.items():
             width, depth = Shape.cast(layout).width, self.depths[sel]
-            mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
-            m.submodules[f"mem_{sel.name.lower()}"] = mem
-            wp = mem.write_port()
             top = 8 * (max_bytes - word_bytes(layout))
-            writes = ((wp.addr, load_addr), (wp.data, word[top:top + width]), (wp.en, commit & (mem_sel == sel)))
-            if self.registered_writes:
-                # Each memory's own copy of the write, so its block RAMs have an address register of their own
-                # (one register driving the three memories' write addresses was the ULX3S-85F build's
-                # third-slowest path, 15.8 ns).  fpga.build keeps yosys from merging the copies (``fanout_``).
-                for port, value in writes:
-                    copy = Signal.like(port, name=f"fanout_write_{sel.name.lower()}_{port.name.rsplit('__', 1)[-1]}")
-                    m.d.sync += copy.eq(value)
-                    m.d.comb += port.eq(copy)
+            if self.ram_shapes:
+                mem = SlicedMemory(width=width, depth=depth, slice_width=slice_width(self.ram_shapes, depth))
+                m.submodules[f"mem_{sel.name.lower()}"] = mem
+                m.d.comb += [mem.w_addr.eq(load_addr), mem.w_data.eq(word[top:top + width]),
+                             mem.w_en.eq(commit & (mem_sel == sel))]
+                read = dict(addr=mem.r_addr, en=mem.r_en, data=mem.r_data)
             else:
-                m.d.comb += [port.eq(value) for port, value in writes]
+                mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+                m.submodules[f"mem_{sel.name.lower()}"] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(load_addr), wp.data.eq(word[top:top + width]), wp.en.eq(commit & (mem_sel == sel))]
             counts[sel] = count = Signal(range(depth + 1), name=f"count_{sel.name.lower()}")
-            replay = Replay(width, depth, max_repeat=core.max_tiles)
+            replay = Replay(width, depth, max_repeat=core.max_tiles,
+                            read_latency=mem.READ_LATENCY if self.ram_shapes else 1)
             m.submodules[f"replay_{sel.name.lower()}"] = replay
-            rp = mem.read_port()
+            if not self.ram_shapes:
+                rp = mem.read_port()
+                read = dict(addr=rp.addr, en=rp.en, data=rp.data)
             target = streams[sel]
-            m.d.comb += [rp.addr.eq(replay.addr), rp.en.eq(replay.en), replay.data.eq(rp.data),
+            m.d.comb += [read["addr"].eq(replay.addr), read["en"].eq(replay.en), replay.data.eq(read["data"]),
                          replay.count.eq(count), replay.start.eq(start),
                          replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1)]
             # A replay feeds the core through a two-word queue.  The requantizer takes a scales word with a

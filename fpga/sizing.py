@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Shape
 
+from hw.rtl.sliced_memory import slice_width
 from hw.sizes import DEVICES, core_params
 from hw.trip_core import TripCore
 
-__all__ = ["DSPS_PER_REQUANT_LANE", "DesignSize", "design_for", "ram_blocks", "silence_unused"]
+__all__ = ["BLOCK_SHAPES", "DSPS_PER_REQUANT_LANE", "DesignSize", "design_for", "ram_blocks", "silence_unused",
+           "sliced_ram_blocks"]
 
 # (width, depth) configurations of one block RAM
 BLOCK_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
@@ -38,9 +40,19 @@ def ram_blocks(family: str, width: int, depth: int) -> int:
     return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BLOCK_SHAPES[family])
 
 
-def _deepest(family: str, width: int, blocks: int, minimum: int) -> int:
+def sliced_ram_blocks(family: str, width: int, depth: int) -> int:
+    """Block RAMs a :class:`~hw.rtl.sliced_memory.SlicedMemory` of ``width × depth`` takes (ECP5's operand
+    memories): as many slices as its width needs at the widest configuration that holds ``depth``."""
+    if width <= 0 or depth <= 0:
+        return 0
+    bits = slice_width(BLOCK_SHAPES[family], depth)
+    per_slice = math.ceil(depth / dict(BLOCK_SHAPES[family])[bits])
+    return math.ceil(width / bits) * per_slice
+
+
+def _deepest(family: str, width: int, blocks: int, minimum: int, count=ram_blocks) -> int:
     depth = minimum
-    while ram_blocks(family, width, depth * 2) <= blocks and depth < MAX_DEPTH:
+    while count(family, width, depth * 2) <= blocks and depth < MAX_DEPTH:
         depth *= 2
     return depth
 
@@ -60,7 +72,7 @@ class DesignSize:
         ecp5 = DEVICES[self.device].family == "ecp5"
         return dict(core=self.core, act_depth=self.act_depth, weight_depth=self.weight_depth,
                     scale_depth=self.scale_depth, result_bytes=self.result_bytes,
-                    operand_queues=ecp5, registered_writes=ecp5)
+                    operand_queues=ecp5, ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 else ())
 
 
 def design_for(device: str) -> DesignSize:
@@ -94,7 +106,9 @@ def design_for(device: str) -> DesignSize:
         if lanes:
             fixed += ram_blocks(fam, probe.requant.requant.psum_bits * lanes, probe.requant.chunks)
         need = {"act": (act_w, k), "weights": (w_w, k), "results": (8, min_results), "scales": (scale_w, min_scales)}
-        minimum = fixed + sum(ram_blocks(fam, w, d) for w, d in need.values())
+        # the ECP5 links slice their operand memories (HostLink ram_shapes), which can take a RAM or two more
+        count = {name: sliced_ram_blocks if fam == "ecp5" and name != "results" else ram_blocks for name in need}
+        minimum = fixed + sum(count[n](fam, w, d) for n, (w, d) in need.items())
         if minimum > budget:
             continue
         spare = budget - minimum
@@ -103,9 +117,9 @@ def design_for(device: str) -> DesignSize:
             if not depth:
                 depths[name] = 0
                 continue
-            grant = ram_blocks(fam, width, depth) + int(spare * SHARES[name])
-            depths[name] = _deepest(fam, width, grant, depth)
-        used = fixed + sum(ram_blocks(fam, need[n][0], d) for n, d in depths.items())
+            grant = count[name](fam, width, depth) + int(spare * SHARES[name])
+            depths[name] = _deepest(fam, width, grant, depth, count[name])
+        used = fixed + sum(count[n](fam, need[n][0], d) for n, d in depths.items())
         return DesignSize(device, core, depths["act"], depths["weights"], depths["scales"], depths["results"],
                           used, available)
     raise ValueError(f"{dev.name}: even K = 256 does not fit {budget} of {available} block RAMs")

@@ -17,18 +17,22 @@ class Replay(wiring.Component):
 
     Contract: ``start`` (one cycle) rewinds to word 0 and takes ``count`` and
     ``repeat`` (they are sampled then, so they may change during a replay); the
-    first word is valid two cycles later and then one word per cycle while
-    ``ready`` is high (the synchronous read port is enabled only when the output
-    register moves, so a stall holds the word).  ``count = 0`` or ``repeat = 0``
-    streams nothing.  ``addr``/``en``/``data`` connect to a synchronous read port.
+    first word is valid ``read_latency + 1`` cycles later and then one word per cycle while
+    ``ready`` is high (the read pipeline is enabled only when the output
+    moves, so a stall holds the word).  ``count = 0`` or ``repeat = 0``
+    streams nothing.  ``addr``/``en``/``data`` connect to a synchronous read port
+    (``read_latency`` 1), or to a read pipeline whose stages all move with ``en``
+    (such as :class:`~hw.rtl.sliced_memory.SlicedMemory`'s, 3).
 
     The wrap-around address and "last round" are registered at ``start``, so the
     per-word path compares ``depth``-wide registers only: it sits between the
     core's ``ready`` and the memory's read enable, on the iCE40 build's critical path.
     """
 
-    def __init__(self, width: int, depth: int, max_repeat: int = (1 << 16) - 1):
-        self.width, self.depth, self.max_repeat = width, depth, max_repeat
+    def __init__(self, width: int, depth: int, max_repeat: int = (1 << 16) - 1, read_latency: int = 1):
+        if not isinstance(read_latency, int) or isinstance(read_latency, bool) or read_latency < 1:
+            raise ValueError(f"read_latency must be a positive integer, not {read_latency!r}")
+        self.width, self.depth, self.max_repeat, self.read_latency = width, depth, max_repeat, read_latency
         super().__init__({
             "count": In(range(depth + 1)), "repeat": In(range(max_repeat + 1)), "start": In(1),
             "valid": Out(1), "payload": Out(width), "ready": In(1),
@@ -43,11 +47,13 @@ class Replay(wiring.Component):
         load = Signal()
         m.d.comb += [load.eq(~self.valid | self.ready), self.en.eq(load), self.addr.eq(ptr),
                      self.payload.eq(self.data)]
+        # Whether each stage of the read pipeline holds a word, the last one the word on offer.
+        stages = [Signal(name=f"reading_{n}") for n in range(self.read_latency - 1)] + [self.valid]
         with m.If(self.start):
             m.d.sync += [ptr.eq(0), last_ptr.eq(self.count - 1), rounds_left.eq(self.repeat),
-                         running.eq((self.count != 0) & (self.repeat != 0)), self.valid.eq(0)]
+                         running.eq((self.count != 0) & (self.repeat != 0)), *(v.eq(0) for v in stages)]
         with m.Elif(load):
-            m.d.sync += self.valid.eq(running)
+            m.d.sync += [v.eq(before) for v, before in zip(stages, [running, *stages])]
             with m.If(running):
                 with m.If(ptr == last_ptr):
                     m.d.sync += [ptr.eq(0), rounds_left.eq(rounds_left - 1)]
