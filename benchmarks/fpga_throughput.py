@@ -110,7 +110,7 @@ class TrafficCounter:
         mt, nt, k, group = r["M_TILES"], r["N_TILES"], r["K"], r["GROUP"]
         self.model_cycles = core_cycles(
             m_kept=mt * core.tokens, k=k, n=nt * core.channels, group=group, a_bits=r["A_BITS"],
-            tokens=core.tokens, channels=core.channels, latency=core.array.latency,
+            tokens=core.tokens, channels=core.channels, latency=core.latency,
             requant_chunks=core.requant and core.requant.chunks, handover=core.array.handover)
         lanes = core.requant.lanes if core.requant else 0
         return result_words(core.tokens, core.channels, lanes, k // group, mt * nt) * word_bytes(core.result_layout)

@@ -17,15 +17,13 @@ from dataclasses import dataclass
 from amaranth.hdl import Shape
 
 from hw.rtl.sliced_memory import slice_width
-from hw.sizes import DEVICES, core_params
+from hw.sizes import DEVICES, RAM_SHAPES, core_params
 from hw.trip_core import TripCore
 
 __all__ = ["BLOCK_SHAPES", "DSPS_PER_REQUANT_LANE", "DesignSize", "design_for", "ram_blocks", "silence_unused",
            "sliced_ram_blocks"]
 
-# (width, depth) configurations of one block RAM
-BLOCK_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
-                "ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))}
+BLOCK_SHAPES = RAM_SHAPES                  # (width, depth) configurations of one block RAM
 DSPS_PER_REQUANT_LANE = {"ecp5": 5}        # iCE40: not mapped (16-bit DSPs, and yosys 0.69 asserts on it)
 RAM_SHARE = 0.85                           # of the device's blocks; the rest is slack for the placer
 MIN_GROUP = 32                             # the smallest group one run's result memory must hold
@@ -91,6 +89,8 @@ def design_for(device: str) -> DesignSize:
             lanes = 1 << (spare.bit_length() - 1)
     for k in (4096, 2048, 1024, 512, 256):
         core = dict(base, max_k=k, max_k_total=k)
+        if base.get("act_slice_width"):                             # slices as wide as one RAM of K words
+            core["act_slice_width"] = slice_width(BLOCK_SHAPES[fam], k)
         if lanes:
             core |= {"requant_lanes": lanes, "max_groups": k // MIN_GROUP}
         probe = TripCore(**core)
@@ -102,7 +102,8 @@ def design_for(device: str) -> DesignSize:
         min_results = 1 << math.ceil(math.log2(tile_words * res_word))
         scale_w = Shape.cast(probe.requant.scales_layout).width if lanes else 0
         min_scales = k // MIN_GROUP if lanes else 0
-        fixed = ram_blocks(fam, act_w, k)                           # the core's activation buffer
+        # the core's activation buffer
+        fixed = (sliced_ram_blocks if core.get("act_slice_width") else ram_blocks)(fam, act_w, k)
         if lanes:
             fixed += ram_blocks(fam, probe.requant.requant.psum_bits * lanes, probe.requant.chunks)
         need = {"act": (act_w, k), "weights": (w_w, k), "results": (8, min_results), "scales": (scale_w, min_scales)}

@@ -14,8 +14,13 @@ import math
 from dataclasses import dataclass
 
 from hw.rtl.simd_mul4 import best_shape
+from hw.rtl.sliced_memory import slice_width
 
-__all__ = ["Device", "DEVICES", "core_params"]
+__all__ = ["Device", "DEVICES", "RAM_SHAPES", "core_params"]
+
+#: (width, depth) configurations of one block RAM of each family
+RAM_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
+              "ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))}
 
 #: The most multipliers one fan-out register of an ECP5 array feeds.
 MULS_PER_COPY = 4
@@ -72,4 +77,7 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 local_stall=dev.family == "ecp5",
                 # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
                 # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
-                beat_queue=dev.family == "ecp5")
+                beat_queue=dev.family == "ecp5",
+                # ECP5: the activation buffer's reads through registers beside each of its RAMs (ULX3S-85F: its
+                # unregistered read into the beat queue, 17.1 ns).  iCE40: the netlist of its placement.
+                act_slice_width=slice_width(RAM_SHAPES["ecp5"], max_k_total) if dev.family == "ecp5" else 0)

@@ -35,13 +35,15 @@ class TripCore(wiring.Component):
     ``max_tiles`` bounds M_TILES and N_TILES of one run.  ``beat_queue`` picks what sits between the
     sequencer and the array: a two-word :class:`StreamQueue` (True) or a :class:`SkidBuffer` (False);
     they behave the same cycle for cycle and differ only in the netlist (see their docstrings).
-    ``fanout_stages``, ``fanout_cols`` and ``local_stall`` are :class:`TripArray`'s."""
+    ``fanout_stages``, ``fanout_cols`` and ``local_stall`` are :class:`TripArray`'s, ``act_slice_width``
+    :class:`TripSequencer`'s.  ``latency``: cycles from a beat's issue in the sequencer to its group's
+    sums, beyond one beat per cycle (the array's latency and the sequencer's read pipeline)."""
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
                  mul_latency: int = 2, max_k: int = 4096, max_k_total: int = 4096,
                  requant_lanes: int | None = None, max_groups: int = 64, max_tiles: int = MAX_TILES,
                  beat_queue: bool = False, fanout_stages: int = 0, fanout_cols: int = 1,
-                 local_stall: bool = False):
+                 local_stall: bool = False, act_slice_width: int = 0):
         self.array = TripArray(rows=rows, cols=cols, a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
                                mul_latency=mul_latency, max_k=max_k, drain_lanes=requant_lanes,
                                fanout_stages=fanout_stages, fanout_cols=fanout_cols,
@@ -54,7 +56,9 @@ class TripCore(wiring.Component):
                                        acc_bits=self.array.acc_bits, max_groups=max_groups)
         self.max_groups = max_groups if self.requant else max_k_total
         self.sequencer = TripSequencer(tokens=self.tokens, channels=self.channels, max_k_total=max_k_total,
-                                       max_group=max_k, max_groups=self.max_groups, max_tiles=max_tiles)
+                                       max_group=max_k, max_groups=self.max_groups, max_tiles=max_tiles,
+                                       act_slice_width=act_slice_width)
+        self.latency = self.array.latency + self.sequencer.read_latency - 1
         self.max_tiles = max_tiles
         self.beat_queue = beat_queue
         ports = {

@@ -123,7 +123,7 @@ async def trip_core(dut):
                                  f"{where}: got {got[where]}, expected {run.expected[where]}")
         predicted = core_cycles(m_kept=run.m_kept, k=x.shape[1], n=w.shape[0], group=case["group"],
                                 a_bits=case["a_bits"], tokens=core.tokens, channels=core.channels,
-                                latency=core.array.latency, requant_chunks=core.requant and core.requant.chunks,
+                                latency=core.latency, requant_chunks=core.requant and core.requant.chunks,
                                 handover=core.array.handover)
         results.append({**case, "outputs": len(run.expected), "cycles": status["CYCLES"], "predicted": predicted,
                         "full_rate": not idle and not stall, "m_kept": run.m_kept, "seconds": seconds,

@@ -70,7 +70,7 @@ async def trip_fast(dut):
         t1 = time.perf_counter()
         predicted = core_cycles(m_kept=run.m_kept, k=x.shape[1], n=w.shape[0], group=case["group"],
                                 a_bits=case["a_bits"], tokens=core.tokens, channels=core.channels,
-                                latency=core.array.latency)
+                                latency=core.latency)
         for name, value in run.registers.items():
             await write_reg(dut, name, value)
         await write_reg(dut, "CTRL", 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from hw.rtl.requant import Requant
+from hw.rtl.sliced_memory import SlicedMemory
 from hw.rtl.trip_array import array_latency
 
 #: Cycles the requantizer adds after the last tile's last chunk enters it: its pipeline and the hand-over.
@@ -30,8 +31,10 @@ def array_beats(m_kept: int, k: int, n: int, a_bits: int, tokens: int, channels:
 
 
 def core_latency(params: dict) -> int:
-    """The array latency of a core built from :class:`~hw.trip_core.TripCore` arguments ``params``."""
-    return array_latency(params["mul_latency"], params.get("fanout_stages", 0))
+    """:class:`~hw.trip_core.TripCore`'s ``latency`` for arguments ``params``: the array's, and the two more
+    stages of a sliced activation buffer's read (``act_slice_width``)."""
+    read_stages = SlicedMemory.READ_LATENCY - 1 if params.get("act_slice_width") else 0
+    return array_latency(params["mul_latency"], params.get("fanout_stages", 0)) + read_stages
 
 
 def array_cycles(beats: int, latency: int) -> int:

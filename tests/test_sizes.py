@@ -1,7 +1,7 @@
 """Device-sized TRIP cores come from the device's DSP count, by code."""
 import pytest
 
-from fpga.sizing import silence_unused
+from fpga.sizing import design_for, silence_unused, sliced_ram_blocks
 from hw.rtl.trip_array import TripArray, fanout_copies
 from hw.sizes import DEVICES, MULS_PER_COPY, core_params
 
@@ -32,4 +32,11 @@ def test_ecp5_fanout_copies_feed_a_few_multipliers_each(device):
 
 def test_ice40_keeps_its_placed_netlist_without_fanout():
     p = core_params("ice40up5k")
-    assert (p["fanout_stages"], p["fanout_cols"], p["local_stall"]) == (0, 1, False)
+    assert (p["fanout_stages"], p["fanout_cols"], p["local_stall"], p["act_slice_width"]) == (0, 1, False, 0)
+
+
+@pytest.mark.parametrize("device", ["ecp5-25f", "ecp5-85f"])
+def test_ecp5_activation_buffer_slices_take_one_ram_each(device):
+    core = design_for(device).core
+    assert sliced_ram_blocks("ecp5", core["act_slice_width"], core["max_k_total"]) == 1
+    assert core["act_slice_width"] == 4          # K = 4096: the 4 × 4096 configuration

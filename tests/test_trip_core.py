@@ -20,6 +20,9 @@ CONFIGS = {
     # the multiplier pipeline the FPGA builds use; its run lengths must still equal the cycle model's
     "ice40_2x2_lat4": dict(rows=2, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=4, max_k=64,
                            max_k_total=128),
+    # the ECP5 builds' activation buffer: 4-bit slices, reads through registers beside each RAM
+    "ecp5_1x2_sliced": dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,
+                            max_k_total=128, beat_queue=True, act_slice_width=4),
 }
 
 BAD = [  # raw register sets the driver refuses; the hardware must flag them too, not hang
@@ -52,6 +55,9 @@ def cases(a_bits: int) -> list[dict]:
         {**base, "m": 6, "k": 16, "n": 12, "group": 2, "kind": "random", "stall": 0.7},         # freezes
         {**base, "m": 9, "k": 32, "n": 6, "group": 8, "kind": "random", "keep": 0.5},           # skipping
         {**base, "m": 4, "k": 32, "n": 4, "group": 8, "kind": "random", "keep": 0.0},           # all pruned
+        # K = 1: each token tile's reload writes the one word its last beat reads, here while the array stalls
+        {**base, "m": 15, "k": 1, "n": 12, "group": 1, "kind": "random", "idle": 0.5, "stall": 0.8},
+        {**base, "m": 1, "k": 1, "n": 4, "group": 1, "kind": "random"},      # the shortest run: one beat (A4)
     ]
 
 
@@ -80,7 +86,8 @@ RQ_CONFIGS = {
     # DCCA global enables (sim/vendor_models.py), the multiplier pipeline, beat fan-out (a copy per row, then
     # split by columns) and local stall of hw.sizes
     "ecp5_2x2_rq_on_ecp5": {**CONFIGS["ecp5_1x2"], "rows": 2, "cols": 2, "mul_latency": 4, "requant_lanes": 4,
-                            "max_groups": 64, "fanout_stages": 2, "fanout_cols": 2, "local_stall": True},
+                            "max_groups": 64, "fanout_stages": 2, "fanout_cols": 2, "local_stall": True,
+                            "act_slice_width": 4},
 }
 #: Configurations elaborated for an FPGA family rather than as the portable netlist.
 PLATFORMS = {"ecp5_2x2_rq_on_ecp5": FamilyOnly("ecp5")}

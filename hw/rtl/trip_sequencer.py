@@ -45,12 +45,14 @@ comparisons off the start path (it was the critical path of the iCE40 build).
 from __future__ import annotations
 
 import enum
+from types import SimpleNamespace
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.requant import MAX_SHIFT
+from .sliced_memory import SlicedMemory
 
 __all__ = ["MAX_TILES", "REGS", "Error", "RegisterPort", "TripSequencer"]
 
@@ -96,6 +98,14 @@ class TripSequencer(wiring.Component):
         Most groups per output (K/GROUP) accepted: the requantizer's ``max_groups``.
     max_tiles : int
         Most token tiles and most channel tiles of one run (sets the tile counters' width).
+    act_slice_width : int
+        0 (the default): the activation buffer is one memory, read straight into the beat.  Otherwise
+        a :class:`~hw.rtl.sliced_memory.SlicedMemory` of slices this wide (the ECP5 builds: one block
+        RAM each), whose reads go through registers beside every RAM: on the ULX3S-85F the buffer's
+        unregistered read crossed the device into the beat queue (17.1 ns).  The beat's flags then
+        follow its address through the read pipeline, and a run takes ``read_latency - 1`` = 2
+        cycles more; none per token tile, as the buffer's reload still starts once the last beat's
+        address has been read.
 
     Members
     -------
@@ -119,11 +129,16 @@ class TripSequencer(wiring.Component):
     """
 
     def __init__(self, *, tokens: int, channels: int, max_k_total: int = 4096, max_group: int = 4096,
-                 max_groups: int = 4096, max_tiles: int = MAX_TILES):
+                 max_groups: int = 4096, max_tiles: int = MAX_TILES, act_slice_width: int = 0):
         for name, value in (("tokens", tokens), ("channels", channels), ("max_k_total", max_k_total),
                             ("max_group", max_group), ("max_groups", max_groups), ("max_tiles", max_tiles)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(act_slice_width, int) or isinstance(act_slice_width, bool) or act_slice_width < 0:
+            raise ValueError(f"act_slice_width must be a non-negative integer, not {act_slice_width!r}")
+        self.act_slice_width = act_slice_width
+        #: Cycles from a beat's issue (its buffer address) to the beat on offer to the array.
+        self.read_latency = SlicedMemory.READ_LATENCY if act_slice_width else 1
         self.tokens, self.channels = tokens, channels
         self.max_k_total, self.max_group, self.max_groups = max_k_total, max_group, max_groups
         self.max_tiles = max_tiles
@@ -218,10 +233,16 @@ class TripSequencer(wiring.Component):
                 m.d.comb += regs.rdata.eq(error)
 
         # --- activation buffer ----------------------------------------------------------
-        m.submodules.act_buf = buf = memory.Memory(shape=unsigned(8 * self.tokens), depth=self.max_k_total,
-                                                    init=[])
-        wport = buf.write_port()
-        rport = buf.read_port()
+        if self.act_slice_width:
+            m.submodules.act_buf = buf = SlicedMemory(width=8 * self.tokens, depth=self.max_k_total,
+                                                      slice_width=self.act_slice_width)
+            wport = SimpleNamespace(addr=buf.w_addr, data=buf.w_data, en=buf.w_en)
+            rport = SimpleNamespace(addr=buf.r_addr, en=buf.r_en, data=buf.r_data)
+        else:
+            m.submodules.act_buf = buf = memory.Memory(shape=unsigned(8 * self.tokens), depth=self.max_k_total,
+                                                        init=[])
+            wport = buf.write_port()
+            rport = buf.read_port()
 
         # --- counters -------------------------------------------------------------------
         k = Signal(range(self.max_k_total + 1))
@@ -268,8 +289,13 @@ class TripSequencer(wiring.Component):
                      self.beats.payload.last.eq(b_last),
                      self.beats.valid.eq(b_valid & self.weights.valid),
                      self.weights.ready.eq(fire & b_final)]
-        with m.If(fire):
-            m.d.sync += b_valid.eq(0)
+        if self.read_latency == 1:
+            with m.If(fire):
+                m.d.sync += b_valid.eq(0)
+        # With a sliced buffer the beat's flags wait in the read pipeline's first stages, beside its address
+        # register and its RAM read, and every stage moves with load_b, as the buffer's own stages do.
+        pre = [{f: Signal(name=f"pre_{f}_{n}") for f in ("valid", "hi", "lo", "last", "final")}
+               for n in range(self.read_latency - 1)]
 
         issued_last = Signal()
         m.d.comb += issued_last.eq(fire & b_last)
@@ -292,6 +318,10 @@ class TripSequencer(wiring.Component):
         run_ends = Signal()                    # the beat RUN issues next is its last (all of registers)
         m.d.comb += [issue.eq(running & load_b), final_pass.eq(~a8 | ~hi_pass),
                      run_ends.eq(final_pass & k_is_last & n_is_last)]
+
+        drained = pending_zero & ~b_valid & ~self.downstream_busy      # DRAIN's exit: every beat is out
+        if pre:
+            drained &= ~Cat(stage["valid"] for stage in pre).any()
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -337,13 +367,14 @@ class TripSequencer(wiring.Component):
                 with m.If(issue & run_ends):
                     m.next = "NEXT"
             with m.State("NEXT"):             # last beat of the token tile must leave before a reload
-                with m.If(~b_valid | fire):
+                # (With a sliced buffer, the last address read is the end: its word is the RAM's output by then.)
+                with m.If(~pre[0]["valid"] | load_b if pre else ~b_valid | fire):
                     with m.If(m_left == 0):
                         m.next = "DRAIN"
                     with m.Else():
                         m.next = "LOAD"
             with m.State("DRAIN"):            # every issued group must have left the array
-                with m.If(pending_zero & ~b_valid & ~self.downstream_busy):
+                with m.If(drained):
                     m.d.sync += [busy.eq(0), done.eq(1)]
                     m.next = "IDLE"
         loading = fsm.ongoing("LOAD")
@@ -354,9 +385,17 @@ class TripSequencer(wiring.Component):
         # RUN's beats, outside the FSM and gated by `running` (set and cleared with RUN's transitions): the
         # enables then decode one flag, not the state register (with it, the handshake-to-enable logic
         # was six LUTs deep, the iCE40 build's critical path on some placements).
+        issued = {"valid": issue, "hi": a8 & hi_pass, "lo": a8 & ~hi_pass, "final": final_pass,
+                  "last": final_pass & g_is_last}
+        if pre:
+            b_stage = {"valid": b_valid, "hi": b_hi, "lo": b_lo, "last": b_last, "final": b_final}
+            with m.If(load_b):
+                for stage, before in zip([*pre, b_stage], [issued, *pre]):
+                    m.d.sync += [stage[f].eq(before[f]) for f in stage]
         with m.If(issue):
-            m.d.sync += [b_valid.eq(1), b_hi.eq(a8 & hi_pass), b_lo.eq(a8 & ~hi_pass),
-                         b_final.eq(final_pass), b_last.eq(final_pass & g_is_last)]
+            if not pre:
+                m.d.sync += [b_valid.eq(1), b_hi.eq(issued["hi"]), b_lo.eq(issued["lo"]),
+                             b_final.eq(issued["final"]), b_last.eq(issued["last"])]
             with m.If(a8):
                 m.d.sync += hi_pass.eq(~hi_pass)
             with m.If(final_pass):
