@@ -109,12 +109,12 @@ class HostLink(wiring.Component):
     queue after the activation and weight replays as well as the scales one (the
     ECP5 builds; the same cycles but a replay's first word, one later).
     ``ram_shapes`` (the block RAM's ``(width, depth)`` configurations,
-    :data:`fpga.sizing.BLOCK_SHAPES`; the ECP5 builds) builds the operand memories as
-    :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as one RAM that
-    holds the memory's depth: registered reads and writes beside every RAM (a
-    replay's first word comes two cycles later).  Without them, on the ULX3S-85F
-    one address register drove a memory's 30 RAMs (13–14 ns), and their reads
-    went through a multiplexer into the operand queues (16.7–17.4 ns).
+    :data:`fpga.sizing.BLOCK_SHAPES`; ECP5 with ``hw.sizes.SLICED_ECP5_MEMORIES``) builds the
+    operand memories as :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as one RAM
+    that holds the memory's depth: registered reads and writes beside every RAM (a replay's first
+    word comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
+    memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into the operand queues
+    (16.7–17.4 ns).
 
     Members: ``rx`` (In byte stream), ``tx`` (Out byte stream), ``busy`` (a run is in progress).
     """

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from amaranth.hdl import Shape
 
 from hw.rtl.sliced_memory import slice_width
-from hw.sizes import DEVICES, RAM_SHAPES, core_params
+from hw.sizes import DEVICES, RAM_SHAPES, SLICED_ECP5_MEMORIES, core_params
 from hw.trip_core import TripCore
 
 __all__ = ["BLOCK_SHAPES", "DSPS_PER_REQUANT_LANE", "DesignSize", "design_for", "ram_blocks", "silence_unused",
@@ -70,7 +70,7 @@ class DesignSize:
         ecp5 = DEVICES[self.device].family == "ecp5"
         return dict(core=self.core, act_depth=self.act_depth, weight_depth=self.weight_depth,
                     scale_depth=self.scale_depth, result_bytes=self.result_bytes,
-                    operand_queues=ecp5, ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 else ())
+                    operand_queues=ecp5, ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 and SLICED_ECP5_MEMORIES else ())
 
 
 def design_for(device: str) -> DesignSize:
@@ -107,8 +107,9 @@ def design_for(device: str) -> DesignSize:
         if lanes:
             fixed += ram_blocks(fam, probe.requant.requant.psum_bits * lanes, probe.requant.chunks)
         need = {"act": (act_w, k), "weights": (w_w, k), "results": (8, min_results), "scales": (scale_w, min_scales)}
-        # the ECP5 links slice their operand memories (HostLink ram_shapes), which can take a RAM or two more
-        count = {name: sliced_ram_blocks if fam == "ecp5" and name != "results" else ram_blocks for name in need}
+        # sliced operand memories (HostLink ram_shapes) can take a RAM or two more
+        sliced = fam == "ecp5" and SLICED_ECP5_MEMORIES
+        count = {name: sliced_ram_blocks if sliced and name != "results" else ram_blocks for name in need}
         minimum = fixed + sum(count[n](fam, w, d) for n, (w, d) in need.items())
         if minimum > budget:
             continue

@@ -20,7 +20,7 @@ CONFIGS = {
     # the multiplier pipeline the FPGA builds use; its run lengths must still equal the cycle model's
     "ice40_2x2_lat4": dict(rows=2, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=4, max_k=64,
                            max_k_total=128),
-    # the ECP5 builds' activation buffer: 4-bit slices, reads through registers beside each RAM
+    # a sliced activation buffer (hw.sizes.SLICED_ECP5_MEMORIES): 4-bit slices, reads through registers
     "ecp5_1x2_sliced": dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,
                             max_k_total=128, beat_queue=True, act_slice_width=4),
 }
@@ -86,8 +86,7 @@ RQ_CONFIGS = {
     # DCCA global enables (sim/vendor_models.py), the multiplier pipeline, beat fan-out (a copy per row, then
     # split by columns) and local stall of hw.sizes
     "ecp5_2x2_rq_on_ecp5": {**CONFIGS["ecp5_1x2"], "rows": 2, "cols": 2, "mul_latency": 4, "requant_lanes": 4,
-                            "max_groups": 64, "fanout_stages": 2, "fanout_cols": 2, "local_stall": True,
-                            "act_slice_width": 4},
+                            "max_groups": 64, "fanout_stages": 2, "fanout_cols": 2, "local_stall": True},
 }
 #: Configurations elaborated for an FPGA family rather than as the portable netlist.
 PLATFORMS = {"ecp5_2x2_rq_on_ecp5": FamilyOnly("ecp5")}
