@@ -107,7 +107,9 @@ class HostLink(wiring.Component):
     (``result_bytes``), and ``clk_hz``/``baud`` (reported by INFO, so the host can
     check it talks to the build it expects).  ``operand_queues`` puts a two-word
     queue after the activation and weight replays as well as the scales one (the
-    ECP5 builds; the same cycles but a replay's first word, one later).
+    ECP5 builds; the same cycles but a replay's first word, one later).  ``registered_writes`` gives each
+    memory a register stage of its own in front of its write port (the ECP5 builds; a LOAD's words land a
+    cycle after their last byte, long before the reply; on the iCEBreaker the stage cost 1.9 MHz at seed 1).
     ``ram_shapes`` (the block RAM's ``(width, depth)`` configurations,
     :data:`fpga.sizing.BLOCK_SHAPES`; ECP5 with ``hw.sizes.SLICED_ECP5_MEMORIES``) builds the
     operand memories as :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as one RAM
@@ -120,10 +122,10 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
-                 clk_hz: int = 0, baud: int = 0, operand_queues: bool = False,
+                 clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False,
                  ram_shapes: tuple[tuple[int, int], ...] = ()):
         self.core = TripCore(**core)
-        self.operand_queues, self.ram_shapes = operand_queues, ram_shapes
+        self.operand_queues, self.registered_writes, self.ram_shapes = operand_queues, registered_writes, ram_shapes
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -202,7 +204,17 @@ class HostLink(wiring.Component):
                 mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
                 wp = mem.write_port()
-                m.d.comb += [wp.addr.eq(load_addr), wp.data.eq(word[top:top + width]), wp.en.eq(commit & (mem_sel == sel))]
+                writes = ((wp.addr, load_addr), (wp.data, word[top:top + width]), (wp.en, commit & (mem_sel == sel)))
+                if self.registered_writes:
+                    # Each memory's own copy of the write, so its block RAMs have an address register of their
+                    # own (one register driving the three memories' write addresses was the ULX3S-85F build's
+                    # third-slowest path, 15.8 ns).  fpga.build keeps yosys from merging the copies (``fanout_``).
+                    for port, value in writes:
+                        copy = Signal.like(port, name=f"fanout_write_{sel.name.lower()}_{port.name.rsplit('__', 1)[-1]}")
+                        m.d.sync += copy.eq(value)
+                        m.d.comb += port.eq(copy)
+                else:
+                    m.d.comb += [port.eq(value) for port, value in writes]
             counts[sel] = count = Signal(range(depth + 1), name=f"count_{sel.name.lower()}")
             replay = Replay(width, depth, max_repeat=core.max_tiles,
                             read_latency=mem.READ_LATENCY if self.ram_shapes else 1)

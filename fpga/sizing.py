@@ -70,7 +70,8 @@ class DesignSize:
         ecp5 = DEVICES[self.device].family == "ecp5"
         return dict(core=self.core, act_depth=self.act_depth, weight_depth=self.weight_depth,
                     scale_depth=self.scale_depth, result_bytes=self.result_bytes,
-                    operand_queues=ecp5, ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 and SLICED_ECP5_MEMORIES else ())
+                    operand_queues=ecp5, registered_writes=ecp5 and not SLICED_ECP5_MEMORIES,
+                    ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 and SLICED_ECP5_MEMORIES else ())
 
 
 def design_for(device: str) -> DesignSize:

@@ -31,9 +31,9 @@ REQUANT = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul
 
 # SmolLM2's K = 576 needs deeper memories: an ECP5-shaped link with the requantizer, 9 groups of 64.
 REAL = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=576,
-                      requant_lanes=2, max_groups=9, local_stall=True, act_slice_width=18),
+                      requant_lanes=2, max_groups=9, local_stall=True),
             act_depth=1152, weight_depth=1152, scale_depth=64, result_bytes=256, operand_queues=True,
-            ram_shapes=BLOCK_SHAPES["ecp5"])
+            registered_writes=True)
 
 
 def simulated(design: dict) -> SimulatedSerial:
