@@ -199,7 +199,7 @@ class HostLink(wiring.Component):
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
                 m.d.comb += [mem.w_addr.eq(load_addr), mem.w_data.eq(word[top:top + width]),
                              mem.w_en.eq(commit & (mem_sel == sel))]
-                read = dict(addr=mem.r_addr, en=mem.r_en, data=mem.r_data)
+                rd_addr, rd_en, rd_data, read_latency = mem.r_addr, mem.r_en, mem.r_data, mem.READ_LATENCY
             else:
                 mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
@@ -215,15 +215,13 @@ class HostLink(wiring.Component):
                         m.d.comb += port.eq(copy)
                 else:
                     m.d.comb += [port.eq(value) for port, value in writes]
-            counts[sel] = count = Signal(range(depth + 1), name=f"count_{sel.name.lower()}")
-            replay = Replay(width, depth, max_repeat=core.max_tiles,
-                            read_latency=mem.READ_LATENCY if self.ram_shapes else 1)
-            m.submodules[f"replay_{sel.name.lower()}"] = replay
-            if not self.ram_shapes:
                 rp = mem.read_port()
-                read = dict(addr=rp.addr, en=rp.en, data=rp.data)
+                rd_addr, rd_en, rd_data, read_latency = rp.addr, rp.en, rp.data, 1
+            counts[sel] = count = Signal(range(depth + 1), name=f"count_{sel.name.lower()}")
+            replay = Replay(width, depth, max_repeat=core.max_tiles, read_latency=read_latency)
+            m.submodules[f"replay_{sel.name.lower()}"] = replay
             target = streams[sel]
-            m.d.comb += [read["addr"].eq(replay.addr), read["en"].eq(replay.en), replay.data.eq(read["data"]),
+            m.d.comb += [rd_addr.eq(replay.addr), rd_en.eq(replay.en), replay.data.eq(rd_data),
                          replay.count.eq(count), replay.start.eq(start),
                          replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1)]
             # A replay feeds the core through a two-word queue.  The requantizer takes a scales word with a

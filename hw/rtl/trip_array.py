@@ -214,7 +214,7 @@ class TripArray(wiring.Component):
             return next(c for c in copies if row in c.rows and col in c.cols)
 
         def register(level: int, k: int, parent: _Copy, rows: range, cols: range) -> _Copy:
-            """_Copy ``k`` of ``level``: ``parent``'s beat with only ``rows``' activations and ``cols``' weights."""
+            """Copy ``k`` of ``level``: ``parent``'s beat with only ``rows``' activations and ``cols``' weights."""
             a = parent.a[(rows.start - parent.rows.start) * lay.a_lanes:(rows.stop - parent.rows.start) * lay.a_lanes]
             w = parent.w[(cols.start - parent.cols.start) * lay.w_lanes:(cols.stop - parent.cols.start) * lay.w_lanes]
             shape = data.StructLayout({"valid": 1, "a": data.ArrayLayout(signed(4), len(a)),
