@@ -112,9 +112,9 @@ class HostLink(wiring.Component):
     cycle after their last byte, long before the reply; on the iCEBreaker the stage cost 1.9 MHz at seed 1).
     ``ram_shapes`` (the block RAM's ``(width, depth)`` configurations,
     :data:`fpga.sizing.BLOCK_SHAPES`; ECP5 with ``hw.sizes.SLICED_ECP5_MEMORIES``) builds the
-    operand memories as :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as one RAM
-    that holds the memory's depth: registered reads and writes beside every RAM (a replay's first
-    word comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
+    operand memories as :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as
+    ``rams_per_slice`` RAMs that hold the memory's depth: registered reads and writes beside each slice's
+    RAMs (a replay's first word comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
     memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into the operand queues
     (16.7–17.4 ns).
 
@@ -123,9 +123,11 @@ class HostLink(wiring.Component):
 
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
                  clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False,
-                 ram_shapes: tuple[tuple[int, int], ...] = ()):
+                 ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1):
         self.core = TripCore(**core)
         self.operand_queues, self.registered_writes, self.ram_shapes = operand_queues, registered_writes, ram_shapes
+        self.rams_per_slice = rams_per_slice
+        slice_width(ram_shapes or ((1, 1),), 1, rams_per_slice)        # refuses a bad rams_per_slice here
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -195,7 +197,7 @@ class HostLink(wiring.Component):
             width, depth = Shape.cast(layout).width, self.depths[sel]
             top = 8 * (max_bytes - word_bytes(layout))
             if self.ram_shapes:
-                mem = SlicedMemory(width=width, depth=depth, slice_width=slice_width(self.ram_shapes, depth))
+                mem = SlicedMemory(width=width, depth=depth, slice_width=slice_width(self.ram_shapes, depth, self.rams_per_slice))
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
                 m.d.comb += [mem.w_addr.eq(load_addr), mem.w_data.eq(word[top:top + width]),
                              mem.w_en.eq(commit & (mem_sel == sel))]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from amaranth.hdl import Shape
 
 from hw.rtl.sliced_memory import slice_width
-from hw.sizes import DEVICES, RAM_SHAPES, SLICED_ECP5_MEMORIES, core_params
+from hw.sizes import DEVICES, RAM_SHAPES, RAMS_PER_SLICE, SLICED_ECP5_MEMORIES, core_params
 from hw.trip_core import TripCore
 
 __all__ = ["BLOCK_SHAPES", "DSPS_PER_REQUANT_LANE", "DesignSize", "design_for", "ram_blocks", "silence_unused",
@@ -40,12 +40,12 @@ def ram_blocks(family: str, width: int, depth: int) -> int:
 
 def sliced_ram_blocks(family: str, width: int, depth: int) -> int:
     """Block RAMs a :class:`~hw.rtl.sliced_memory.SlicedMemory` of ``width × depth`` takes (ECP5's operand
-    memories): as many slices as its width needs at the widest configuration that holds ``depth``."""
+    memories): its slices of ``RAMS_PER_SLICE`` RAMs at the widest configuration that holds ``depth``, each
+    mapped on its own (the last one narrower)."""
     if width <= 0 or depth <= 0:
         return 0
-    bits = slice_width(BLOCK_SHAPES[family], depth)
-    per_slice = math.ceil(depth / dict(BLOCK_SHAPES[family])[bits])
-    return math.ceil(width / bits) * per_slice
+    bits = slice_width(BLOCK_SHAPES[family], depth, RAMS_PER_SLICE)
+    return sum(ram_blocks(family, min(bits, width - lo), depth) for lo in range(0, width, bits))
 
 
 def _deepest(family: str, width: int, blocks: int, minimum: int, count=ram_blocks) -> int:
@@ -71,7 +71,8 @@ class DesignSize:
         return dict(core=self.core, act_depth=self.act_depth, weight_depth=self.weight_depth,
                     scale_depth=self.scale_depth, result_bytes=self.result_bytes,
                     operand_queues=ecp5, registered_writes=ecp5 and not SLICED_ECP5_MEMORIES,
-                    ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 and SLICED_ECP5_MEMORIES else ())
+                    ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 and SLICED_ECP5_MEMORIES else (),
+                    rams_per_slice=RAMS_PER_SLICE if ecp5 and SLICED_ECP5_MEMORIES else 1)
 
 
 def design_for(device: str) -> DesignSize:
@@ -90,8 +91,8 @@ def design_for(device: str) -> DesignSize:
             lanes = 1 << (spare.bit_length() - 1)
     for k in (4096, 2048, 1024, 512, 256):
         core = dict(base, max_k=k, max_k_total=k)
-        if base.get("act_slice_width"):                             # slices as wide as one RAM of K words
-            core["act_slice_width"] = slice_width(BLOCK_SHAPES[fam], k)
+        if base.get("act_slice_width"):                             # slices of RAMS_PER_SLICE RAMs of K words
+            core["act_slice_width"] = slice_width(BLOCK_SHAPES[fam], k, RAMS_PER_SLICE)
         if lanes:
             core |= {"requant_lanes": lanes, "max_groups": k // MIN_GROUP}
         probe = TripCore(**core)

@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from hw.rtl.simd_mul4 import best_shape
 from hw.rtl.sliced_memory import slice_width
 
-__all__ = ["Device", "DEVICES", "RAM_SHAPES", "SLICED_ECP5_MEMORIES", "core_params"]
+__all__ = ["Device", "DEVICES", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "core_params"]
 
 #: Whether the ECP5 builds read their operand memories and activation buffer through
-#: :class:`~hw.rtl.sliced_memory.SlicedMemory` (one RAM per slice, registers beside each).  Off: on the
-#: ULX3S-85F its router still had 8,128 overused wires after 13 passes (2,018 at that pass without them),
-#: and the build could not finish within the session that tried it.
-SLICED_ECP5_MEMORIES = False
+#: :class:`~hw.rtl.sliced_memory.SlicedMemory`, slices of :data:`RAMS_PER_SLICE` block RAMs with registers of
+#: their own.  On the ULX3S-85F one address register drove a memory's 32 RAMs (16.5 ns), and the RAMs' reads
+#: crossed the device into the operand and beat queues (16.4-17.3 ns).
+SLICED_ECP5_MEMORIES = True
+
+#: Block RAMs side by side in one slice of a sliced memory.  One per slice (a register set beside every
+#: RAM) left the ULX3S-85F's router with 8,128 overused wires after 13 passes, 2,018 at that pass without
+#: the slices; eight per slice cuts an 85F operand memory into 4 slices.
+RAMS_PER_SLICE = 8
 
 #: (width, depth) configurations of one block RAM of each family
 RAM_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
@@ -84,7 +89,7 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
                 # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
                 beat_queue=dev.family == "ecp5",
-                # ECP5 with SLICED_ECP5_MEMORIES: the activation buffer's reads through registers beside each of its
-                # RAMs (ULX3S-85F: its unregistered read into the beat queue, 17.1 ns).
-                act_slice_width=slice_width(RAM_SHAPES["ecp5"], max_k_total)
+                # ECP5 with SLICED_ECP5_MEMORIES: the activation buffer's reads through registers beside each slice
+                # of its RAMs (ULX3S-85F: its unregistered read into the beat queue, 16.4-17.1 ns).
+                act_slice_width=slice_width(RAM_SHAPES["ecp5"], max_k_total, RAMS_PER_SLICE)
                 if dev.family == "ecp5" and SLICED_ECP5_MEMORIES else 0)

@@ -3,7 +3,7 @@ import pytest
 
 from fpga.sizing import design_for, silence_unused, sliced_ram_blocks
 from hw.rtl.trip_array import TripArray, fanout_copies
-from hw.sizes import DEVICES, MULS_PER_COPY, SLICED_ECP5_MEMORIES, core_params
+from hw.sizes import DEVICES, MULS_PER_COPY, RAMS_PER_SLICE, SLICED_ECP5_MEMORIES, core_params
 
 
 @pytest.mark.parametrize("device, tokens, channels, muls", [("ice40up5k", 2, 8, 8), ("ecp5-85f", 16, 32, 128)])
@@ -40,5 +40,6 @@ def test_ecp5_memories_are_sliced_exactly_when_switched_on(device):
     size = design_for(device)
     slices = size.core["act_slice_width"]
     assert bool(slices) == bool(size.link_args()["ram_shapes"]) == SLICED_ECP5_MEMORIES
-    if slices:                                   # one RAM per slice: K = 4096 is the 4 × 4096 configuration
-        assert sliced_ram_blocks("ecp5", slices, size.core["max_k_total"]) == 1
+    if slices:                                   # RAMS_PER_SLICE RAMs per slice: K = 4096 is the 4 × 4096 configuration
+        assert sliced_ram_blocks("ecp5", slices, size.core["max_k_total"]) == RAMS_PER_SLICE
+        assert size.link_args()["rams_per_slice"] == RAMS_PER_SLICE

@@ -13,6 +13,8 @@ from hw.rtl.sliced_memory import SlicedMemory, slice_width
 def test_slices_are_as_wide_as_one_ram_that_holds_the_depth():
     ecp5 = BLOCK_SHAPES["ecp5"]
     assert [slice_width(ecp5, d) for d in (512, 513, 1152, 4096, 16384, 40000)] == [36, 18, 9, 4, 1, 1]
+    assert [slice_width(ecp5, d, 8) for d in (512, 4096, 40000)] == [288, 32, 8]    # 8 RAMs side by side
+    # 128 × 4096: 4 slices of 8 RAMs; 768 × 512: slices of 288, 288 and 192 bits, 8 + 8 + 6 RAMs
     assert sliced_ram_blocks("ecp5", 128, 4096) == 32 and sliced_ram_blocks("ecp5", 768, 512) == 22
     assert sliced_ram_blocks("ecp5", 3, 40000) == 9        # deeper than any one RAM: several per slice
     assert SlicedMemory(width=10, depth=64, slice_width=4).slices == [(0, 4), (4, 4), (8, 2)]
@@ -27,6 +29,8 @@ def test_bad_sizes_raise(kwargs, message):
         SlicedMemory(**kwargs)
     with pytest.raises(ValueError, match="read_latency must be a positive integer, not 0"):
         Replay(8, 8, read_latency=0)
+    with pytest.raises(ValueError, match="rams must be a positive integer, not 0"):
+        slice_width(BLOCK_SHAPES["ecp5"], 512, 0)
 
 
 async def write_all(ctx, mem: SlicedMemory, words: list[int]) -> None:

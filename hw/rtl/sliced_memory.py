@@ -8,11 +8,14 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["SlicedMemory", "slice_width"]
 
 
-def slice_width(ram_shapes: tuple[tuple[int, int], ...], depth: int) -> int:
-    """The widest of a block RAM's ``(width, depth)`` configurations that holds ``depth`` words (else the
-    deepest one's width): the slice for which a :class:`SlicedMemory` needs one RAM per slice."""
+def slice_width(ram_shapes: tuple[tuple[int, int], ...], depth: int, rams: int = 1) -> int:
+    """``rams`` times the widest of a block RAM's ``(width, depth)`` configurations that holds ``depth``
+    words (else the deepest one's width): the slice for which a :class:`SlicedMemory` needs ``rams`` RAMs
+    side by side per slice (1: one RAM per slice)."""
+    if not isinstance(rams, int) or isinstance(rams, bool) or rams < 1:
+        raise ValueError(f"rams must be a positive integer, not {rams!r}")
     holding = [w for w, d in ram_shapes if d >= depth]
-    return max(holding) if holding else max(ram_shapes, key=lambda shape: shape[1])[0]
+    return rams * (max(holding) if holding else max(ram_shapes, key=lambda shape: shape[1])[0])
 
 
 class SlicedMemory(wiring.Component):

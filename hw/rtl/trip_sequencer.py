@@ -100,8 +100,9 @@ class TripSequencer(wiring.Component):
         Most token tiles and most channel tiles of one run (sets the tile counters' width).
     act_slice_width : int
         0 (the default): the activation buffer is one memory, read straight into the beat.  Otherwise
-        a :class:`~hw.rtl.sliced_memory.SlicedMemory` of slices this wide (one block RAM each on ECP5;
-        see ``hw.sizes.SLICED_ECP5_MEMORIES``), whose reads go through registers beside every RAM: on
+        a :class:`~hw.rtl.sliced_memory.SlicedMemory` of slices this wide (``hw.sizes.RAMS_PER_SLICE``
+        block RAMs each on ECP5; see ``hw.sizes.SLICED_ECP5_MEMORIES``), whose reads go through registers
+        beside each slice's RAMs: on
         the ULX3S-85F the buffer's unregistered read crossed the device into the beat queue (17.1 ns).
         The beat's flags then follow its address through the read pipeline, and a run takes
         ``read_latency - 1`` = 2 cycles more; none per token tile, as the buffer's reload still starts
