@@ -24,7 +24,8 @@ def test_unknown_device_and_bad_share_say_what_is_known():
 def test_ecp5_fanout_copies_feed_a_few_multipliers_each(device):
     p = core_params(device)
     array = TripArray(**{k: p[k] for k in ("rows", "cols", "a_lanes", "w_lanes", "mul_width", "mul_latency",
-                                            "fanout_stages", "fanout_cols")})
+                                            "fanout_stages", "fanout_cols", "packed_copies")})
+    assert array.packed_copies
     assert fanout_copies(p["rows"], p["fanout_stages"] - (p["fanout_cols"] > 1))[-1] == p["rows"]   # one per row
     assert -(-p["cols"] // p["fanout_cols"]) <= MULS_PER_COPY
     silence_unused(array)
@@ -32,7 +33,8 @@ def test_ecp5_fanout_copies_feed_a_few_multipliers_each(device):
 
 def test_ice40_keeps_its_placed_netlist_without_fanout():
     p = core_params("ice40up5k")
-    assert (p["fanout_stages"], p["fanout_cols"], p["local_stall"], p["act_slice_width"]) == (0, 1, False, 0)
+    assert (p["fanout_stages"], p["fanout_cols"], p["local_stall"], p["act_slice_width"], p["packed_copies"]) == \
+        (0, 1, False, 0, False)
 
 
 @pytest.mark.parametrize("device", ["ecp5-25f", "ecp5-85f"])

@@ -23,9 +23,15 @@ CONFIGS = {
     # the fan-out tree of the ECP5 builds (hw.sizes): 2 copies, then one per row; and their local stall
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                      fanout_stages=2, local_stall=True),
-    # ... with the last level split by columns (hw.sizes: no copy feeds more than 4 multipliers)
+    # ... with the last level split by columns (hw.sizes: no copy feeds more than 4 multipliers) and holding the
+    # multipliers' packed operands
     "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4,
-                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True),
+                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True,
+                                          packed_copies=True),
+    # packed operands from a last level of rows {0}, {1, 2}, into the portable multiplier whose bias correction
+    # (bias_a = 8) then starts from them
+    "ecp5_3x2_fanout2_packed": dict(rows=3, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,
+                                    fanout_stages=2, packed_copies=True),
     # a column split straight from the input, into uneven groups: columns {0} and {1, 2}
     "ice40_2x3_fanout_cols2": dict(rows=2, cols=3, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64,
                                    fanout_stages=1, fanout_cols=2),
@@ -92,6 +98,7 @@ def test_a8_costs_two_beats_per_k_and_pruned_rows_cost_none():
     (dict(cols=4, fanout_stages=1, fanout_cols=5), r"fanout_cols must be an integer from 1 to cols \(4\)"),
     (dict(cols=4, fanout_stages=1, fanout_cols=0), "fanout_cols must be an integer from 1 to cols"),
     (dict(cols=4, fanout_cols=2), r"above 1 only with fanout_stages ≥ 1, not 2 \(fanout_stages=0\)"),
+    (dict(packed_copies=True), "packed_copies needs fanout_stages ≥ 1"),
 ])
 def test_bad_parameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -28,6 +28,7 @@ with shift-adds (never a second multiplier).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amaranth import Const, Module, Mux, Signal, signed
@@ -94,6 +95,22 @@ class PackedLayout:
     def field(self, i: int, j: int) -> int:
         """Index k of product ``a[i]·w[j]`` in the packed result (bit offset ``k·stride``)."""
         return self.w_lanes * i + j
+
+    def pack_a(self, a: Sequence[Value]) -> Value:
+        """The ``a_lanes`` int4 activations ``a`` at their shifts, without the port's bias."""
+        return sum(a[i] << self.a_shift(i) for i in range(self.a_lanes))
+
+    def pack_w(self, w: Sequence[Value]) -> Value:
+        """The ``w_lanes`` int4 weights ``w`` at their shifts, without the port's bias."""
+        return sum(w[j] << self.w_shift(j) for j in range(self.w_lanes))
+
+    def operand_a(self, a: Sequence[Value]) -> Value:
+        """What the multiplier's A port takes for activations ``a`` (``a_bits`` wide): packed, plus ``bias_a``."""
+        return self.pack_a(a) + self.bias_a
+
+    def operand_w(self, w: Sequence[Value]) -> Value:
+        """What the multiplier's W port takes for weights ``w`` (``w_bits`` wide): packed, plus ``bias_w``."""
+        return self.pack_w(w) + self.bias_w
 
 
 def _fit_port(shifts: list[int], width: int) -> tuple[int, int] | None:
@@ -202,6 +219,13 @@ class SimdMul4(wiring.Component):
         Sum this many consecutive inputs per lane (in the packed domain, one
         extraction per group) before emitting one output.  Wider lanes mean a
         wider stride and fewer lanes per multiplier; see :func:`best_shape`.
+    packed_inputs : bool
+        False (the default): ``i`` brings int4 lanes, packed here.  True: ``i``
+        brings the ports' values themselves, :meth:`PackedLayout.operand_a` and
+        :meth:`~PackedLayout.operand_w` of the lanes, packed by the producer
+        (the TRIP array's fan-out registers: on ECP5 the packing adder sat between
+        a column's copy of the beat and each DSP's input register, two routes in
+        one cycle).  Same latency, same results.
 
     Members
     -------
@@ -211,7 +235,7 @@ class SimdMul4(wiring.Component):
         multipliers with it; an ``EnableInserter`` cannot reach the registers
         inside a vendor DSP instance.)
     i : ``In(stream.Signature(StructLayout({"a": ArrayLayout(signed(4), a_lanes), "w": ArrayLayout(signed(4), w_lanes)})))``
-        Operands.  ``i.ready`` is ``en``: one input is accepted on every
+        Operands; with ``packed_inputs``, ``StructLayout({"a": signed(a_bits), "w": signed(w_bits)})``.  ``i.ready`` is ``en``: one input is accepted on every
         enabled cycle with ``i.valid`` high; there is no other back-pressure.
     o : ``Out(stream.Signature(ArrayLayout(ArrayLayout(signed(B), w_lanes), a_lanes)))``
         ``o.payload[i][j] = Σ a[i]·w[j]`` over the last ``acc_depth`` inputs,
@@ -228,17 +252,20 @@ class SimdMul4(wiring.Component):
     """
 
     def __init__(self, *, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
-                 latency: int = 2, acc_depth: int = 1, dsp_operands: bool = True):
+                 latency: int = 2, acc_depth: int = 1, dsp_operands: bool = True, packed_inputs: bool = False):
         if latency not in LATENCIES:
             raise ValueError(f"latency must be one of {LATENCIES}, not {latency!r}")
-        self.dsp_operands = dsp_operands
+        self.dsp_operands, self.packed_inputs = dsp_operands, bool(packed_inputs)
         self.layout = packed_layout(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
                                     acc_depth=acc_depth)
         self.latency = latency
-        self.in_layout = data.StructLayout({
-            "a": data.ArrayLayout(signed(4), a_lanes),
-            "w": data.ArrayLayout(signed(4), w_lanes),
-        })
+        if self.packed_inputs:
+            self.in_layout = data.StructLayout({"a": signed(self.layout.a_bits), "w": signed(self.layout.w_bits)})
+        else:
+            self.in_layout = data.StructLayout({
+                "a": data.ArrayLayout(signed(4), a_lanes),
+                "w": data.ArrayLayout(signed(4), w_lanes),
+            })
         self.out_layout = data.ArrayLayout(
             data.ArrayLayout(signed(self.layout.lane_bits), w_lanes), a_lanes)
         super().__init__({
@@ -264,12 +291,15 @@ class SimdMul4(wiring.Component):
             m.d.sync += reg.eq(value)
             return reg
 
-        # Stage 0: pack operands (unbiased values are kept for the bias correction).
-        a_packed = sum(self.i.payload.a[i] << lay.a_shift(i) for i in range(lay.a_lanes))
-        w_packed = sum(self.i.payload.w[j] << lay.w_shift(j) for j in range(lay.w_lanes))
+        # Stage 0: pack operands (unbiased values are kept for the bias correction), unless they come packed.
         op_a = Signal(signed(lay.a_bits))
         op_w = Signal(signed(lay.w_bits))
-        m.d.comb += [op_a.eq(a_packed + lay.bias_a), op_w.eq(w_packed + lay.bias_w)]
+        if self.packed_inputs:
+            m.d.comb += [op_a.eq(self.i.payload.a), op_w.eq(self.i.payload.w)]
+            a_packed, w_packed = op_a - lay.bias_a, op_w - lay.bias_w
+        else:
+            a_packed, w_packed = lay.pack_a(self.i.payload.a), lay.pack_w(self.i.payload.w)
+            m.d.comb += [op_a.eq(a_packed + lay.bias_a), op_w.eq(w_packed + lay.bias_w)]
         correction = _times_const(w_packed, lay.bias_a) + _times_const(a_packed, lay.bias_w) \
             + lay.bias_a * lay.bias_w
         corr = Signal(signed(lay.a_bits + lay.w_bits + 1))

@@ -54,10 +54,11 @@ class _Copy:
     rows: range
     cols: range
     valid: Value
-    a: list[Value]          # the activations of `rows`
-    w: list[Value]          # the weights of `cols`
+    a: list[Value]          # the activations of `rows`: a_lanes int4 lanes per row, or one A operand per row
+    w: list[Value]          # the weights of `cols`: w_lanes int4 lanes per column, or one W operand per column
     hi: Value
     lo: Value
+    packed: bool = False    # whether `a` and `w` hold the multipliers' operands
 
 
 class TripArray(wiring.Component):
@@ -100,6 +101,15 @@ class TripArray(wiring.Component):
         row's 16 DSPs wherever the placer put them (ULX3S-85F: 17.8 ns, one
         route); a copy per few columns sits beside its own multipliers.  The
         level counts among ``fanout_stages``, so the latency is unchanged by it.
+    packed_copies : bool
+        With ``fanout_stages`` ≥ 1, the last level holds each multiplier's
+        port values (:meth:`~hw.rtl.simd_mul4.PackedLayout.operand_a` of a
+        row's activations, ``operand_w`` of a column's weights) instead of the
+        int4 lanes, and the multipliers take them as they are
+        (:class:`SimdMul4`'s ``packed_inputs``).  The packing adders then sit
+        before the last copy, not between it and every DSP's input register
+        (ULX3S-85F: a column copy through a multiplier's weight-packing adder
+        to its DSP, 16.2 ns).  Same latency.
     dsp_operands : bool
         :class:`SimdMul4`'s ``dsp_operands``: False keeps each multiplier's
         operand register in the fabric (ECP5, latency 4), where the placer can
@@ -138,7 +148,7 @@ class TripArray(wiring.Component):
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
                  mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None,
                  dsp_operands: bool = True, fanout_stages: int = 0, fanout_cols: int = 1,
-                 local_stall: bool = False):
+                 local_stall: bool = False, packed_copies: bool = False):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -148,12 +158,14 @@ class TripArray(wiring.Component):
                 or (fanout_cols > 1 and fanout_stages < 1)):
             raise ValueError(f"fanout_cols must be an integer from 1 to cols ({cols}), and above 1 only with "
                              f"fanout_stages ≥ 1, not {fanout_cols!r} (fanout_stages={fanout_stages!r})")
-        self.fanout_stages, self.fanout_cols = fanout_stages, fanout_cols
+        if packed_copies and fanout_stages < 1:
+            raise ValueError("packed_copies needs fanout_stages ≥ 1: the last fan-out level holds the packed operands")
+        self.fanout_stages, self.fanout_cols, self.packed_copies = fanout_stages, fanout_cols, bool(packed_copies)
         self.local_stall = bool(local_stall)
         #: Cycles a finishing group waits after the held output is taken (see Contract).
         self.handover = int(self.local_stall)
         self.mul_params = dict(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width, latency=mul_latency,
-                               dsp_operands=dsp_operands)
+                               dsp_operands=dsp_operands, packed_inputs=self.packed_copies)
         if mul_latency not in LATENCIES:
             raise ValueError(f"mul_latency must be one of {LATENCIES}, not {mul_latency!r}")
         if not isinstance(max_k, int) or isinstance(max_k, bool) or max_k < 1:
@@ -213,34 +225,41 @@ class TripArray(wiring.Component):
             """The current level's copy of the beat with ``row`` and ``col``."""
             return next(c for c in copies if row in c.rows and col in c.cols)
 
-        def register(level: int, k: int, parent: _Copy, rows: range, cols: range) -> _Copy:
-            """Copy ``k`` of ``level``: ``parent``'s beat with only ``rows``' activations and ``cols``' weights."""
+        def register(level: int, k: int, parent: _Copy, rows: range, cols: range, pack: bool = False) -> _Copy:
+            """Copy ``k`` of ``level``: ``parent``'s beat with only ``rows``' activations and ``cols``' weights,
+            with ``pack`` as the multipliers' operands."""
             a = parent.a[(rows.start - parent.rows.start) * lay.a_lanes:(rows.stop - parent.rows.start) * lay.a_lanes]
             w = parent.w[(cols.start - parent.cols.start) * lay.w_lanes:(cols.stop - parent.cols.start) * lay.w_lanes]
-            shape = data.StructLayout({"valid": 1, "a": data.ArrayLayout(signed(4), len(a)),
-                                       "w": data.ArrayLayout(signed(4), len(w)), "hi": 1, "lo": 1})
+            a_shape, w_shape = signed(4), signed(4)
+            if pack:
+                a = [lay.operand_a(a[n:n + lay.a_lanes]) for n in range(0, len(a), lay.a_lanes)]
+                w = [lay.operand_w(w[n:n + lay.w_lanes]) for n in range(0, len(w), lay.w_lanes)]
+                a_shape, w_shape = signed(lay.a_bits), signed(lay.w_bits)
+            shape = data.StructLayout({"valid": 1, "a": data.ArrayLayout(a_shape, len(a)),
+                                       "w": data.ArrayLayout(w_shape, len(w)), "hi": 1, "lo": 1})
             value = Signal(shape)
             m.d.comb += [value.valid.eq(parent.valid), value.hi.eq(parent.hi), value.lo.eq(parent.lo)]
             m.d.comb += [value.a[i].eq(x) for i, x in enumerate(a)]
             m.d.comb += [value.w[i].eq(x) for i, x in enumerate(w)]
             reg = step(value, shape, f"fanout_{level}_{k}")
-            return _Copy(rows, cols, reg.valid, list(reg.a), list(reg.w), reg.hi, reg.lo)
+            return _Copy(rows, cols, reg.valid, list(reg.a), list(reg.w), reg.hi, reg.lo, pack)
 
         row_levels = self.fanout_stages - (self.fanout_cols > 1)
         for level, count in enumerate(fanout_copies(self.rows, row_levels)):
             below = []
+            pack = self.packed_copies and level == self.fanout_stages - 1
             for k in range(count):
                 rows = range(k * self.rows // count, (k + 1) * self.rows // count)
                 parent = holding(rows.start)
                 assert rows.stop <= parent.rows.stop, "fan-out copies nest"
-                below.append(register(level, k, parent, rows, parent.cols))
+                below.append(register(level, k, parent, rows, parent.cols, pack))
             copies = below
         if self.fanout_cols > 1:
             below = []
             for parent in copies:
                 for g in range(self.fanout_cols):
                     cols = range(g * self.cols // self.fanout_cols, (g + 1) * self.cols // self.fanout_cols)
-                    below.append(register(row_levels, len(below), parent, parent.rows, cols))
+                    below.append(register(row_levels, len(below), parent, parent.rows, cols, self.packed_copies))
             copies = below
 
         muls = {}
@@ -251,10 +270,14 @@ class TripArray(wiring.Component):
                 m.submodules[f"mul_{r}_{c}"] = mul
                 muls[r, c] = mul
                 m.d.comb += mul.en.eq(moving)
-                for i in range(lay.a_lanes):
-                    m.d.comb += mul.i.payload.a[i].eq(src.a[(r - src.rows.start) * lay.a_lanes + i])
-                for j in range(lay.w_lanes):
-                    m.d.comb += mul.i.payload.w[j].eq(src.w[(c - src.cols.start) * lay.w_lanes + j])
+                if src.packed:
+                    m.d.comb += [mul.i.payload.a.eq(src.a[r - src.rows.start]),
+                                 mul.i.payload.w.eq(src.w[c - src.cols.start])]
+                else:
+                    for i in range(lay.a_lanes):
+                        m.d.comb += mul.i.payload.a[i].eq(src.a[(r - src.rows.start) * lay.a_lanes + i])
+                    for j in range(lay.w_lanes):
+                        m.d.comb += mul.i.payload.w[j].eq(src.w[(c - src.cols.start) * lay.w_lanes + j])
                 m.d.comb += [mul.i.valid.eq(src.valid), mul.o.ready.eq(1)]
 
         # Side-band bits and the weights (for the lo-beat offset) follow the products down the pipeline.
