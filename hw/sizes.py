@@ -86,9 +86,11 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 # ECP5: the array's stall from its own registers, not the tile adapter's ready (ULX3S-85F: that
                 # chain into the accumulators' global enable was 15.2 ns).  iCE40: the netlist of its placement.
                 local_stall=dev.family == "ecp5",
-                # ECP5: the fan-out tree's last level holds the multipliers' packed operands, so no adder sits
-                # between it and the DSPs (ULX3S-85F: a column copy through a weight-packing adder, 16.2 ns).
-                packed_copies=dev.family == "ecp5",
+                # Off: the fan-out tree's last level could hold the multipliers' packed operands (ULX3S-85F: a
+                # column copy through a weight-packing adder to the DSPs, 16.2 ns), but with the sliced memories
+                # that group needs 13.2 ns, and the 85F's router was far behind with it (15,660 overused wires
+                # after 7 passes, 6,319 without).
+                packed_copies=False,
                 # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
                 # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
                 beat_queue=dev.family == "ecp5",

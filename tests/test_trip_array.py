@@ -20,14 +20,13 @@ CONFIGS = {
     # ... and the large ECP5 arrays' form: operand registers in the fabric (fpga.sizing)
     "ecp5_2x2_fabric_ops_on_ecp5": dict(rows=2, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                         dsp_operands=False),
-    # the fan-out tree of the ECP5 builds (hw.sizes): 2 copies, then one per row; and their local stall
+    # a fan-out tree of 2 copies, then one per row, and the local stall of the ECP5 builds; the last level holds
+    # the multipliers' packed operands, which go straight into the DSPs' input registers (packed_copies)
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
-                                     fanout_stages=2, local_stall=True),
-    # ... with the last level split by columns (hw.sizes: no copy feeds more than 4 multipliers) and holding the
-    # multipliers' packed operands
+                                     fanout_stages=2, local_stall=True, packed_copies=True),
+    # the ECP5 builds' tree (hw.sizes): its last level split by columns, so no copy feeds more than 4 multipliers
     "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4,
-                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True,
-                                          packed_copies=True),
+                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True),
     # packed operands from a last level of rows {0}, {1, 2}, into the portable multiplier whose bias correction
     # (bias_a = 8) then starts from them
     "ecp5_3x2_fanout2_packed": dict(rows=3, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,

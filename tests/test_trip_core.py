@@ -86,8 +86,7 @@ RQ_CONFIGS = {
     # DCCA global enables (sim/vendor_models.py), the multiplier pipeline, beat fan-out (a copy per row, then
     # split by columns) and local stall of hw.sizes
     "ecp5_2x2_rq_on_ecp5": {**CONFIGS["ecp5_1x2"], "rows": 2, "cols": 2, "mul_latency": 4, "requant_lanes": 4,
-                            "max_groups": 64, "fanout_stages": 2, "fanout_cols": 2, "local_stall": True,
-                            "packed_copies": True},
+                            "max_groups": 64, "fanout_stages": 2, "fanout_cols": 2, "local_stall": True},
 }
 #: Configurations elaborated for an FPGA family rather than as the portable netlist.
 PLATFORMS = {"ecp5_2x2_rq_on_ecp5": FamilyOnly("ecp5")}
