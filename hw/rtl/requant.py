@@ -142,12 +142,13 @@ class Requant(wiring.Component):
         m.d.comb += [rd.addr.eq(chunk), rd.en.eq(advance)]
         psum = Signal(psum_shape)
         stored = Signal(psum_shape)            # the chunk's sums as read, registered
-        written = Signal(psum_shape)           # the sums stage 1b wrote last
+        written = Signal(psum_shape)           # the sums stage 1b wrote last (or offered, when it held no beat)
         forward = Signal()                     # ... and they are this beat's chunk's, newer than `stored`
+        # `written` is read only with `forward`, registered in the same cycle and only when stage 1b held a beat,
+        # so it takes stage 1b's sums on every advance: its enable is then the global net itself (gated by the
+        # stage's valid in a LUT, it reached its 187 flip-flops in fabric: ULX3S-85F, 14.5 ns).
         with m.If(advance):
-            m.d.sync += [stored.eq(rd.data), forward.eq(s1b.valid & (s1b.chunk == s1.chunk))]
-            with m.If(s1b.valid):
-                m.d.sync += written.eq(psum)
+            m.d.sync += [stored.eq(rd.data), forward.eq(s1b.valid & (s1b.chunk == s1.chunk)), written.eq(psum)]
         for l in lanes:
             pieces = [registered_product(m, platform, piece, s0.beat.wmul[l], enable=advance,
                                          name=f"acc_wmul_{l}_{p}")
