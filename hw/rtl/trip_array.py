@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth import Cat, Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -307,7 +307,10 @@ class TripArray(wiring.Component):
         # ULX3S-85F build's critical path, a route of 17 ns around congested fabric.  The copies of a row
         # come from that row's own flag pipeline, which starts at the row's fan-out copy: fed from the side
         # pipeline's one register, the copies were a 128-sink net across the array (85F: 20.5 ns).
-        flags = {}
+        # The lo beat's weights come the same way on ECP5, from the copy's own columns (unless it holds packed
+        # operands): from the side pipeline, one register per channel fed all the rows' term adders, which sat
+        # between it and the multipliers' outputs (ULX3S-85F: 11.3 ns of routing from a multiplier into its term).
+        flags, lo_weights = {}, {}
         for r in range(self.rows):
             if not ecp5:
                 flags.update({(r, c): (side.hi, side.lo) for c in range(self.cols)})
@@ -316,11 +319,20 @@ class TripArray(wiring.Component):
                 # ... then as deep as the products, less the copy
                 row_hi, row_lo = leaf.hi, leaf.lo
                 suffix = f"{r}_{g}_" if self.fanout_cols > 1 else f"{r}_"
+                row_w = None if leaf.packed else Cat(*leaf.w)
                 for n in range(self.mul_latency - 1):
                     row_hi, row_lo = (step(row_hi, 1, f"side_copy_row_hi_{suffix}{n}"),
                                       step(row_lo, 1, f"side_copy_row_lo_{suffix}{n}"))
+                    if row_w is not None:
+                        row_w = step(row_w, len(row_w), f"side_copy_row_w_{suffix}{n}")
                 for c in leaf.cols:
                     flags[r, c] = (step(row_hi, 1, f"side_copy_hi_{r}_{c}"), step(row_lo, 1, f"side_copy_lo_{r}_{c}"))
+                    if row_w is not None:
+                        lanes = 4 * lay.w_lanes
+                        first = (c - leaf.cols.start) * lanes
+                        w = step(row_w[first:first + lanes], lanes, f"side_copy_w_{r}_{c}")
+                        lo_weights.update({(r, c * lay.w_lanes + j): w[4 * j:4 * (j + 1)].as_signed()
+                                           for j in range(lay.w_lanes)})
         terms = {}
         for t in range(self.tokens):
             r, i = divmod(t, lay.a_lanes)
@@ -328,7 +340,8 @@ class TripArray(wiring.Component):
                 c, j = divmod(ch, lay.w_lanes)
                 product = muls[r, c].o.payload[i][j]
                 hi, lo = flags[r, c]
-                term = Mux(hi, product << 4, product) + Mux(lo, side.w[ch] << _LO_SHIFT, 0)
+                lo_w = lo_weights.get((r, ch), side.w[ch])
+                term = Mux(hi, product << 4, product) + Mux(lo, lo_w << _LO_SHIFT, 0)
                 reg = Signal(term.shape(), name=f"term_{t}_{ch}", reset_less=True)
                 with m.If(moving):
                     m.d.sync += reg[low:].eq(term[low:])
