@@ -126,8 +126,9 @@ class HostLink(wiring.Component):
                  ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1):
         self.core = TripCore(**core)
         self.operand_queues, self.registered_writes, self.ram_shapes = operand_queues, registered_writes, ram_shapes
+        if not isinstance(rams_per_slice, int) or isinstance(rams_per_slice, bool) or rams_per_slice < 1:
+            raise ValueError(f"rams_per_slice must be a positive integer, not {rams_per_slice!r}")
         self.rams_per_slice = rams_per_slice
-        slice_width(ram_shapes or ((1, 1),), 1, rams_per_slice)        # refuses a bad rams_per_slice here
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
