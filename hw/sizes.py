@@ -91,6 +91,10 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 # that group needs 13.2 ns, and the 85F's router was far behind with it (15,660 overused wires
                 # after 7 passes, 6,319 without).
                 packed_copies=False,
+                # Off: the lo beat's weights could come from each leaf copy (ULX3S-85F: 11.3 ns of routing from a
+                # multiplier into its term, which also read one shared weight register per channel), but the 85F's
+                # router fell behind with those registers (overuse rising from 4,019 at pass 22 to 6,974 at 30).
+                lo_weight_copies=False,
                 # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
                 # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
                 beat_queue=dev.family == "ecp5",

@@ -24,9 +24,11 @@ CONFIGS = {
     # the multipliers' packed operands, which go straight into the DSPs' input registers (packed_copies)
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                      fanout_stages=2, local_stall=True, packed_copies=True),
-    # the ECP5 builds' tree (hw.sizes): its last level split by columns, so no copy feeds more than 4 multipliers
+    # the ECP5 builds' tree (hw.sizes): its last level split by columns, so no copy feeds more than 4 multipliers;
+    # the lo beat's weights from each leaf copy (lo_weight_copies, which the builds leave off)
     "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4,
-                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True),
+                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True,
+                                          lo_weight_copies=True),
     # packed operands from a last level of rows {0}, {1, 2}, into the portable multiplier whose bias correction
     # (bias_a = 8) then starts from them
     "ecp5_3x2_fanout2_packed": dict(rows=3, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,

@@ -110,6 +110,12 @@ class TripArray(wiring.Component):
         before the last copy, not between it and every DSP's input register
         (ULX3S-85F: a column copy through a multiplier's weight-packing adder
         to its DSP, 16.2 ns).  Same latency.
+    lo_weight_copies : bool
+        On ECP5, each multiplier's lo-beat offset takes its weights from its
+        leaf copy through a per-row pipeline and a register per multiplier
+        (as the hi/lo flags do), instead of from one side-band register per
+        channel shared by every row.  No effect on copies of packed operands
+        or off ECP5.  Same latency.
     dsp_operands : bool
         :class:`SimdMul4`'s ``dsp_operands``: False keeps each multiplier's
         operand register in the fabric (ECP5, latency 4), where the placer can
@@ -148,7 +154,7 @@ class TripArray(wiring.Component):
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
                  mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None,
                  dsp_operands: bool = True, fanout_stages: int = 0, fanout_cols: int = 1,
-                 local_stall: bool = False, packed_copies: bool = False):
+                 local_stall: bool = False, packed_copies: bool = False, lo_weight_copies: bool = False):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -161,7 +167,7 @@ class TripArray(wiring.Component):
         if packed_copies and fanout_stages < 1:
             raise ValueError("packed_copies needs fanout_stages ≥ 1: the last fan-out level holds the packed operands")
         self.fanout_stages, self.fanout_cols, self.packed_copies = fanout_stages, fanout_cols, bool(packed_copies)
-        self.local_stall = bool(local_stall)
+        self.local_stall, self.lo_weight_copies = bool(local_stall), bool(lo_weight_copies)
         #: Cycles a finishing group waits after the held output is taken (see Contract).
         self.handover = int(self.local_stall)
         self.mul_params = dict(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width, latency=mul_latency,
@@ -307,9 +313,11 @@ class TripArray(wiring.Component):
         # ULX3S-85F build's critical path, a route of 17 ns around congested fabric.  The copies of a row
         # come from that row's own flag pipeline, which starts at the row's fan-out copy: fed from the side
         # pipeline's one register, the copies were a 128-sink net across the array (85F: 20.5 ns).
-        # The lo beat's weights come the same way on ECP5, from the copy's own columns (unless it holds packed
-        # operands): from the side pipeline, one register per channel fed all the rows' term adders, which sat
-        # between it and the multipliers' outputs (ULX3S-85F: 11.3 ns of routing from a multiplier into its term).
+        # With lo_weight_copies the lo beat's weights come the same way, from the copy's own columns (unless it
+        # holds packed operands): from the side pipeline, one register per channel fed all the rows' term adders,
+        # which sat between it and the multipliers' outputs (ULX3S-85F: 11.3 ns of routing from a multiplier into
+        # its term).  The copies add a register per weight bit per multiplier, and the 85F's router fell behind
+        # with them, so the builds leave them off (hw.sizes).
         flags, lo_weights = {}, {}
         for r in range(self.rows):
             if not ecp5:
@@ -319,7 +327,7 @@ class TripArray(wiring.Component):
                 # ... then as deep as the products, less the copy
                 row_hi, row_lo = leaf.hi, leaf.lo
                 suffix = f"{r}_{g}_" if self.fanout_cols > 1 else f"{r}_"
-                row_w = None if leaf.packed else Cat(*leaf.w)
+                row_w = Cat(*leaf.w) if self.lo_weight_copies and not leaf.packed else None
                 for n in range(self.mul_latency - 1):
                     row_hi, row_lo = (step(row_hi, 1, f"side_copy_row_hi_{suffix}{n}"),
                                       step(row_lo, 1, f"side_copy_row_lo_{suffix}{n}"))
