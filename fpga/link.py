@@ -198,7 +198,8 @@ class HostLink(wiring.Component):
             width, depth = Shape.cast(layout).width, self.depths[sel]
             top = 8 * (max_bytes - word_bytes(layout))
             if self.ram_shapes:
-                mem = SlicedMemory(width=width, depth=depth, slice_width=slice_width(self.ram_shapes, depth, self.rams_per_slice))
+                mem = SlicedMemory(width=width, depth=depth, ram_width=slice_width(self.ram_shapes, depth),
+                                   slice_width=slice_width(self.ram_shapes, depth, self.rams_per_slice))
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
                 m.d.comb += [mem.w_addr.eq(load_addr), mem.w_data.eq(word[top:top + width]),
                              mem.w_en.eq(commit & (mem_sel == sel))]

@@ -40,11 +40,11 @@ def ram_blocks(family: str, width: int, depth: int) -> int:
 
 def sliced_ram_blocks(family: str, width: int, depth: int) -> int:
     """Block RAMs a :class:`~hw.rtl.sliced_memory.SlicedMemory` of ``width × depth`` takes (ECP5's operand
-    memories): its slices of ``RAMS_PER_SLICE`` RAMs at the widest configuration that holds ``depth``, each
-    mapped on its own (the last one narrower)."""
+    memories): memories as wide as the widest configuration that holds ``depth``, in slices of
+    ``RAMS_PER_SLICE``, each mapped on its own (the last one narrower)."""
     if width <= 0 or depth <= 0:
         return 0
-    bits = slice_width(BLOCK_SHAPES[family], depth, RAMS_PER_SLICE)
+    bits = slice_width(BLOCK_SHAPES[family], depth)
     return sum(ram_blocks(family, min(bits, width - lo), depth) for lo in range(0, width, bits))
 
 
@@ -93,6 +93,7 @@ def design_for(device: str) -> DesignSize:
         core = dict(base, max_k=k, max_k_total=k)
         if base.get("act_slice_width"):                             # slices of RAMS_PER_SLICE RAMs of K words
             core["act_slice_width"] = slice_width(BLOCK_SHAPES[fam], k, RAMS_PER_SLICE)
+            core["act_ram_width"] = slice_width(BLOCK_SHAPES[fam], k)
         if lanes:
             core |= {"requant_lanes": lanes, "max_groups": k // MIN_GROUP}
         probe = TripCore(**core)

@@ -101,4 +101,7 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 # ECP5 with SLICED_ECP5_MEMORIES: the activation buffer's reads through registers beside each slice
                 # of its RAMs (ULX3S-85F: its unregistered read into the beat queue, 16.4-17.1 ns).
                 act_slice_width=slice_width(RAM_SHAPES["ecp5"], max_k_total, RAMS_PER_SLICE)
+                if dev.family == "ecp5" and SLICED_ECP5_MEMORIES else 0,
+                # ... each slice as RAMS_PER_SLICE memories of one RAM's width (see SlicedMemory's ram_width)
+                act_ram_width=slice_width(RAM_SHAPES["ecp5"], max_k_total)
                 if dev.family == "ecp5" and SLICED_ECP5_MEMORIES else 0)

@@ -36,7 +36,7 @@ class TripCore(wiring.Component):
     sequencer and the array: a two-word :class:`StreamQueue` (True) or a :class:`SkidBuffer` (False);
     they behave the same cycle for cycle and differ only in the netlist (see their docstrings).
     ``fanout_stages``, ``fanout_cols``, ``local_stall``, ``packed_copies`` and ``lo_weight_copies`` are
-    :class:`TripArray`'s, ``act_slice_width`` :class:`TripSequencer`'s.  ``latency``: cycles from a beat's issue in the sequencer to its group's
+    :class:`TripArray`'s, ``act_slice_width`` and ``act_ram_width`` :class:`TripSequencer`'s.  ``latency``: cycles from a beat's issue in the sequencer to its group's
     sums, beyond one beat per cycle (the array's latency and the sequencer's read pipeline)."""
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
@@ -44,7 +44,7 @@ class TripCore(wiring.Component):
                  requant_lanes: int | None = None, max_groups: int = 64, max_tiles: int = MAX_TILES,
                  beat_queue: bool = False, fanout_stages: int = 0, fanout_cols: int = 1,
                  local_stall: bool = False, packed_copies: bool = False, lo_weight_copies: bool = False,
-                 act_slice_width: int = 0):
+                 act_slice_width: int = 0, act_ram_width: int = 0):
         self.array = TripArray(rows=rows, cols=cols, a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
                                mul_latency=mul_latency, max_k=max_k, drain_lanes=requant_lanes,
                                fanout_stages=fanout_stages, fanout_cols=fanout_cols,
@@ -59,7 +59,7 @@ class TripCore(wiring.Component):
         self.max_groups = max_groups if self.requant else max_k_total
         self.sequencer = TripSequencer(tokens=self.tokens, channels=self.channels, max_k_total=max_k_total,
                                        max_group=max_k, max_groups=self.max_groups, max_tiles=max_tiles,
-                                       act_slice_width=act_slice_width)
+                                       act_slice_width=act_slice_width, act_ram_width=act_ram_width)
         self.latency = self.array.latency + self.sequencer.read_latency - 1
         self.max_tiles = max_tiles
         self.beat_queue = beat_queue

@@ -23,6 +23,8 @@ def test_slices_are_as_wide_as_one_ram_that_holds_the_depth():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(width=0, depth=8, slice_width=4), "width must be a positive integer"),
     (dict(width=8, depth=8, slice_width=True), "slice_width must be a positive integer"),
+    (dict(width=8, depth=8, slice_width=4, ram_width=0), "ram_width must be a positive integer"),
+    (dict(width=8, depth=8, slice_width=4, ram_width=5), r"ram_width \(5\) must not exceed slice_width \(4\)"),
 ])
 def test_bad_sizes_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -44,9 +46,11 @@ async def write_all(ctx, mem: SlicedMemory, words: list[int]) -> None:
     await ctx.tick().repeat(2)
 
 
-def test_reads_move_only_with_r_en_and_return_the_third_last_address():
+# ram_width None: one memory per slice; 3: slices of 3 + 1 bits and the last 2-bit slice as 2; 1: a memory a bit
+@pytest.mark.parametrize("ram_width", [None, 3, 1])
+def test_reads_move_only_with_r_en_and_return_the_third_last_address(ram_width):
     rng = random.Random(5)
-    mem = SlicedMemory(width=10, depth=64, slice_width=4)        # slices of 4, 4 and 2 bits
+    mem = SlicedMemory(width=10, depth=64, slice_width=4, ram_width=ram_width)   # slices of 4, 4 and 2 bits
     words = [rng.randrange(1 << 10) for _ in range(64)]
     words[0], words[1] = 0, (1 << 10) - 1                         # every bit low, every bit high
     checked = 0

@@ -20,9 +20,10 @@ CONFIGS = {
     # the multiplier pipeline the FPGA builds use; its run lengths must still equal the cycle model's
     "ice40_2x2_lat4": dict(rows=2, cols=2, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=4, max_k=64,
                            max_k_total=128),
-    # a sliced activation buffer (hw.sizes.SLICED_ECP5_MEMORIES): 4-bit slices, reads through registers
+    # a sliced activation buffer (hw.sizes.SLICED_ECP5_MEMORIES): reads through registers, slices of 8 bits, each
+    # two memories of 4 bits (the builds' slices are RAMS_PER_SLICE RAMs wide)
     "ecp5_1x2_sliced": dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,
-                            max_k_total=128, beat_queue=True, act_slice_width=4),
+                            max_k_total=128, beat_queue=True, act_slice_width=8, act_ram_width=4),
 }
 
 BAD = [  # raw register sets the driver refuses; the hardware must flag them too, not hang

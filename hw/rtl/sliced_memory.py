@@ -1,4 +1,4 @@
-"""A memory cut by columns into one block RAM per slice, with registers of each slice's own around it."""
+"""A memory cut by columns into slices of a few block RAMs, with registers of each slice's own around them."""
 from __future__ import annotations
 
 from amaranth import Module, Signal, unsigned
@@ -19,16 +19,19 @@ def slice_width(ram_shapes: tuple[tuple[int, int], ...], depth: int, rams: int =
 
 
 class SlicedMemory(wiring.Component):
-    """A ``width × depth`` memory built from ``slice_width``-bit memories side by side, each with its own
-    address, write and read-data registers.
+    """A ``width × depth`` memory built from ``slice_width``-bit slices side by side, each with its own
+    address, write and read-data registers, and each made of ``ram_width``-bit memories side by side.
 
     Why: a memory that yosys maps as several block RAMs deep joins them through a multiplexer, and
     one address register drives all of them.  On a large device they are spread wide: on the ULX3S-85F
     a RAM's read (5.8 ns clock-to-out), the route to that multiplexer and on into a queue took 16.7–17.4 ns,
-    and the address register's routes to 30 RAMs 13–14 ns.  Choose ``slice_width`` so that one RAM holds
-    ``depth`` words of a slice (ECP5: 4 bits for 4096 words); then every register here is fed by, or
-    feeds, one RAM only, and the placer can put it beside that RAM.  (yosys would otherwise merge the
-    address copies: their names start with ``fanout_``, which fpga.build keeps.)
+    and the address register's routes to 30 RAMs 13–14 ns.  Choose ``ram_width`` so that one RAM holds
+    ``depth`` words of it (ECP5: 4 bits for 4096 words) and ``slice_width`` a few RAMs wide
+    (``hw.sizes.RAMS_PER_SLICE``); then the registers of a slice serve only that slice's RAMs, the placer
+    can put them beside those RAMs, and no RAM's read goes through a multiplexer.  (As one memory a slice
+    of 32 × 4096 bits was mapped by yosys as eight 36 × 512 RAMs one below the other, with a multiplexer
+    after them: ULX3S-85F 14.3 ns into the link's queue.)  yosys would otherwise merge the address copies:
+    their names start with ``fanout_``, which fpga.build keeps.
 
     Members
     -------
@@ -40,21 +43,25 @@ class SlicedMemory(wiring.Component):
     Contract
     --------
     Write latency 2: a word written at cycle t can be read from a read address given at t + 2 or later.
-    Read: three stages (each slice's address register, its RAM, its data register) that move together
+    Read: three stages (each slice's address register, its RAMs, its data register) that move together
     in every cycle with ``r_en`` high and hold otherwise: ``r_data`` is the word at the ``r_addr`` given
     in the third-last cycle with ``r_en`` high.  One read per cycle.  Nothing is checked: an address at or
-    beyond ``depth`` reads and writes what the RAMs make of it.
+    beyond ``depth`` reads and writes what the RAMs make of it.  ``ram_width`` changes the netlist only.
     """
 
     READ_LATENCY = 3
 
-    def __init__(self, *, width: int, depth: int, slice_width: int):
-        for name, value in (("width", width), ("depth", depth), ("slice_width", slice_width)):
+    def __init__(self, *, width: int, depth: int, slice_width: int, ram_width: int | None = None):
+        ram_width = slice_width if ram_width is None else ram_width
+        for name, value in (("width", width), ("depth", depth), ("slice_width", slice_width),
+                            ("ram_width", ram_width)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self.width, self.depth, self.slice_width = width, depth, slice_width
+        if ram_width > slice_width:
+            raise ValueError(f"ram_width ({ram_width}) must not exceed slice_width ({slice_width})")
+        self.width, self.depth, self.slice_width, self.ram_width = width, depth, slice_width, ram_width
         #: (first bit, width) of every slice, the last one narrower when ``slice_width`` does not divide ``width``
-        self.slices = [(lo, min(slice_width, width - lo)) for lo in range(0, width, slice_width)]
+        self.slices = _columns(width, slice_width)
         super().__init__({
             "w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1),
             "r_addr": In(range(depth)), "r_en": In(1), "r_data": Out(width),
@@ -63,15 +70,25 @@ class SlicedMemory(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         for n, (lo, bits) in enumerate(self.slices):
-            mem = memory.Memory(shape=unsigned(bits), depth=self.depth, init=[])
-            m.submodules[f"slice_{n}"] = mem
-            wp, rp = mem.write_port(), mem.read_port()
             w_addr, w_en = Signal.like(self.w_addr, name=f"fanout_waddr_{n}"), Signal(name=f"fanout_wen_{n}")
             w_data = Signal(bits, name=f"wdata_{n}")
             m.d.sync += [w_addr.eq(self.w_addr), w_en.eq(self.w_en), w_data.eq(self.w_data[lo:lo + bits])]
-            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en)]
             r_addr, r_data = Signal.like(self.r_addr, name=f"fanout_raddr_{n}"), Signal(bits, name=f"rdata_{n}")
+            rams = _columns(bits, self.ram_width)
+            for j, (ram_lo, ram_bits) in enumerate(rams):
+                mem = memory.Memory(shape=unsigned(ram_bits), depth=self.depth, init=[])
+                m.submodules[f"slice_{n}" if len(rams) == 1 else f"slice_{n}_ram_{j}"] = mem
+                wp, rp = mem.write_port(), mem.read_port()
+                m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data[ram_lo:ram_lo + ram_bits]), wp.en.eq(w_en),
+                             rp.addr.eq(r_addr), rp.en.eq(self.r_en)]
+                with m.If(self.r_en):
+                    m.d.sync += r_data[ram_lo:ram_lo + ram_bits].eq(rp.data)
             with m.If(self.r_en):
-                m.d.sync += [r_addr.eq(self.r_addr), r_data.eq(rp.data)]
-            m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(self.r_en), self.r_data[lo:lo + bits].eq(r_data)]
+                m.d.sync += r_addr.eq(self.r_addr)
+            m.d.comb += self.r_data[lo:lo + bits].eq(r_data)
         return m
+
+
+def _columns(width: int, part: int) -> list[tuple[int, int]]:
+    """(first bit, width) of each ``part``-bit column of ``width`` bits, the last one narrower if need be."""
+    return [(lo, min(part, width - lo)) for lo in range(0, width, part)]

@@ -107,6 +107,9 @@ class TripSequencer(wiring.Component):
         The beat's flags then follow its address through the read pipeline, and a run takes
         ``read_latency - 1`` = 2 cycles more; none per token tile, as the buffer's reload still starts
         once the last beat's address has been read.
+    act_ram_width : int
+        With ``act_slice_width``: the width of each memory inside a slice (SlicedMemory's ``ram_width``;
+        0, the default: the slice's), one block RAM's width at ``max_k_total`` words.  Netlist only.
 
     Members
     -------
@@ -130,14 +133,16 @@ class TripSequencer(wiring.Component):
     """
 
     def __init__(self, *, tokens: int, channels: int, max_k_total: int = 4096, max_group: int = 4096,
-                 max_groups: int = 4096, max_tiles: int = MAX_TILES, act_slice_width: int = 0):
+                 max_groups: int = 4096, max_tiles: int = MAX_TILES, act_slice_width: int = 0,
+                 act_ram_width: int = 0):
         for name, value in (("tokens", tokens), ("channels", channels), ("max_k_total", max_k_total),
                             ("max_group", max_group), ("max_groups", max_groups), ("max_tiles", max_tiles)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if not isinstance(act_slice_width, int) or isinstance(act_slice_width, bool) or act_slice_width < 0:
-            raise ValueError(f"act_slice_width must be a non-negative integer, not {act_slice_width!r}")
-        self.act_slice_width = act_slice_width
+        for name, value in (("act_slice_width", act_slice_width), ("act_ram_width", act_ram_width)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+        self.act_slice_width, self.act_ram_width = act_slice_width, act_ram_width
         #: Cycles from a beat's issue (its buffer address) to the beat on offer to the array.
         self.read_latency = SlicedMemory.READ_LATENCY if act_slice_width else 1
         self.tokens, self.channels = tokens, channels
@@ -236,7 +241,8 @@ class TripSequencer(wiring.Component):
         # --- activation buffer ----------------------------------------------------------
         if self.act_slice_width:
             m.submodules.act_buf = buf = SlicedMemory(width=8 * self.tokens, depth=self.max_k_total,
-                                                      slice_width=self.act_slice_width)
+                                                      slice_width=self.act_slice_width,
+                                                      ram_width=self.act_ram_width or None)
             wport = SimpleNamespace(addr=buf.w_addr, data=buf.w_data, en=buf.w_en)
             rport = SimpleNamespace(addr=buf.r_addr, en=buf.r_en, data=buf.r_data)
         else:
@@ -249,7 +255,8 @@ class TripSequencer(wiring.Component):
         k = Signal(range(self.max_k_total + 1))
         g = Signal(kbits)                      # position inside the current group
         hi_pass = Signal()                     # A8: the next beat is the hi nibble
-        m_left, n_left = Signal.like(m_tiles), Signal.like(n_tiles)
+        # (m_left keeps the name Amaranth gave it: the iCEBreaker netlist stays the one its placement was found for)
+        m_left, n_left = Signal.like(m_tiles), Signal.like(n_tiles, name="n_left")
         pending = Signal(16)                   # groups issued minus groups delivered (the array holds few)
         check = Signal(kbits)                  # K - j·GROUP while checking divisibility
         # K - 1 and GROUP - 1, registered at the start so the per-beat end tests are plain equalities
@@ -364,16 +371,26 @@ class TripSequencer(wiring.Component):
                                      n_is_last.eq(n_tiles == 1)]
                         m.next = "RUN"
                     advance(k, k_is_last, k_last, k_before_last)
+            def leave_token_tile():
+                with m.If(m_left == 0):
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.next = "LOAD"
             with m.State("RUN"):              # issue the beats of every channel tile (below)
-                with m.If(issue & run_ends):
-                    m.next = "NEXT"
-            with m.State("NEXT"):             # last beat of the token tile must leave before a reload
-                # (With a sliced buffer, the last address read is the end: its word is the RAM's output by then.)
-                with m.If(~pre[0]["valid"] | load_b if pre else ~b_valid | fire):
-                    with m.If(m_left == 0):
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.next = "LOAD"
+                if pre:
+                    # With a sliced buffer, RUN also does NEXT's wait: `running` falls in the cycle after the
+                    # last issue, when NEXT would start, and the last address read is the end (its word is the
+                    # RAM's output by then).  Leaving RUN on `issue & run_ends` put the beat handshake, the
+                    # buffer's read enable and the end tests in front of the state register (ULX3S-85F: 14.7 ns).
+                    with m.If(~running & (~pre[0]["valid"] | load_b)):
+                        leave_token_tile()
+                else:
+                    with m.If(issue & run_ends):
+                        m.next = "NEXT"
+            if not pre:
+                with m.State("NEXT"):         # last beat of the token tile must leave before a reload
+                    with m.If(~b_valid | fire):
+                        leave_token_tile()
             with m.State("DRAIN"):            # every issued group must have left the array
                 with m.If(drained):
                     m.d.sync += [busy.eq(0), done.eq(1)]
