@@ -113,8 +113,8 @@ class HostLink(wiring.Component):
     ``ram_shapes`` (the block RAM's ``(width, depth)`` configurations,
     :data:`fpga.sizing.BLOCK_SHAPES`; ECP5 with ``hw.sizes.SLICED_ECP5_MEMORIES``) builds the
     operand memories as :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as
-    ``rams_per_slice`` RAMs that hold the memory's depth: registered reads and writes beside each slice's
-    RAMs (a replay's first word comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
+    ``rams_per_slice`` RAMs that hold the memory's depth, each RAM a memory of its own: registered reads and
+    writes beside each slice's RAMs (a replay's first word comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
     memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into the operand queues
     (16.7–17.4 ns).
 

@@ -24,9 +24,10 @@ CONFIGS = {
     # the multipliers' packed operands, which go straight into the DSPs' input registers (packed_copies)
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                      fanout_stages=2, local_stall=True, packed_copies=True),
-    # the ECP5 builds' tree (hw.sizes): its last level split by columns, so no copy feeds more than 4 multipliers;
-    # the lo beat's weights from each leaf copy (lo_weight_copies, which the builds leave off)
-    "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4,
+    # the ECP5 builds' tree (hw.sizes): its last level split by columns, so no copy feeds more than 4 multipliers,
+    # and the 85F's multipliers with their lanes registered twice (latency 5); the lo beat's weights from each leaf
+    # copy (lo_weight_copies, which the builds leave off)
+    "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=5,
                                           max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True,
                                           lo_weight_copies=True),
     # packed operands from a last level of rows {0}, {1, 2}, into the portable multiplier whose bias correction
@@ -89,7 +90,7 @@ def test_a8_costs_two_beats_per_k_and_pruned_rows_cost_none():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(rows=0), "rows must be a positive integer"),
-    (dict(mul_latency=5), "mul_latency must be one of"),
+    (dict(mul_latency=6), "mul_latency must be one of"),
     (dict(max_k=0), "max_k must be a positive integer"),
     (dict(a_lanes=2, w_lanes=2, mul_width=16), "16-bit signed port"),
     (dict(rows=1, cols=3, drain_lanes=5), r"drain_lanes must be a positive divisor of the 2×6 tile's 12 sums"),

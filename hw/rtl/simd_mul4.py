@@ -41,7 +41,7 @@ from ..dsp import mult18x18d
 __all__ = ["PackedLayout", "SimdMul4", "best_shape", "packed_layout"]
 
 _INT4_MIN, _INT4_MAX = -8, 7
-LATENCIES = (1, 2, 3, 4)
+LATENCIES = (1, 2, 3, 4, 5)
 
 
 def _signed_bits(lo: int, hi: int) -> int:
@@ -195,10 +195,15 @@ class SimdMul4(wiring.Component):
         Signed width of each multiplier port: 16 for iCE40 ``SB_MAC16``, 18 for
         ECP5 ``MULT18X18D``.  A packing that does not fit raises ``ValueError``.
     latency : int
-        Pipeline registers, 1–4: output register; plus the product register
+        Pipeline registers, 1–5: output register; plus the product register
         (≥2); plus a register on the exact packed sum, between the bias
         subtraction and the lane extraction (≥3); plus the packed-operand
-        register in front of the multiplier (4).  The FPGA builds use 4: on
+        register in front of the multiplier (≥4); plus a second output register
+        (5), so that on a large device the placer can put one beside the DSP
+        and one beside the consumers of the lanes (ULX3S-85F: 11.3 ns of
+        routing from a multiplier's output register into the TRIP array's
+        term adders, whose accumulators spread over the device).  The FPGA
+        builds use 4 (the ULX3S-85F 5): on
         ECP5 to approach 100 MHz, on iCE40 because yosys then packs the
         operand and product registers into the SB_MAC16, the one form whose
         timing nextpnr-ice40 models (it times every DSP pin as a register).
@@ -379,6 +384,8 @@ class SimdMul4(wiring.Component):
             negative = residue > lay.lane_max
             m.d.comb += lanes[i][j].eq(Mux(negative, residue - (1 << S), residue))
 
+        if self.latency >= 5:     # the lanes registered twice
+            lanes, last, valid = stage(lanes, "lanes_q"), stage(last, "last_q3"), stage(valid, "valid_q3")
         out_valid = Signal()
         m.d.sync += [self.o.payload.eq(lanes), out_valid.eq(valid & last)]
         m.d.comb += [self.i.ready.eq(self.en), self.o.valid.eq(out_valid & self.en)]

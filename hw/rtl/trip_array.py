@@ -71,7 +71,7 @@ class TripArray(wiring.Component):
     a_lanes, w_lanes, mul_width : int
         Packing of each multiplier (see :func:`hw.rtl.simd_mul4.packed_layout`).
     mul_latency : int
-        Pipeline depth of each multiplier, 1–4 (see SimdMul4).
+        Pipeline depth of each multiplier, 1–5 (see SimdMul4).
     max_k : int
         Most k one accumulation may sum (the largest weight group; the whole
         K for per-channel weights).  The accumulators are
