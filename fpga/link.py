@@ -113,8 +113,9 @@ class HostLink(wiring.Component):
     ``ram_shapes`` (the block RAM's ``(width, depth)`` configurations,
     :data:`fpga.sizing.BLOCK_SHAPES`; ECP5 with ``hw.sizes.SLICED_ECP5_MEMORIES``) builds the
     operand memories as :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as
-    ``rams_per_slice`` RAMs that hold the memory's depth, each RAM a memory of its own: registered reads and
-    writes beside each slice's RAMs (a replay's first word comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
+    ``rams_per_slice`` RAMs that hold the memory's depth (with ``split_rams``, each RAM a memory of its own:
+    SlicedMemory's ``ram_width``): registered reads and writes beside each slice's RAMs (a replay's first word
+    comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
     memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into the operand queues
     (16.7–17.4 ns).
 
@@ -123,12 +124,12 @@ class HostLink(wiring.Component):
 
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
                  clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False,
-                 ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1):
+                 ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1, split_rams: bool = False):
         self.core = TripCore(**core)
         self.operand_queues, self.registered_writes, self.ram_shapes = operand_queues, registered_writes, ram_shapes
         if not isinstance(rams_per_slice, int) or isinstance(rams_per_slice, bool) or rams_per_slice < 1:
             raise ValueError(f"rams_per_slice must be a positive integer, not {rams_per_slice!r}")
-        self.rams_per_slice = rams_per_slice
+        self.rams_per_slice, self.split_rams = rams_per_slice, split_rams
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -198,8 +199,9 @@ class HostLink(wiring.Component):
             width, depth = Shape.cast(layout).width, self.depths[sel]
             top = 8 * (max_bytes - word_bytes(layout))
             if self.ram_shapes:
-                mem = SlicedMemory(width=width, depth=depth, ram_width=slice_width(self.ram_shapes, depth),
-                                   slice_width=slice_width(self.ram_shapes, depth, self.rams_per_slice))
+                mem = SlicedMemory(width=width, depth=depth,
+                                   slice_width=slice_width(self.ram_shapes, depth, self.rams_per_slice),
+                                   ram_width=slice_width(self.ram_shapes, depth) if self.split_rams else None)
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
                 m.d.comb += [mem.w_addr.eq(load_addr), mem.w_data.eq(word[top:top + width]),
                              mem.w_en.eq(commit & (mem_sel == sel))]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from amaranth.hdl import Shape
 
 from hw.rtl.sliced_memory import slice_width
-from hw.sizes import DEVICES, RAM_SHAPES, RAMS_PER_SLICE, SLICED_ECP5_MEMORIES, core_params
+from hw.sizes import DEVICES, RAM_SHAPES, RAMS_PER_SLICE, SLICED_ECP5_MEMORIES, SPLIT_SLICE_RAMS, core_params
 from hw.trip_core import TripCore
 
 __all__ = ["BLOCK_SHAPES", "DSPS_PER_REQUANT_LANE", "DesignSize", "design_for", "ram_blocks", "silence_unused",
@@ -40,8 +40,8 @@ def ram_blocks(family: str, width: int, depth: int) -> int:
 
 def sliced_ram_blocks(family: str, width: int, depth: int) -> int:
     """Block RAMs a :class:`~hw.rtl.sliced_memory.SlicedMemory` of ``width × depth`` takes (ECP5's operand
-    memories): memories as wide as the widest configuration that holds ``depth``, in slices of
-    ``RAMS_PER_SLICE``, each mapped on its own (the last one narrower)."""
+    memories): columns as wide as the widest configuration that holds ``depth`` (in slices of
+    ``RAMS_PER_SLICE``; a slice mapped whole takes as many), each mapped on its own, the last one narrower."""
     if width <= 0 or depth <= 0:
         return 0
     bits = slice_width(BLOCK_SHAPES[family], depth)
@@ -72,7 +72,8 @@ class DesignSize:
                     scale_depth=self.scale_depth, result_bytes=self.result_bytes,
                     operand_queues=ecp5, registered_writes=ecp5 and not SLICED_ECP5_MEMORIES,
                     ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 and SLICED_ECP5_MEMORIES else (),
-                    rams_per_slice=RAMS_PER_SLICE if ecp5 and SLICED_ECP5_MEMORIES else 1)
+                    rams_per_slice=RAMS_PER_SLICE if ecp5 and SLICED_ECP5_MEMORIES else 1,
+                    split_rams=ecp5 and SLICED_ECP5_MEMORIES and SPLIT_SLICE_RAMS)
 
 
 def design_for(device: str) -> DesignSize:
@@ -93,7 +94,8 @@ def design_for(device: str) -> DesignSize:
         core = dict(base, max_k=k, max_k_total=k)
         if base.get("act_slice_width"):                             # slices of RAMS_PER_SLICE RAMs of K words
             core["act_slice_width"] = slice_width(BLOCK_SHAPES[fam], k, RAMS_PER_SLICE)
-            core["act_ram_width"] = slice_width(BLOCK_SHAPES[fam], k)
+            if base.get("act_ram_width"):
+                core["act_ram_width"] = slice_width(BLOCK_SHAPES[fam], k)
         if lanes:
             core |= {"requant_lanes": lanes, "max_groups": k // MIN_GROUP}
         probe = TripCore(**core)

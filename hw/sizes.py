@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from hw.rtl.simd_mul4 import best_shape
 from hw.rtl.sliced_memory import slice_width
 
-__all__ = ["Device", "DEVICES", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "TWICE_REGISTERED_LANES_FROM",
+__all__ = ["Device", "DEVICES", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "SPLIT_SLICE_RAMS",
+           "TWICE_REGISTERED_LANES_FROM",
            "core_params"]
 
 #: Whether the ECP5 builds read their operand memories and activation buffer through
@@ -24,6 +25,13 @@ __all__ = ["Device", "DEVICES", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEM
 #: their own.  On the ULX3S-85F one address register drove a memory's 32 RAMs (16.5 ns), and the RAMs' reads
 #: crossed the device into the operand and beat queues (16.4-17.3 ns).
 SLICED_ECP5_MEMORIES = True
+
+#: Whether each slice of those memories is one memory per block RAM (SlicedMemory's ``ram_width``), so that
+#: no read goes through a multiplexer (yosys maps a 32 × 4096 slice as eight 36 × 512 RAMs one below another,
+#: then a multiplexer).  Off: in two ULX3S-85F builds with it (seed 1: 61.6 and 60.5 MHz, against 68.6
+#: without) the activation buffer's RAMs lay far from the sequencer, whose read enable then took 10 ns of
+#: routing to reach their clock enables (15.4 and 16.5 ns; 11.9 without).
+SPLIT_SLICE_RAMS = False
 
 #: Block RAMs side by side in one slice of a sliced memory.  One per slice (a register set beside every
 #: RAM) left the ULX3S-85F's router with 8,128 overused wires after 13 passes, 2,018 at that pass without
@@ -111,4 +119,4 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 if dev.family == "ecp5" and SLICED_ECP5_MEMORIES else 0,
                 # ... each slice as RAMS_PER_SLICE memories of one RAM's width (see SlicedMemory's ram_width)
                 act_ram_width=slice_width(RAM_SHAPES["ecp5"], max_k_total)
-                if dev.family == "ecp5" and SLICED_ECP5_MEMORIES else 0)
+                if dev.family == "ecp5" and SLICED_ECP5_MEMORIES and SPLIT_SLICE_RAMS else 0)
