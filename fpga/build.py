@@ -228,7 +228,8 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     divisor = divisor_for(clk_hz, baud)
     size = design_for(spec.device)
     link = HostLink(**size.link_args(), clk_hz=int(clk_hz), baud=baud)
-    top = BoardTop(link, divisor, pll_verilog=pll, clk_hz=clk_hz, tx_queue=family == "ecp5")
+    # (tx_queue, a register after the reply multiplexer, is left off: the 85F builds with it were slower)
+    top = BoardTop(link, divisor, pll_verilog=pll, clk_hz=clk_hz)
     # Synthesis runs in two halves with `opt_clean -purge` between them (after flattening, before LUT
     # mapping).  Amaranth names the bits of its data views `x[0]` next to a wire `x`, and the re-import
     # after ABC9 asserts on such a pair (`count_id(wire->name) == 0`, YosysHQ/yosys#4349; the ULX3S

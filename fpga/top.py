@@ -24,7 +24,7 @@ __all__ = ["BoardTop", "UartLink"]
 class UartLink(wiring.Component):
     """:class:`~fpga.link.HostLink` behind an 8N1 UART of ``divisor`` clock cycles per bit.
 
-    ``tx_queue`` (the ECP5 builds) puts a two-word :class:`~hw.rtl.stream_queue.StreamQueue` between the
+    ``tx_queue`` (no board build uses it yet) puts a two-word :class:`~hw.rtl.stream_queue.StreamQueue` between the
     link's replies and the transmitter, so the link's byte multiplexer (result memory, info ROM, reply)
     ends in a register of its own instead of the transmitter's frame register (ULX3S-85F: a result RAM's
     read through that multiplexer into the frame, 14.6 ns).  The bytes and their order are the same.

@@ -45,10 +45,11 @@ RAM_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
 #: The most multipliers one fan-out register of an ECP5 array feeds.
 MULS_PER_COPY = 4
 
-#: ECP5 arrays of at least this many multipliers register each multiplier's lanes twice (SimdMul4 latency 5,
-#: one cycle more per run): their accumulators spread over the device, and on the ULX3S-85F (128) the route
-#: from a multiplier's output register into its term adders took 11.3 ns.  Smaller ones keep latency 4.
-TWICE_REGISTERED_LANES_FROM = 128
+#: ECP5 arrays of at least this many multipliers would register each multiplier's lanes twice (SimdMul4
+#: latency 5, one cycle more per run): on the ULX3S-85F (128) the route from a multiplier's output register
+#: into its term adders took 11.3 ns.  None: no board does.  The 85F built with it at 60.5, 64.5 and 61.8 MHz
+#: (seeds 1, 1, 2; with other changes), 68.6 without (seed 1), so it is off until several seeds say otherwise.
+TWICE_REGISTERED_LANES_FROM: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 best = (key, rows, cols)
     _, rows, cols = best
     return dict(rows=rows, cols=cols, a_lanes=lay.a_lanes, w_lanes=lay.w_lanes, mul_width=dev.mul_width,
-                mul_latency=5 if dev.family == "ecp5" and rows * cols >= TWICE_REGISTERED_LANES_FROM else 4,
+                mul_latency=5 if dev.family == "ecp5" and TWICE_REGISTERED_LANES_FROM is not None
+                and rows * cols >= TWICE_REGISTERED_LANES_FROM else 4,
                 max_k=max_k, max_k_total=max_k_total,
                 # ECP5: registers that fan the beat out to the rows, each level at most 4 times the copies of
                 # the one above (ULX3S-85F: the combinational spread from the beat queue to 128 DSPs was its

@@ -70,21 +70,28 @@ class SlicedMemory(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         for n, (lo, bits) in enumerate(self.slices):
-            w_addr, w_en = Signal.like(self.w_addr, name=f"fanout_waddr_{n}"), Signal(name=f"fanout_wen_{n}")
-            w_data = Signal(bits, name=f"wdata_{n}")
-            m.d.sync += [w_addr.eq(self.w_addr), w_en.eq(self.w_en), w_data.eq(self.w_data[lo:lo + bits])]
-            r_addr, r_data = Signal.like(self.r_addr, name=f"fanout_raddr_{n}"), Signal(bits, name=f"rdata_{n}")
             rams = _columns(bits, self.ram_width)
+            ports = []
             for j, (ram_lo, ram_bits) in enumerate(rams):
                 mem = memory.Memory(shape=unsigned(ram_bits), depth=self.depth, init=[])
                 m.submodules[f"slice_{n}" if len(rams) == 1 else f"slice_{n}_ram_{j}"] = mem
                 wp, rp = mem.write_port(), mem.read_port()
-                m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data[ram_lo:ram_lo + ram_bits]), wp.en.eq(w_en),
-                             rp.addr.eq(r_addr), rp.en.eq(self.r_en)]
-                with m.If(self.r_en):
-                    m.d.sync += r_data[ram_lo:ram_lo + ram_bits].eq(rp.data)
+                ports.append((ram_lo, ram_bits, wp, rp))
+            w_addr, w_en = Signal.like(self.w_addr, name=f"fanout_waddr_{n}"), Signal(name=f"fanout_wen_{n}")
+            w_data = Signal(bits, name=f"wdata_{n}")
+            m.d.sync += [w_addr.eq(self.w_addr), w_en.eq(self.w_en), w_data.eq(self.w_data[lo:lo + bits])]
+            r_addr, r_data = Signal.like(self.r_addr, name=f"fanout_raddr_{n}"), Signal(bits, name=f"rdata_{n}")
+            # (one memory per slice is written as whole signals: the netlist the builds were placed from)
+            whole = len(rams) == 1
+            for ram_lo, ram_bits, wp, _ in ports:
+                m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data if whole else w_data[ram_lo:ram_lo + ram_bits]),
+                             wp.en.eq(w_en)]
             with m.If(self.r_en):
                 m.d.sync += r_addr.eq(self.r_addr)
+                for ram_lo, ram_bits, _, rp in ports:
+                    m.d.sync += (r_data if whole else r_data[ram_lo:ram_lo + ram_bits]).eq(rp.data)
+            for _, _, _, rp in ports:
+                m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(self.r_en)]
             m.d.comb += self.r_data[lo:lo + bits].eq(r_data)
         return m
 

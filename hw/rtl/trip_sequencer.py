@@ -255,8 +255,7 @@ class TripSequencer(wiring.Component):
         k = Signal(range(self.max_k_total + 1))
         g = Signal(kbits)                      # position inside the current group
         hi_pass = Signal()                     # A8: the next beat is the hi nibble
-        # (m_left keeps the name Amaranth gave it: the iCEBreaker netlist stays the one its placement was found for)
-        m_left, n_left = Signal.like(m_tiles), Signal.like(n_tiles, name="n_left")
+        m_left, n_left = Signal.like(m_tiles), Signal.like(n_tiles)
         pending = Signal(16)                   # groups issued minus groups delivered (the array holds few)
         check = Signal(kbits)                  # K - j·GROUP while checking divisibility
         # K - 1 and GROUP - 1, registered at the start so the per-beat end tests are plain equalities
@@ -371,26 +370,16 @@ class TripSequencer(wiring.Component):
                                      n_is_last.eq(n_tiles == 1)]
                         m.next = "RUN"
                     advance(k, k_is_last, k_last, k_before_last)
-            def leave_token_tile():
-                with m.If(m_left == 0):
-                    m.next = "DRAIN"
-                with m.Else():
-                    m.next = "LOAD"
             with m.State("RUN"):              # issue the beats of every channel tile (below)
-                if pre:
-                    # With a sliced buffer, RUN also does NEXT's wait: `running` falls in the cycle after the
-                    # last issue, when NEXT would start, and the last address read is the end (its word is the
-                    # RAM's output by then).  Leaving RUN on `issue & run_ends` put the beat handshake, the
-                    # buffer's read enable and the end tests in front of the state register (ULX3S-85F: 14.7 ns).
-                    with m.If(~running & (~pre[0]["valid"] | load_b)):
-                        leave_token_tile()
-                else:
-                    with m.If(issue & run_ends):
-                        m.next = "NEXT"
-            if not pre:
-                with m.State("NEXT"):         # last beat of the token tile must leave before a reload
-                    with m.If(~b_valid | fire):
-                        leave_token_tile()
+                with m.If(issue & run_ends):
+                    m.next = "NEXT"
+            with m.State("NEXT"):             # last beat of the token tile must leave before a reload
+                # (With a sliced buffer, the last address read is the end: its word is the RAM's output by then.)
+                with m.If(~pre[0]["valid"] | load_b if pre else ~b_valid | fire):
+                    with m.If(m_left == 0):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.next = "LOAD"
             with m.State("DRAIN"):            # every issued group must have left the array
                 with m.If(drained):
                     m.d.sync += [busy.eq(0), done.eq(1)]
