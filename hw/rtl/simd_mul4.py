@@ -203,7 +203,7 @@ class SimdMul4(wiring.Component):
         and one beside the consumers of the lanes (ULX3S-85F: 11.3 ns of
         routing from a multiplier's output register into the TRIP array's
         term adders, whose accumulators spread over the device).  The FPGA
-        builds use 4 (the ULX3S-85F 5): on
+        builds use 4 (5 measured slower on the 85F, see hw.sizes): on
         ECP5 to approach 100 MHz, on iCE40 because yosys then packs the
         operand and product registers into the SB_MAC16, the one form whose
         timing nextpnr-ice40 models (it times every DSP pin as a register).
