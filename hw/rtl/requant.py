@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 from golden.requant import MAX_SHIFT, MULT_BITS, requant_bits
 from ..dsp import registered_product
 from ..global_net import design_wide
+from .skid_buffer import SkidBuffer
 
 __all__ = ["Requant"]
 
@@ -70,13 +71,15 @@ class Requant(wiring.Component):
     Contract
     --------
     Throughput one beat per cycle while ``o`` is taken.  Latency: a ``last``
-    beat's outputs are valid 8 cycles after it is accepted.  When ``o`` holds
-    an untaken word, the whole stage freezes (``i.ready`` low).  The chunk
+    beat's outputs are valid 9 cycles after it is accepted.  When ``o`` holds
+    an untaken word, the next finished word waits in a spare register and the
+    whole stage freezes from the cycle after (``i.ready`` low): ``i.ready`` is
+    a register's output, never a function of ``o.ready``.  The chunk
     counter starts at 0 after reset and wraps every ``chunks`` beats, so the
     producer must send whole groups; ``first`` discards whatever the buffer held.
     """
 
-    LATENCY = 8
+    LATENCY = 9
 
     def __init__(self, *, lanes: int, chunks: int = 1, acc_bits: int = 24, max_groups: int = 64,
                  mult_bits: int = MULT_BITS):
@@ -104,8 +107,14 @@ class Requant(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        # The output register with a spare beside it (a skid buffer), so that whether the stage moves is a
+        # register, not o.ready: as ~o.valid | o.ready it began a combinational chain through the tile
+        # adapter, the array's handshake and the scales queue into the adapter's 767-bit scales register
+        # (ULX3S-85F: 13.9 ns) and the array's drain enable (12.1 ns).
+        m.submodules.out = out = SkidBuffer(self.out_layout)
+        wiring.connect(m, out.o, wiring.flipped(self.o))
         ready = Signal()            # every register moves on this cycle
-        m.d.comb += [ready.eq(~self.o.valid | self.o.ready), self.i.ready.eq(ready)]
+        m.d.comb += [ready.eq(out.i.ready), self.i.ready.eq(ready)]
         # ... through a global net on ECP5: it is every pipeline register's enable, and routed in fabric
         # its fanout sat in the ULX3S-25F build's critical path (result ready -> tile adapter -> scales).
         advance = design_wide(m, platform, ready, "advance")
@@ -150,9 +159,15 @@ class Requant(wiring.Component):
         with m.If(advance):
             m.d.sync += [stored.eq(rd.data), forward.eq(s1b.valid & (s1b.chunk == s1.chunk)), written.eq(psum)]
         for l in lanes:
-            pieces = [registered_product(m, platform, piece, s0.beat.wmul[l], enable=advance,
-                                         name=f"acc_wmul_{l}_{p}")
-                      for p, piece in enumerate(_pieces(s0.beat.acc[l]))]
+            # Each piece's multiplier reads its own copy of the lane's wmul (fpga.build keeps yosys from merging
+            # the copies, ``fanout_``): from one register, its routes to DSPs wherever the array left them took
+            # 9-10 ns on the ULX3S-85F.
+            acc_pieces = _pieces(s0.beat.acc[l])
+            wmuls = [Signal.like(self.i.payload.wmul[l], name=f"fanout_wmul_{l}_{p}") for p in range(len(acc_pieces))]
+            with m.If(advance):
+                m.d.sync += [copy.eq(self.i.payload.wmul[l]) for copy in wmuls]
+            pieces = [registered_product(m, platform, piece, wmul, enable=advance, name=f"acc_wmul_{l}_{p}")
+                      for p, (piece, wmul) in enumerate(zip(acc_pieces, wmuls))]
             moved = [Signal.like(piece, name=f"acc_wmul_{l}_{p}_q") for p, piece in enumerate(pieces)]
             with m.If(advance):
                 m.d.sync += [q.eq(piece) for q, piece in zip(moved, pieces)]
@@ -160,24 +175,32 @@ class Requant(wiring.Component):
             m.d.comb += psum[l].eq(old + sum(piece << (PIECE * p) for p, piece in enumerate(moved)))
         m.d.comb += [wr.addr.eq(s1b.chunk), wr.data.eq(psum), wr.en.eq(advance & s1b.valid)]
         # Stage 2: finished sums only (the last group), with their token multipliers.
-        s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape,
-                                       "tmul": data.ArrayLayout(unsigned(self.mult_bits), self.lanes)}))
-        # Stage 3: psum · tmul in PIECE-bit pieces of psum, one hardware multiplier each; stage 3b adds the
-        # shifted pieces.  (The whole wide product in one cycle, a DSP cascade with its adder tree behind it,
-        # was the ECP5 build's critical path.)
+        s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape}))     # (and the tmul copies below)
+        # Stage 3: psum · tmul in PIECE-bit pieces of psum, one hardware multiplier each; stage 3a registers the
+        # pieces once more in fabric, and stage 3b adds them shifted.  (The whole wide product in one cycle, a
+        # DSP cascade with its adder tree behind it, was the ECP5 build's critical path; from the DSPs' output
+        # registers straight into the adder, the route from a DSP took 8.7 of the ULX3S-85F's 14.2 ns.)
         s3 = Signal(data.StructLayout({"valid": 1}))        # (its partial products are registered per piece)
+        s3a = Signal(data.StructLayout({"valid": 1}))       # (... and again here)
         s3b = Signal(data.StructLayout({"valid": 1,
                                         "product": data.ArrayLayout(signed(self.product_bits), self.lanes)}))
         with m.If(advance):
             m.d.sync += [s0.valid.eq(self.i.valid), s0.beat.eq(self.i.payload)]
             m.d.sync += [s1.valid.eq(s0.valid), s1.chunk.eq(chunk), s1.beat.eq(s0.beat), s1b.eq(s1),
-                         s2.valid.eq(s1b.valid & s1b.beat.last), s2.psum.eq(psum), s2.tmul.eq(s1b.beat.tmul),
-                         s3.valid.eq(s2.valid), s3b.valid.eq(s3.valid)]
+                         s2.valid.eq(s1b.valid & s1b.beat.last), s2.psum.eq(psum),
+                         s3.valid.eq(s2.valid), s3a.valid.eq(s3.valid), s3b.valid.eq(s3a.valid)]
         for l in lanes:
-            partials = [registered_product(m, platform, piece, s2.tmul[l], enable=advance, name=f"psum_tmul_{l}_{p}")
-                        for p, piece in enumerate(_pieces(s2.psum[l]))]
+            psum_pieces = _pieces(s2.psum[l])
+            # Stage 2 holds the lane's tmul once per piece, each its multiplier's own (as wmul above).
+            tmuls = [Signal(unsigned(self.mult_bits), name=f"fanout_tmul_{l}_{p}") for p in range(len(psum_pieces))]
             with m.If(advance):
-                m.d.sync += s3b.product[l].eq(sum(partial << (PIECE * p) for p, partial in enumerate(partials)))
+                m.d.sync += [copy.eq(s1b.beat.tmul[l]) for copy in tmuls]
+            partials = [registered_product(m, platform, piece, tmul, enable=advance, name=f"psum_tmul_{l}_{p}")
+                        for p, (piece, tmul) in enumerate(zip(psum_pieces, tmuls))]
+            partials_q = [Signal.like(partial, name=f"psum_tmul_{l}_{p}_q") for p, partial in enumerate(partials)]
+            with m.If(advance):
+                m.d.sync += [q.eq(partial) for q, partial in zip(partials_q, partials)]
+                m.d.sync += s3b.product[l].eq(sum(q << (PIECE * p) for p, q in enumerate(partials_q)))
 
         # Per-run settings, registered here so that the placer can keep them beside their users (they come from
         # the sequencer's register file, across the device), and what stages 4-5 need from them as constants
@@ -204,8 +227,8 @@ class Requant(wiring.Component):
             "fits": data.ArrayLayout(1, self.lanes),
             "negative": data.ArrayLayout(1, self.lanes),
         }))
-        m.d.comb += self.busy.eq(s0.valid | s1.valid | s1b.valid | s2.valid | s3.valid | s3b.valid | s4.valid
-                                 | self.o.valid)
+        m.d.comb += self.busy.eq(s0.valid | s1.valid | s1b.valid | s2.valid | s3.valid | s3a.valid | s3b.valid
+                                 | s4.valid | ~out.i.ready | self.o.valid)
         reach = MAX_SHIFT - 1 + window          # every bit the window can start at, sign-extended past the top
         with m.If(advance):
             m.d.sync += s4.valid.eq(s3b.valid)
@@ -218,7 +241,7 @@ class Requant(wiring.Component):
                 m.d.sync += [s4.window[l].eq(extended.bit_select(offset, window)),
                              s4.fits[l].eq(unequal == 0), s4.negative[l].eq(sign)]
 
-        # Stage 5 (the output register): round, then saturate.  Only the window goes through carry chains: if
+        # Stage 5 (the output register, or its spare): round, then saturate.  Only the window goes through carry chains: if
         # the halved product fits it, rounding and the compares happen there (a few bits wide); if it does
         # not, it is far outside the int8 range and its sign alone picks the bound.  Rounding half up as
         # ((p >> (shift-1)) + 1) >> 1 equals (p + 2**(shift-1)) >> shift without a variable constant.
@@ -229,7 +252,6 @@ class Requant(wiring.Component):
             m.d.comb += [rounded.eq((s4.window[l].as_signed() + 1) >> 1),
                          saturated[l].eq(Mux(s4.fits[l], Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)),
                                              Mux(s4.negative[l], lo, hi)))]
-        with m.If(advance):
-            m.d.sync += [self.o.valid.eq(s4.valid), self.o.payload.eq(saturated)]
+        m.d.comb += [out.i.valid.eq(s4.valid), out.i.payload.eq(saturated)]
         return m
 
