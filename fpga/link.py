@@ -41,10 +41,9 @@ from __future__ import annotations
 import enum
 import math
 
-from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.hdl import Shape
 from amaranth.lib import memory, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.rtl.replay import Replay
@@ -105,9 +104,10 @@ class HostLink(wiring.Component):
     ``requant_lanes``), the memory depths in words (``act_depth``,
     ``weight_depth``, ``scale_depth``; scales only with a requantizer) and in bytes
     (``result_bytes``), and ``clk_hz``/``baud`` (reported by INFO, so the host can
-    check it talks to the build it expects).  ``operand_queues`` puts a two-word
-    queue after the activation and weight replays as well as the scales one (the
-    ECP5 builds; the same cycles but a replay's first word, one later).  ``registered_writes`` gives each
+    check it talks to the build it expects).  ``operand_queues`` puts a queue
+    after the activation and weight replays as well as the scales one, which then read only when their queue
+    has room (:class:`~hw.rtl.replay.Replay`'s ``queue_depth``; the ECP5 builds; the same cycles but a
+    replay's first word, one later).  ``registered_writes`` gives each
     memory a register stage of its own in front of its write port (the ECP5 builds; a LOAD's words land a
     cycle after their last byte, long before the reply; on the iCEBreaker the stage cost 1.9 MHz at seed 1).
     ``ram_shapes`` (the block RAM's ``(width, depth)`` configurations,
@@ -117,19 +117,21 @@ class HostLink(wiring.Component):
     SlicedMemory's ``ram_width``): registered reads and writes beside each slice's RAMs (a replay's first word
     comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
     memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into the operand queues
-    (16.7–17.4 ns).
+    (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result memory before it
+    goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the UART's).
 
     Members: ``rx`` (In byte stream), ``tx`` (Out byte stream), ``busy`` (a run is in progress).
     """
 
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
                  clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False,
-                 ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1, split_rams: bool = False):
+                 ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1, split_rams: bool = False,
+                 registered_reply: bool = False):
         self.core = TripCore(**core)
         self.operand_queues, self.registered_writes, self.ram_shapes = operand_queues, registered_writes, ram_shapes
         if not isinstance(rams_per_slice, int) or isinstance(rams_per_slice, bool) or rams_per_slice < 1:
             raise ValueError(f"rams_per_slice must be a positive integer, not {rams_per_slice!r}")
-        self.rams_per_slice, self.split_rams = rams_per_slice, split_rams
+        self.rams_per_slice, self.split_rams, self.registered_reply = rams_per_slice, split_rams, registered_reply
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -224,35 +226,29 @@ class HostLink(wiring.Component):
                 rp = mem.read_port()
                 rd_addr, rd_en, rd_data, read_latency = rp.addr, rp.en, rp.data, 1
             counts[sel] = count = Signal(range(depth + 1), name=f"count_{sel.name.lower()}")
-            replay = Replay(width, depth, max_repeat=core.max_tiles, read_latency=read_latency)
+            # The scales replay, and with operand_queues the activation and weight ones, feed the core through a
+            # queue inside the replay (Replay's queue_depth), emptied by a run's start: a run the core refuses
+            # starts the replays all the same, and the words they queued for it must not be the next run's first
+            # ones (the core takes none while it stands refused, and drops a scales beat it took before the
+            # refusal: TileRequant's flush).  The replay reads a word only when the queue has room for it, so the
+            # memory's read pipeline never stalls and the core's ready stops at the queue: the requantizer takes
+            # a scales word with a tile's last chunk, a ready from the results' through two pipelines, which
+            # fed straight into the replay's counters was the ULX3S-25F build's critical path (14.2 ns), and
+            # as the read enable of block RAMs across the ULX3S-85F took 12.3 ns.  The queue is also the
+            # register after the RAMs' unregistered read (5.8 ns clock-to-out), which went on through the core's
+            # input logic into the sequencer's buffer (25F, 90.9 MHz).  It delays a replay's first word by one.
+            # (On the iCEBreaker the queue's level fed the sequencer's handshake, a 27 ns path at seed 1: it
+            # keeps the direct path its placement was found for.)
+            queued = sel == Memories.SCALES or self.operand_queues
+            replay = Replay(width, depth, max_repeat=core.max_tiles, read_latency=read_latency,
+                            queue_depth=read_latency + 2 if queued else None)
             m.submodules[f"replay_{sel.name.lower()}"] = replay
             target = streams[sel]
             m.d.comb += [rd_addr.eq(replay.addr), rd_en.eq(replay.en), replay.data.eq(rd_data),
                          replay.count.eq(count), replay.start.eq(start),
-                         replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1)]
-            # A replay feeds the core through a two-word queue.  The requantizer takes a scales word with a
-            # tile's last chunk, so that ready comes from the results' ready through two pipelines: the queue
-            # keeps the chain off every wide register (the replay sees the queue's registered room, and a
-            # taken word only moves the queue's pointers; fed straight into the replay's counters, or into a
-            # register slice's 300-bit enables, it was the ULX3S-25F build's critical path, 14.2 and 14.3 ns).
-            # With operand_queues the activations and weights get one too, as the register after the block
-            # RAM's output: its unregistered read (5.8 ns clock-to-out) went through the core's input logic into
-            # the sequencer's own buffer, the 25F build's critical path at 90.9 MHz.  A queue passes a word per
-            # cycle; it delays a replay's first word by one.  (On the iCEBreaker the queue's level fed the
-            # sequencer's handshake, a 27 ns path at seed 1: it keeps the direct path its placement was found for.)
-            if sel == Memories.SCALES or self.operand_queues:
-                # Emptied by a run's start: a run the core refuses starts the replays all the same, and the words
-                # they queued for it must not be the next run's first ones (the core takes none while it stands
-                # refused, and drops a scales beat it took before the refusal: TileRequant's flush).
-                queue = SyncFIFO(width=width, depth=2)
-                m.submodules[f"{sel.name.lower()}_queue"] = ResetInserter(start)(queue)
-                m.d.comb += [queue.w_en.eq(replay.valid), queue.w_data.eq(replay.payload),
-                             replay.ready.eq(queue.w_rdy),
-                             target.valid.eq(queue.r_rdy), target.payload.eq(queue.r_data),
-                             queue.r_en.eq(target.ready)]
-            else:
-                m.d.comb += [target.valid.eq(replay.valid), target.payload.eq(replay.payload),
-                             replay.ready.eq(target.ready)]
+                         replay.repeat.eq(m_tiles if sel == Memories.WEIGHTS else 1),
+                         target.valid.eq(replay.valid), target.payload.eq(replay.payload),
+                         replay.ready.eq(target.ready)]
 
         # --- result writer: each word becomes bytes in the result memory ---------------------------------
         res_width = Shape.cast(core.result_layout).width
@@ -310,8 +306,16 @@ class HostLink(wiring.Component):
         byte_counts = Array(Const(word_bytes(self.layouts.get(sel, unsigned(8))), 8) for sel in Memories)
         depth_rom = Array(Const(self.depths[sel] if sel in self.layouts else 0, 17) for sel in Memories)
         reading_info = Signal()
-        # The read port follows read_addr every cycle, so in SEND_BYTE it shows that address's byte.
+        # The read port follows read_addr every cycle, so in SEND_BYTE it shows that address's byte.  With
+        # registered_reply it shows it in SEND_FETCH, and SEND_BYTE sends it from a register: from the result
+        # memory's read (5.8 ns clock-to-out) through the multiplexers joining its RAMs and the byte's sources
+        # into the UART's frame was the ULX3S-85F build's slowest path (14.6 ns).
         m.d.comb += [res_rp.addr.eq(read_addr[:len(res_rp.addr)]), res_rp.en.eq(1)]
+        read_byte = Mux(reading_info, info_rp.data, Mux(read_in_range, res_rp.data, 0))
+        if self.registered_reply:
+            read_byte_q = Signal(8)
+            m.d.sync += read_byte_q.eq(read_byte)
+            read_byte = read_byte_q
 
         # Whether the arguments (if they are a LOAD's) ask for a memory that is not there or more words
         # than it holds: registered from args every cycle (args settle a cycle before EXECUTE), so the
@@ -433,11 +437,12 @@ class HostLink(wiring.Component):
                     m.d.sync += reply_left.eq(0)
                     m.next = "REPLY"
                 with m.Else():
+                    m.next = "SEND_FETCH" if self.registered_reply else "SEND_BYTE"
+            if self.registered_reply:
+                with m.State("SEND_FETCH"):
                     m.next = "SEND_BYTE"
             with m.State("SEND_BYTE"):
-                m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.eq(Mux(reading_info, info_rp.data,
-                                                    Mux(read_in_range, res_rp.data, 0)))]
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(read_byte)]
                 with m.If(self.tx.ready):
                     m.d.sync += [read_addr.eq(read_addr + 1), read_left.eq(read_left_less),
                                  read_done.eq(read_left == 1), read_in_range.eq(read_addr < self.result_bytes - 1)]

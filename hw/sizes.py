@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from hw.rtl.simd_mul4 import best_shape
 from hw.rtl.sliced_memory import slice_width
 
-__all__ = ["Device", "DEVICES", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "SPLIT_SLICE_RAMS",
+__all__ = ["Device", "DEVICES", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "SPLIT_OPERAND_RAMS",
+           "SPLIT_SLICE_RAMS",
            "TWICE_REGISTERED_LANES_FROM",
            "core_params"]
 
@@ -26,12 +27,18 @@ __all__ = ["Device", "DEVICES", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEM
 #: crossed the device into the operand and beat queues (16.4-17.3 ns).
 SLICED_ECP5_MEMORIES = True
 
-#: Whether each slice of those memories is one memory per block RAM (SlicedMemory's ``ram_width``), so that
-#: no read goes through a multiplexer (yosys maps a 32 × 4096 slice as eight 36 × 512 RAMs one below another,
-#: then a multiplexer).  Off: in two ULX3S-85F builds with it (seed 1: 61.6 and 60.5 MHz, against 68.6
-#: without) the activation buffer's RAMs lay far from the sequencer, whose read enable then took 10 ns of
-#: routing to reach their clock enables (15.4 and 16.5 ns; 11.9 without).
+#: Whether each slice of the activation buffer is one memory per block RAM (SlicedMemory's ``ram_width``), so
+#: that no read goes through a multiplexer (yosys maps a 32 × 4096 slice as eight 36 × 512 RAMs one below
+#: another, then a multiplexer).  Off: in two ULX3S-85F builds with it (seed 1: 61.6 and 60.5 MHz, against 68.6
+#: without; the operand memories split too) the buffer's RAMs lay far from the sequencer, whose read enable
+#: then took 10 ns of routing to reach their clock enables (15.4 and 16.5 ns; 11.9 without).
 SPLIT_SLICE_RAMS = False
+
+#: The same for the host link's operand memories alone (``HostLink(split_rams)``).  Their replays read only when
+#: their queue has room (``Replay(queue_depth)``), so no read enable reaches their RAMs, and without a multiplexer
+#: a RAM's read goes straight into its slice's data register: through the multiplexer of a weight slice's 8 RAMs
+#: it was 14.3 ns on the ULX3S-85F (5191edf).
+SPLIT_OPERAND_RAMS = True
 
 #: Block RAMs side by side in one slice of a sliced memory.  One per slice (a register set beside every
 #: RAM) left the ULX3S-85F's router with 8,128 overused wires after 13 passes, 2,018 at that pass without
@@ -108,10 +115,11 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 # that group needs 13.2 ns, and the 85F's router was far behind with it (15,660 overused wires
                 # after 7 passes, 6,319 without).
                 packed_copies=False,
-                # Off: the lo beat's weights could come from each leaf copy (ULX3S-85F: 11.3 ns of routing from a
-                # multiplier into its term, which also read one shared weight register per channel), but the 85F's
-                # router fell behind with those registers (overuse rising from 4,019 at pass 22 to 6,974 at 30).
-                lo_weight_copies=False,
+                # ECP5: the lo beat's weights from a register per multiplier, copied from the side-band pipeline's
+                # last stage (ULX3S-85F: from that stage's one register per channel, 9.8 ns of routing into a term,
+                # the terms' 13.8 ns).  (Copies from the leaf copies through per-row pipelines, 3,000 registers
+                # more on the 85F, left its router behind: overuse rising from 4,019 at pass 22 to 6,974 at 30.)
+                lo_weight_copies=dev.family == "ecp5",
                 # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
                 # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
                 beat_queue=dev.family == "ecp5",

@@ -78,17 +78,20 @@ def test_reads_move_only_with_r_en_and_return_the_third_last_address(ram_width):
     assert checked > 200
 
 
+@pytest.mark.parametrize("queue_depth", [None, 1, SlicedMemory.READ_LATENCY + 2])
 @pytest.mark.parametrize("ready_rate", [1.0, 0.4])
-def test_replay_through_the_sliced_pipeline(ready_rate):
+def test_replay_through_the_sliced_pipeline(ready_rate, queue_depth):
     """count words, repeat times, in order, none lost or repeated under back-pressure; the first word is valid
-    read_latency + 1 cycles after start."""
+    read_latency + 1 cycles after start (+ 1 through the queue), and with a queue of read_latency + 2 words
+    one word follows another every cycle the consumer is ready."""
     rng = random.Random(7)
     words = [rng.randrange(1 << 12) for _ in range(16)]
     m = Module()
     m.submodules.mem = mem = SlicedMemory(width=12, depth=16, slice_width=5)
-    m.submodules.replay = replay = Replay(12, 16, max_repeat=3, read_latency=mem.READ_LATENCY)
+    m.submodules.replay = replay = Replay(12, 16, max_repeat=3, read_latency=mem.READ_LATENCY,
+                                          queue_depth=queue_depth)
     m.d.comb += [mem.r_addr.eq(replay.addr), mem.r_en.eq(replay.en), replay.data.eq(mem.r_data)]
-    got, first_valid = [], None
+    got, first_valid, valid_cycles = [], None, []
 
     async def bench(ctx):
         nonlocal first_valid
@@ -103,6 +106,7 @@ def test_replay_through_the_sliced_pipeline(ready_rate):
             ctx.set(replay.ready, ready)
             if ctx.get(replay.valid):
                 first_valid = cycle if first_valid is None else first_valid
+                valid_cycles.append(cycle)
                 if ready:
                     got.append(ctx.get(replay.payload))
             await ctx.tick()
@@ -112,4 +116,46 @@ def test_replay_through_the_sliced_pipeline(ready_rate):
     sim.add_testbench(bench)
     sim.run()
     assert got == words[:5] * 2
-    assert first_valid == mem.READ_LATENCY + 1
+    assert first_valid == mem.READ_LATENCY + 1 + (queue_depth is not None)
+    if ready_rate == 1.0 and queue_depth != 1:
+        assert valid_cycles == list(range(first_valid, first_valid + 10)), "a bubble in a full-rate replay"
+
+
+def test_queued_replay_start_drops_the_words_in_flight():
+    """A start while words are queued and in flight: none of them comes out after it, and the new replay
+    streams its own words from the first."""
+    words = list(range(100, 116))
+    m = Module()
+    m.submodules.mem = mem = SlicedMemory(width=12, depth=16, slice_width=5)
+    m.submodules.replay = replay = Replay(12, 16, max_repeat=3, read_latency=mem.READ_LATENCY,
+                                          queue_depth=mem.READ_LATENCY + 2)
+    m.d.comb += [mem.r_addr.eq(replay.addr), mem.r_en.eq(replay.en), replay.data.eq(mem.r_data)]
+    got = []
+
+    async def bench(ctx):
+        await write_all(ctx, mem, words)
+        ctx.set(replay.count, 8)
+        ctx.set(replay.repeat, 1)
+        for start_at, count in ((0, 8), (9, 3)):          # the second start comes with words queued and in flight
+            ctx.set(replay.count, count)
+            ctx.set(replay.start, 1)
+            await ctx.tick()
+            ctx.set(replay.start, 0)
+            if start_at == 0:
+                for _ in range(9):                        # not ready: the queue fills and reads stop
+                    await ctx.tick()
+                ctx.set(replay.ready, 1)
+                got.append(ctx.get(replay.payload) if ctx.get(replay.valid) else None)
+                await ctx.tick()
+                ctx.set(replay.ready, 0)
+        ctx.set(replay.ready, 1)
+        for _ in range(20):
+            if ctx.get(replay.valid):
+                got.append(ctx.get(replay.payload))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [words[0]] + words[:3]

@@ -25,8 +25,8 @@ CONFIGS = {
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                      fanout_stages=2, local_stall=True, packed_copies=True),
     # the ECP5 builds' tree (hw.sizes): its last level split by columns, so no copy feeds more than 4 multipliers,
-    # and the 85F's multipliers with their lanes registered twice (latency 5); the lo beat's weights from each leaf
-    # copy (lo_weight_copies, which the builds leave off)
+    # and multipliers with their lanes registered twice (latency 5); the lo beat's weights from a register per
+    # multiplier (lo_weight_copies)
     "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=5,
                                           max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True,
                                           lo_weight_copies=True),

@@ -6,6 +6,8 @@ harness (:mod:`sim.trip_harness`); it holds no arithmetic.
 from __future__ import annotations
 
 from amaranth import Module, Signal
+from amaranth.hdl import ResetInserter
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,12 +29,27 @@ class Replay(wiring.Component):
     The wrap-around address and "last round" are registered at ``start``, so the
     per-word path compares ``depth``-wide registers only: it sits between the
     core's ``ready`` and the memory's read enable, on the iCE40 build's critical path.
+
+    With ``queue_depth`` the read pipeline never stalls: ``en`` is always high,
+    every word read goes into a first-word-fall-through queue of that depth
+    inside this component (emptied by ``start``), and ``valid``/``payload``/``ready``
+    are the queue's.  A word is read only while the queue has room for it and
+    every word already in flight (credits, counted in a register), so no path
+    runs from ``ready`` to the memory's enables or address: on the ULX3S-85F the
+    enable reached block RAMs spread across the device (12.3 ns).  The first
+    word is valid ``read_latency + 2`` cycles after ``start``; one word per cycle
+    while ``ready`` is high needs ``queue_depth >= read_latency + 2``.
     """
 
-    def __init__(self, width: int, depth: int, max_repeat: int = (1 << 16) - 1, read_latency: int = 1):
+    def __init__(self, width: int, depth: int, max_repeat: int = (1 << 16) - 1, read_latency: int = 1,
+                 queue_depth: int | None = None):
         if not isinstance(read_latency, int) or isinstance(read_latency, bool) or read_latency < 1:
             raise ValueError(f"read_latency must be a positive integer, not {read_latency!r}")
+        if queue_depth is not None and (not isinstance(queue_depth, int) or isinstance(queue_depth, bool)
+                                        or queue_depth < 1):
+            raise ValueError(f"queue_depth must be a positive integer or None, not {queue_depth!r}")
         self.width, self.depth, self.max_repeat, self.read_latency = width, depth, max_repeat, read_latency
+        self.queue_depth = queue_depth
         super().__init__({
             "count": In(range(depth + 1)), "repeat": In(range(max_repeat + 1)), "start": In(1),
             "valid": Out(1), "payload": Out(width), "ready": In(1),
@@ -40,6 +57,8 @@ class Replay(wiring.Component):
         })
 
     def elaborate(self, platform) -> Module:
+        if self.queue_depth is not None:
+            return self._elaborate_queued()
         m = Module()
         ptr, last_ptr = Signal(range(self.depth)), Signal(range(self.depth))
         rounds_left = Signal(range(self.max_repeat + 1))
@@ -55,6 +74,38 @@ class Replay(wiring.Component):
         with m.Elif(load):
             m.d.sync += [v.eq(before) for v, before in zip(stages, [running, *stages])]
             with m.If(running):
+                with m.If(ptr == last_ptr):
+                    m.d.sync += [ptr.eq(0), rounds_left.eq(rounds_left - 1)]
+                    with m.If(rounds_left == 1):
+                        m.d.sync += running.eq(0)
+                with m.Else():
+                    m.d.sync += ptr.eq(ptr + 1)
+        return m
+
+    def _elaborate_queued(self) -> Module:
+        m = Module()
+        ptr, last_ptr = Signal(range(self.depth)), Signal(range(self.depth))
+        rounds_left = Signal(range(self.max_repeat + 1))
+        running = Signal()
+        m.submodules.queue = queue = ResetInserter(self.start)(SyncFIFO(width=self.width, depth=self.queue_depth))
+        # Room in the queue for words not yet read: queue_depth less the words in the queue and in flight.
+        credits = Signal(range(self.queue_depth + 1), init=self.queue_depth)
+        issue = Signal()            # a word is read this cycle
+        popped = Signal()           # a word leaves the queue this cycle
+        m.d.comb += [issue.eq(running & (credits != 0)), popped.eq(queue.r_rdy & self.ready),
+                     self.en.eq(1), self.addr.eq(ptr),
+                     self.valid.eq(queue.r_rdy), self.payload.eq(queue.r_data), queue.r_en.eq(self.ready)]
+        # Whether each stage of the read pipeline holds a word; the last one's is on `data`.
+        stages = [Signal(name=f"reading_{n}") for n in range(self.read_latency)]
+        m.d.comb += [queue.w_en.eq(stages[-1]), queue.w_data.eq(self.data)]
+        with m.If(self.start):
+            m.d.sync += [ptr.eq(0), last_ptr.eq(self.count - 1), rounds_left.eq(self.repeat),
+                         running.eq((self.count != 0) & (self.repeat != 0)), credits.eq(self.queue_depth),
+                         *(v.eq(0) for v in stages)]
+        with m.Else():
+            m.d.sync += [v.eq(before) for v, before in zip(stages, [issue, *stages])]
+            m.d.sync += credits.eq(credits - issue + popped)
+            with m.If(issue):
                 with m.If(ptr == last_ptr):
                     m.d.sync += [ptr.eq(0), rounds_left.eq(rounds_left - 1)]
                     with m.If(rounds_left == 1):

@@ -111,11 +111,10 @@ class TripArray(wiring.Component):
         (ULX3S-85F: a column copy through a multiplier's weight-packing adder
         to its DSP, 16.2 ns).  Same latency.
     lo_weight_copies : bool
-        On ECP5, each multiplier's lo-beat offset takes its weights from its
-        leaf copy through a per-row pipeline and a register per multiplier
-        (as the hi/lo flags do), instead of from one side-band register per
-        channel shared by every row.  No effect on copies of packed operands
-        or off ECP5.  Same latency.
+        On ECP5, each multiplier's lo-beat offset takes its weights from a
+        register of its own, the last stage of the side-band pipeline copied
+        once per multiplier, instead of from that stage's one register per
+        channel shared by every row.  No effect off ECP5.  Same latency.
     dsp_operands : bool
         :class:`SimdMul4`'s ``dsp_operands``: False keeps each multiplier's
         operand register in the fabric (ECP5, latency 4), where the placer can
@@ -293,7 +292,9 @@ class TripArray(wiring.Component):
         m.d.comb += [side.valid.eq(self.i.valid), side.hi.eq(self.i.payload.hi), side.lo.eq(self.i.payload.lo),
                      side.last.eq(self.i.payload.last), side.w.eq(self.i.payload.w)]
 
+        before_last = side          # the side band one register short of the products
         for n in range(self.fanout_stages + self.mul_latency):
+            before_last = side
             side = step(side, side_layout, f"side_q{n}")
 
         # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
@@ -313,11 +314,10 @@ class TripArray(wiring.Component):
         # ULX3S-85F build's critical path, a route of 17 ns around congested fabric.  The copies of a row
         # come from that row's own flag pipeline, which starts at the row's fan-out copy: fed from the side
         # pipeline's one register, the copies were a 128-sink net across the array (85F: 20.5 ns).
-        # With lo_weight_copies the lo beat's weights come the same way, from the copy's own columns (unless it
-        # holds packed operands): from the side pipeline, one register per channel fed all the rows' term adders,
-        # which sat between it and the multipliers' outputs (ULX3S-85F: 11.3 ns of routing from a multiplier into
-        # its term).  The copies add a register per weight bit per multiplier, and the 85F's router fell behind
-        # with them, so the builds leave them off (hw.sizes).
+        # With lo_weight_copies the lo beat's weights come from a register per multiplier too, the side pipeline's
+        # last stage copied once per multiplier: as one register per channel it fed all the rows' term adders
+        # (ULX3S-85F: 9.8 ns of routing from it into a term, the terms' 13.8 ns).  (Copies taken from the leaf
+        # copies through per-row pipelines, 3,000 registers more on the 85F, left its router behind.)
         flags, lo_weights = {}, {}
         for r in range(self.rows):
             if not ecp5:
@@ -327,18 +327,14 @@ class TripArray(wiring.Component):
                 # ... then as deep as the products, less the copy
                 row_hi, row_lo = leaf.hi, leaf.lo
                 suffix = f"{r}_{g}_" if self.fanout_cols > 1 else f"{r}_"
-                row_w = Cat(*leaf.w) if self.lo_weight_copies and not leaf.packed else None
                 for n in range(self.mul_latency - 1):
                     row_hi, row_lo = (step(row_hi, 1, f"side_copy_row_hi_{suffix}{n}"),
                                       step(row_lo, 1, f"side_copy_row_lo_{suffix}{n}"))
-                    if row_w is not None:
-                        row_w = step(row_w, len(row_w), f"side_copy_row_w_{suffix}{n}")
                 for c in leaf.cols:
                     flags[r, c] = (step(row_hi, 1, f"side_copy_hi_{r}_{c}"), step(row_lo, 1, f"side_copy_lo_{r}_{c}"))
-                    if row_w is not None:
-                        lanes = 4 * lay.w_lanes
-                        first = (c - leaf.cols.start) * lanes
-                        w = step(row_w[first:first + lanes], lanes, f"side_copy_w_{r}_{c}")
+                    if self.lo_weight_copies:
+                        weights = Cat(*(before_last.w[c * lay.w_lanes + j] for j in range(lay.w_lanes)))
+                        w = step(weights, len(weights), f"side_copy_w_{r}_{c}")
                         lo_weights.update({(r, c * lay.w_lanes + j): w[4 * j:4 * (j + 1)].as_signed()
                                            for j in range(lay.w_lanes)})
         terms = {}
