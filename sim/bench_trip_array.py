@@ -2,7 +2,7 @@
 
 Configuration (from :func:`sim.runner.cosim`): the component's constructor
 arguments under ``"params"`` and a list of ``"cases"``, each
-``{m, k, n, group, a_bits, kind, seed, keep, idle, stall}``.  Every case is
+``{m, k, n, group, a_bits, kind, seed, keep, idle, stall, shuffle}``.  Every case is
 scheduled by :func:`sim.trip_schedule.array_schedule`, streamed with random
 input bubbles (``idle``) and output back-pressure (``stall``), and every
 accumulator of every output tile is compared with the golden oracle.  Cases
@@ -11,6 +11,7 @@ without bubbles or stalls also check the cycle count against
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -28,6 +29,21 @@ from sim.stimulus import matmul_operands
 from sim.trip_schedule import array_schedule
 
 
+def shuffled_within_groups(beats: np.ndarray, seed: int) -> np.ndarray:
+    """The beats of every group in a random order, the group's ``last`` flag (the final column) on its new
+    final beat: the same sums, since each beat's term stands alone, but a lo beat no longer follows the hi
+    beat of its own k (a side band one beat out of step with the products is then caught)."""
+    rng = np.random.default_rng(seed)
+    out, start = beats.copy(), 0
+    for end in np.flatnonzero(beats[:, -1] == 1):
+        group = beats[start:end + 1][rng.permutation(end + 1 - start)]
+        group[:, -1] = 0
+        group[-1, -1] = 1
+        out[start:end + 1] = group
+        start = end + 1
+    return out
+
+
 @cocotb.test()
 async def trip_array(dut):
     cfg = bench_config()
@@ -41,6 +57,8 @@ async def trip_array(dut):
         if case.get("keep") is not None:
             keep = np.random.default_rng(case["seed"] + 1).random(case["m"]) < case["keep"]
         sched = array_schedule(x, w, case["group"], case["a_bits"], model.tokens, model.channels, keep)
+        if case.get("shuffle"):
+            sched = dataclasses.replace(sched, beats=shuffled_within_groups(sched.beats, case["seed"] + 2))
         idle, stall = case.get("idle", 0.0), case.get("stall", 0.0)
         if case.get("reset_mid_group"):
             # Half-accumulate the first group, let it reach the accumulators, reset: the case that follows

@@ -58,6 +58,7 @@ def cases(a_bits: int) -> list[dict]:
         {**base, "m": 4, "k": 16, "n": 4, "group": 16, "kind": "random", "keep": 0.0},   # all pruned
         {**base, "m": 4, "k": 16, "n": 4, "group": 16, "kind": "random", "keep": 1.0},  # none pruned
         {**base, "m": 3, "k": 32, "n": 4, "group": 32, "kind": "random", "reset_mid_group": True},
+        {**base, "m": 3, "k": 32, "n": 5, "group": 16, "kind": "random", "shuffle": True, "stall": 0.3},  # any order
     ]
 
 
