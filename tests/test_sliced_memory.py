@@ -71,11 +71,25 @@ def test_reads_move_only_with_r_en_and_return_the_third_last_address(ram_width):
                 assert ctx.get(mem.r_data) == words[issued[-3]]
                 checked += 1
 
-    sim = Simulator(mem)
+    simulate(mem, bench)
+    assert checked > 200
+
+
+def simulate(dut, bench) -> None:
+    sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert checked > 200
+
+
+def replay_of_sliced_memory(queue_depth: int | None) -> tuple[Module, SlicedMemory, Replay]:
+    """A 12 × 16 sliced memory read by a replay (with a queue of ``queue_depth`` words, or none)."""
+    m = Module()
+    m.submodules.mem = mem = SlicedMemory(width=12, depth=16, slice_width=5)
+    m.submodules.replay = replay = Replay(12, 16, max_repeat=3, read_latency=mem.READ_LATENCY,
+                                          queue_depth=queue_depth)
+    m.d.comb += [mem.r_addr.eq(replay.addr), mem.r_en.eq(replay.en), replay.data.eq(mem.r_data)]
+    return m, mem, replay
 
 
 @pytest.mark.parametrize("queue_depth", [None, 1, SlicedMemory.READ_LATENCY + 2])
@@ -86,11 +100,7 @@ def test_replay_through_the_sliced_pipeline(ready_rate, queue_depth):
     one word follows another every cycle the consumer is ready."""
     rng = random.Random(7)
     words = [rng.randrange(1 << 12) for _ in range(16)]
-    m = Module()
-    m.submodules.mem = mem = SlicedMemory(width=12, depth=16, slice_width=5)
-    m.submodules.replay = replay = Replay(12, 16, max_repeat=3, read_latency=mem.READ_LATENCY,
-                                          queue_depth=queue_depth)
-    m.d.comb += [mem.r_addr.eq(replay.addr), mem.r_en.eq(replay.en), replay.data.eq(mem.r_data)]
+    m, mem, replay = replay_of_sliced_memory(queue_depth)
     got, first_valid, valid_cycles = [], None, []
 
     async def bench(ctx):
@@ -111,10 +121,7 @@ def test_replay_through_the_sliced_pipeline(ready_rate, queue_depth):
                     got.append(ctx.get(replay.payload))
             await ctx.tick()
 
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(m, bench)
     assert got == words[:5] * 2
     assert first_valid == mem.READ_LATENCY + 1 + (queue_depth is not None)
     if ready_rate == 1.0 and queue_depth != 1:
@@ -125,11 +132,7 @@ def test_queued_replay_start_drops_the_words_in_flight():
     """A start while words are queued and in flight: none of them comes out after it, and the new replay
     streams its own words from the first."""
     words = list(range(100, 116))
-    m = Module()
-    m.submodules.mem = mem = SlicedMemory(width=12, depth=16, slice_width=5)
-    m.submodules.replay = replay = Replay(12, 16, max_repeat=3, read_latency=mem.READ_LATENCY,
-                                          queue_depth=mem.READ_LATENCY + 2)
-    m.d.comb += [mem.r_addr.eq(replay.addr), mem.r_en.eq(replay.en), replay.data.eq(mem.r_data)]
+    m, mem, replay = replay_of_sliced_memory(SlicedMemory.READ_LATENCY + 2)
     got = []
 
     async def bench(ctx):
@@ -154,8 +157,5 @@ def test_queued_replay_start_drops_the_words_in_flight():
                 got.append(ctx.get(replay.payload))
             await ctx.tick()
 
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(m, bench)
     assert got == [words[0]] + words[:3]

@@ -57,55 +57,38 @@ class Replay(wiring.Component):
         })
 
     def elaborate(self, platform) -> Module:
-        if self.queue_depth is not None:
-            return self._elaborate_queued()
         m = Module()
         ptr, last_ptr = Signal(range(self.depth)), Signal(range(self.depth))
         rounds_left = Signal(range(self.max_repeat + 1))
         running = Signal()
-        load = Signal()
-        m.d.comb += [load.eq(~self.valid | self.ready), self.en.eq(load), self.addr.eq(ptr),
-                     self.payload.eq(self.data)]
-        # Whether each stage of the read pipeline holds a word, the last one the word on offer.
-        stages = [Signal(name=f"reading_{n}") for n in range(self.read_latency - 1)] + [self.valid]
+        if self.queue_depth is None:
+            load = Signal()
+            m.d.comb += [load.eq(~self.valid | self.ready), self.en.eq(load), self.addr.eq(ptr),
+                         self.payload.eq(self.data)]
+            # Whether each stage of the read pipeline holds a word, the last one the word on offer.
+            stages = [Signal(name=f"reading_{n}") for n in range(self.read_latency - 1)] + [self.valid]
+            moving, reading, rewind = load, running, []      # the pipeline moves with the output
+        else:
+            m.submodules.queue = queue = ResetInserter(self.start)(SyncFIFO(width=self.width, depth=self.queue_depth))
+            # Room in the queue for words not yet read: queue_depth less the words in the queue and in flight.
+            credits = Signal(range(self.queue_depth + 1), init=self.queue_depth)
+            issue = Signal()            # a word is read this cycle
+            popped = Signal()           # a word leaves the queue this cycle
+            m.d.comb += [issue.eq(running & (credits != 0)), popped.eq(queue.r_rdy & self.ready),
+                         self.en.eq(1), self.addr.eq(ptr),
+                         self.valid.eq(queue.r_rdy), self.payload.eq(queue.r_data), queue.r_en.eq(self.ready)]
+            # Whether each stage of the read pipeline holds a word; the last one's is on `data`.
+            stages = [Signal(name=f"reading_{n}") for n in range(self.read_latency)]
+            m.d.comb += [queue.w_en.eq(stages[-1]), queue.w_data.eq(self.data)]
+            moving, reading, rewind = 1, issue, [credits.eq(self.queue_depth)]   # the pipeline always moves
         with m.If(self.start):
             m.d.sync += [ptr.eq(0), last_ptr.eq(self.count - 1), rounds_left.eq(self.repeat),
-                         running.eq((self.count != 0) & (self.repeat != 0)), *(v.eq(0) for v in stages)]
-        with m.Elif(load):
-            m.d.sync += [v.eq(before) for v, before in zip(stages, [running, *stages])]
-            with m.If(running):
-                with m.If(ptr == last_ptr):
-                    m.d.sync += [ptr.eq(0), rounds_left.eq(rounds_left - 1)]
-                    with m.If(rounds_left == 1):
-                        m.d.sync += running.eq(0)
-                with m.Else():
-                    m.d.sync += ptr.eq(ptr + 1)
-        return m
-
-    def _elaborate_queued(self) -> Module:
-        m = Module()
-        ptr, last_ptr = Signal(range(self.depth)), Signal(range(self.depth))
-        rounds_left = Signal(range(self.max_repeat + 1))
-        running = Signal()
-        m.submodules.queue = queue = ResetInserter(self.start)(SyncFIFO(width=self.width, depth=self.queue_depth))
-        # Room in the queue for words not yet read: queue_depth less the words in the queue and in flight.
-        credits = Signal(range(self.queue_depth + 1), init=self.queue_depth)
-        issue = Signal()            # a word is read this cycle
-        popped = Signal()           # a word leaves the queue this cycle
-        m.d.comb += [issue.eq(running & (credits != 0)), popped.eq(queue.r_rdy & self.ready),
-                     self.en.eq(1), self.addr.eq(ptr),
-                     self.valid.eq(queue.r_rdy), self.payload.eq(queue.r_data), queue.r_en.eq(self.ready)]
-        # Whether each stage of the read pipeline holds a word; the last one's is on `data`.
-        stages = [Signal(name=f"reading_{n}") for n in range(self.read_latency)]
-        m.d.comb += [queue.w_en.eq(stages[-1]), queue.w_data.eq(self.data)]
-        with m.If(self.start):
-            m.d.sync += [ptr.eq(0), last_ptr.eq(self.count - 1), rounds_left.eq(self.repeat),
-                         running.eq((self.count != 0) & (self.repeat != 0)), credits.eq(self.queue_depth),
-                         *(v.eq(0) for v in stages)]
-        with m.Else():
-            m.d.sync += [v.eq(before) for v, before in zip(stages, [issue, *stages])]
-            m.d.sync += credits.eq(credits - issue + popped)
-            with m.If(issue):
+                         running.eq((self.count != 0) & (self.repeat != 0)), *rewind, *(v.eq(0) for v in stages)]
+        with m.Elif(moving):
+            m.d.sync += [v.eq(before) for v, before in zip(stages, [reading, *stages])]
+            if self.queue_depth is not None:
+                m.d.sync += credits.eq(credits - issue + popped)
+            with m.If(reading):
                 with m.If(ptr == last_ptr):
                     m.d.sync += [ptr.eq(0), rounds_left.eq(rounds_left - 1)]
                     with m.If(rounds_left == 1):
