@@ -46,16 +46,18 @@ class TileRequant(wiring.Component):
     o : ``Out(stream.Signature(lanes × signed(8)))``: ``chunks`` words per output tile,
         token-major (word ``c`` lane ``l`` is tile element ``c·lanes + l``).
     groups : ``In(range(1, max_groups + 1))``, shift, out_bits8
-        Per-run settings; hold them while a run is in flight.
+        Per-run settings; hold them while a run is in flight (``groups`` is read a cycle late).
     busy : ``Out(1)``: something accepted has not yet left on ``o``.
-    flush : ``In(1)``: while high, a held scales beat is dropped and none is taken: the sequencer refused
+    flush : ``In(1)``: while high, the held scales beats are dropped and none is taken: the sequencer refused
         the run, whose scales may have come all the same, and they must not pair with the next run's tiles.
 
     Contract
     --------
-    A scales beat is taken into a register of this stage as soon as the one
-    before it is done with (at most one beat ahead of its tile), and a tile in
-    the cycle its last chunk enters the requantizer; each chunk enters one per
+    Scales beats are taken into two registers of this stage, the tile's and
+    the next one (at most two beats ahead of their tiles; the next one moves
+    on in the cycle its predecessor's tile is done, and the register takes
+    another beat a cycle later), and a tile in the cycle its last chunk enters
+    the requantizer; each chunk enters one per
     cycle while ``o`` is taken.  The group counter resets to 0 on ``rst`` only:
     runs must send whole output tiles (``groups`` tiles each).
     """
@@ -100,31 +102,43 @@ class TileRequant(wiring.Component):
         # sat at the head of the ECP5 build's critical path (tile done -> the array's handshake -> drain).
         last_chunk = Signal(init=self.chunks == 1)
         group = Signal(range(self.max_groups))
+        # groups - 1, registered (a per-run setting): computed from `groups` in the cycle it was compared, the
+        # subtraction and the compare ran from the sequencer's register into the group counter's reset pin
+        # (ULX3S-85F: 14.9 ns).
+        last_group = Signal.like(group)
+        m.d.sync += last_group.eq(self.groups - 1)
         # The tile's scales beat, held in a register of its own: the lanes' multipliers are selected from it,
         # not from the scales queue's output (on the ULX3S-85F the queue's read pointer reached its 768-bit
-        # LUT RAM, then the selection, then the requantizer's input register: 15.0 ns).  The next beat is taken
-        # in the cycle the tile before it is done.  (Its enable stays in fabric: one more DCCA and the ULX3S-25F's
-        # router failed to reach a global's input at seed 1.)
-        held = Signal(self.scales_layout)
-        held_valid = Signal()
+        # LUT RAM, then the selection, then the requantizer's input register: 15.0 ns).  The beat after it waits
+        # in a second register (`upcoming`), taken whenever that is empty, and moves on in the cycle the tile
+        # before it is done: taken straight from the queue then, the handshake ran from the array's output
+        # through the requantizer's and the queue's into the held register's enable (ULX3S-85F: 13.9-15.2 ns).
+        # (The enable stays in fabric: one more DCCA and the ULX3S-25F's router failed to reach a global's
+        # input at seed 1.)
+        held, upcoming = Signal(self.scales_layout), Signal(self.scales_layout, name="upcoming")
+        held_valid, upcoming_valid = Signal(), Signal()
         both = self.i.valid & held_valid
         enter = both & rq.i.ready
         tile_done = enter & last_chunk
-        m.d.comb += self.scales.ready.eq((~held_valid | tile_done) & ~self.flush)
+        take = (~held_valid | tile_done) & upcoming_valid      # the upcoming beat becomes the held one
+        m.d.comb += self.scales.ready.eq(~upcoming_valid & ~self.flush)
         with m.If(self.scales.valid & self.scales.ready):
-            m.d.sync += held.eq(self.scales.payload)
+            m.d.sync += upcoming.eq(self.scales.payload)
+        with m.If(take):
+            m.d.sync += held.eq(upcoming)
         with m.If(self.flush):
-            m.d.sync += held_valid.eq(0)
-        with m.Elif(self.scales.ready):
-            m.d.sync += held_valid.eq(self.scales.valid)
+            m.d.sync += [held_valid.eq(0), upcoming_valid.eq(0)]
+        with m.Else():
+            m.d.sync += [held_valid.eq(take | (held_valid & ~tile_done)),
+                         upcoming_valid.eq((upcoming_valid & ~take) | (self.scales.valid & self.scales.ready))]
         m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done),
                      self.drain.eq(enter & ~tile_done),
-                     rq.i.payload.first.eq(group == 0), rq.i.payload.last.eq(group == self.groups - 1)]
+                     rq.i.payload.first.eq(group == 0), rq.i.payload.last.eq(group == last_group)]
         with m.If(enter):
             m.d.sync += [chunk.eq(chunk + 1), last_chunk.eq(chunk == self.chunks - 2)]
             with m.If(tile_done):
                 m.d.sync += [chunk.eq(0), last_chunk.eq(self.chunks == 1), group.eq(0)]
-                with m.If(group != self.groups - 1):
+                with m.If(group != last_group):
                     m.d.sync += group.eq(group + 1)
 
         # Chunk c's lane l is tile element f = c·lanes + l: token f // channels, channel f % channels.  The
