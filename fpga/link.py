@@ -119,6 +119,7 @@ class HostLink(wiring.Component):
     memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into the operand queues
     (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result memory before it
     goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the UART's).
+    ``data_registers`` is the sliced operand memories' (:class:`~hw.rtl.sliced_memory.SlicedMemory`).
 
     Members: ``rx`` (In byte stream), ``tx`` (Out byte stream), ``busy`` (a run is in progress).
     """
@@ -126,12 +127,13 @@ class HostLink(wiring.Component):
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
                  clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False,
                  ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1, split_rams: bool = False,
-                 registered_reply: bool = False):
+                 registered_reply: bool = False, data_registers: int = 1):
         self.core = TripCore(**core)
         self.operand_queues, self.registered_writes, self.ram_shapes = operand_queues, registered_writes, ram_shapes
         if not isinstance(rams_per_slice, int) or isinstance(rams_per_slice, bool) or rams_per_slice < 1:
             raise ValueError(f"rams_per_slice must be a positive integer, not {rams_per_slice!r}")
         self.rams_per_slice, self.split_rams, self.registered_reply = rams_per_slice, split_rams, registered_reply
+        self.data_registers = data_registers
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -203,11 +205,12 @@ class HostLink(wiring.Component):
             if self.ram_shapes:
                 mem = SlicedMemory(width=width, depth=depth,
                                    slice_width=slice_width(self.ram_shapes, depth, self.rams_per_slice),
-                                   ram_width=slice_width(self.ram_shapes, depth) if self.split_rams else None)
+                                   ram_width=slice_width(self.ram_shapes, depth) if self.split_rams else None,
+                                   data_registers=self.data_registers)
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
                 m.d.comb += [mem.w_addr.eq(load_addr), mem.w_data.eq(word[top:top + width]),
                              mem.w_en.eq(commit & (mem_sel == sel))]
-                rd_addr, rd_en, rd_data, read_latency = mem.r_addr, mem.r_en, mem.r_data, mem.READ_LATENCY
+                rd_addr, rd_en, rd_data, read_latency = mem.r_addr, mem.r_en, mem.r_data, mem.read_latency
             else:
                 mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
                 m.submodules[f"mem_{sel.name.lower()}"] = mem

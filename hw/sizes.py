@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from hw.rtl.simd_mul4 import best_shape
 from hw.rtl.sliced_memory import slice_width
 
-__all__ = ["Device", "DEVICES", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "SPLIT_OPERAND_RAMS",
+__all__ = ["Device", "DEVICES", "OPERAND_DATA_REGISTERS", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "SPLIT_OPERAND_RAMS",
            "SPLIT_SLICE_RAMS",
            "TWICE_REGISTERED_LANES_FROM",
            "core_params"]
@@ -39,6 +39,11 @@ SPLIT_SLICE_RAMS = False
 #: a RAM's read goes straight into its slice's data register: through the multiplexer of a weight slice's 8 RAMs
 #: it was 14.3 ns on the ULX3S-85F (5191edf).
 SPLIT_OPERAND_RAMS = True
+
+#: Registers after each slice's RAMs in the host link's operand memories (``SlicedMemory(data_registers)``; their
+#: replays read by credit, so a longer read costs only a word of queue).  With one, the register sat between its
+#: RAM and the queue that takes the whole word, and the RAM's read into it took 14.7 ns on the ULX3S-85F (d40d6a3).
+OPERAND_DATA_REGISTERS = 2
 
 #: Block RAMs side by side in one slice of a sliced memory.  One per slice (a register set beside every
 #: RAM) left the ULX3S-85F's router with 8,128 overused wires after 13 passes, 2,018 at that pass without

@@ -26,7 +26,8 @@ RAW = dict(core=dict(rows=2, cols=4, a_lanes=1, w_lanes=2, mul_width=16, mul_lat
 REQUANT = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=64,
                          requant_lanes=2, max_groups=8, local_stall=True, act_slice_width=36),
                act_depth=128, weight_depth=128, scale_depth=32, result_bytes=256, operand_queues=True,
-               ram_shapes=BLOCK_SHAPES["ecp5"], rams_per_slice=2, split_rams=True, registered_reply=True)
+               ram_shapes=BLOCK_SHAPES["ecp5"], rams_per_slice=2, split_rams=True, registered_reply=True,
+               data_registers=2)
 
 
 # SmolLM2's K = 576 needs deeper memories: an ECP5-shaped link with the requantizer, 9 groups of 64.

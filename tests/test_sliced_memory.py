@@ -25,6 +25,7 @@ def test_slices_are_as_wide_as_one_ram_that_holds_the_depth():
     (dict(width=8, depth=8, slice_width=True), "slice_width must be a positive integer"),
     (dict(width=8, depth=8, slice_width=4, ram_width=0), "ram_width must be a positive integer"),
     (dict(width=8, depth=8, slice_width=4, ram_width=5), r"ram_width \(5\) must not exceed slice_width \(4\)"),
+    (dict(width=8, depth=8, slice_width=4, data_registers=0), "data_registers must be a positive integer"),
 ])
 def test_bad_sizes_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -46,11 +47,14 @@ async def write_all(ctx, mem: SlicedMemory, words: list[int]) -> None:
     await ctx.tick().repeat(2)
 
 
-# ram_width None: one memory per slice; 3: slices of 3 + 1 bits and the last 2-bit slice as 2; 1: a memory a bit
-@pytest.mark.parametrize("ram_width", [None, 3, 1])
-def test_reads_move_only_with_r_en_and_return_the_third_last_address(ram_width):
+# ram_width None: one memory per slice; 3: slices of 3 + 1 bits and the last 2-bit slice as 2; 1: a memory a bit;
+# data_registers 2: one stage more
+@pytest.mark.parametrize("ram_width, data_registers", [(None, 1), (3, 1), (1, 1), (3, 2)])
+def test_reads_move_only_with_r_en_and_return_the_address_read_latency_reads_before(ram_width, data_registers):
     rng = random.Random(5)
-    mem = SlicedMemory(width=10, depth=64, slice_width=4, ram_width=ram_width)   # slices of 4, 4 and 2 bits
+    mem = SlicedMemory(width=10, depth=64, slice_width=4, ram_width=ram_width,   # slices of 4, 4 and 2 bits
+                       data_registers=data_registers)
+    assert mem.read_latency == 2 + data_registers
     words = [rng.randrange(1 << 10) for _ in range(64)]
     words[0], words[1] = 0, (1 << 10) - 1                         # every bit low, every bit high
     checked = 0
@@ -67,8 +71,8 @@ def test_reads_move_only_with_r_en_and_return_the_third_last_address(ram_width):
             await ctx.tick()
             if en:
                 issued.append(addr)
-            if len(issued) >= 3:
-                assert ctx.get(mem.r_data) == words[issued[-3]]
+            if len(issued) >= mem.read_latency:
+                assert ctx.get(mem.r_data) == words[issued[-mem.read_latency]]
                 checked += 1
 
     simulate(mem, bench)
@@ -82,25 +86,26 @@ def simulate(dut, bench) -> None:
     sim.run()
 
 
-def replay_of_sliced_memory(queue_depth: int | None) -> tuple[Module, SlicedMemory, Replay]:
+def replay_of_sliced_memory(queue_depth: int | None, data_registers: int = 1) -> tuple[Module, SlicedMemory, Replay]:
     """A 12 × 16 sliced memory read by a replay (with a queue of ``queue_depth`` words, or none)."""
     m = Module()
-    m.submodules.mem = mem = SlicedMemory(width=12, depth=16, slice_width=5)
-    m.submodules.replay = replay = Replay(12, 16, max_repeat=3, read_latency=mem.READ_LATENCY,
+    m.submodules.mem = mem = SlicedMemory(width=12, depth=16, slice_width=5, data_registers=data_registers)
+    m.submodules.replay = replay = Replay(12, 16, max_repeat=3, read_latency=mem.read_latency,
                                           queue_depth=queue_depth)
     m.d.comb += [mem.r_addr.eq(replay.addr), mem.r_en.eq(replay.en), replay.data.eq(mem.r_data)]
     return m, mem, replay
 
 
-@pytest.mark.parametrize("queue_depth", [None, 1, SlicedMemory.READ_LATENCY + 2])
+@pytest.mark.parametrize("queue_depth, data_registers", [(None, 1), (1, 1), (SlicedMemory.READ_LATENCY + 2, 1),
+                                                         (SlicedMemory.READ_LATENCY + 3, 2)])
 @pytest.mark.parametrize("ready_rate", [1.0, 0.4])
-def test_replay_through_the_sliced_pipeline(ready_rate, queue_depth):
+def test_replay_through_the_sliced_pipeline(ready_rate, queue_depth, data_registers):
     """count words, repeat times, in order, none lost or repeated under back-pressure; the first word is valid
     read_latency + 1 cycles after start (+ 1 through the queue), and with a queue of read_latency + 2 words
     one word follows another every cycle the consumer is ready."""
     rng = random.Random(7)
     words = [rng.randrange(1 << 12) for _ in range(16)]
-    m, mem, replay = replay_of_sliced_memory(queue_depth)
+    m, mem, replay = replay_of_sliced_memory(queue_depth, data_registers)
     got, first_valid, valid_cycles = [], None, []
 
     async def bench(ctx):
@@ -123,7 +128,7 @@ def test_replay_through_the_sliced_pipeline(ready_rate, queue_depth):
 
     simulate(m, bench)
     assert got == words[:5] * 2
-    assert first_valid == mem.READ_LATENCY + 1 + (queue_depth is not None)
+    assert first_valid == mem.read_latency + 1 + (queue_depth is not None)
     if ready_rate == 1.0 and queue_depth != 1:
         assert valid_cycles == list(range(first_valid, first_valid + 10)), "a bubble in a full-rate replay"
 

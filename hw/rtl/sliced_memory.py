@@ -40,26 +40,36 @@ class SlicedMemory(wiring.Component):
     r_addr, r_en : ``In``; r_data : ``Out(width)``
         The read pipeline, which moves in the cycles ``r_en`` is high.
 
+    data_registers : int
+        Registers after each slice's RAMs (1, the default): with more, the first can sit beside the RAMs
+        and the others on the way to the reader, for a memory whose slices lie across the device and whose
+        reader takes the whole word in one place (the host link's operand memories on the ULX3S-85F: a
+        RAM's read into its slice's register, placed between the RAMs and the queue, 14.7 ns).
+
     Contract
     --------
     Write latency 2: a word written at cycle t can be read from a read address given at t + 2 or later.
-    Read: three stages (each slice's address register, its RAMs, its data register) that move together
-    in every cycle with ``r_en`` high and hold otherwise: ``r_data`` is the word at the ``r_addr`` given
-    in the third-last cycle with ``r_en`` high.  One read per cycle.  Nothing is checked: an address at or
+    Read: ``read_latency`` (``2 + data_registers``) stages (each slice's address register, its RAMs, its
+    data registers) that move together in every cycle with ``r_en`` high and hold otherwise: ``r_data``
+    is the word at the ``r_addr`` given ``read_latency`` cycles with ``r_en`` high before.  One read per cycle.  Nothing is checked: an address at or
     beyond ``depth`` reads and writes what the RAMs make of it.  ``ram_width`` changes the netlist only.
     """
 
     READ_LATENCY = 3
 
-    def __init__(self, *, width: int, depth: int, slice_width: int, ram_width: int | None = None):
+    def __init__(self, *, width: int, depth: int, slice_width: int, ram_width: int | None = None,
+                 data_registers: int = 1):
         ram_width = slice_width if ram_width is None else ram_width
         for name, value in (("width", width), ("depth", depth), ("slice_width", slice_width),
-                            ("ram_width", ram_width)):
+                            ("ram_width", ram_width), ("data_registers", data_registers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if ram_width > slice_width:
             raise ValueError(f"ram_width ({ram_width}) must not exceed slice_width ({slice_width})")
         self.width, self.depth, self.slice_width, self.ram_width = width, depth, slice_width, ram_width
+        self.data_registers = data_registers
+        #: Cycles from an address to its word on ``r_data`` (with ``r_en`` high): READ_LATENCY with one data register.
+        self.read_latency = self.READ_LATENCY - 1 + data_registers
         #: (first bit, width) of every slice, the last one narrower when ``slice_width`` does not divide ``width``
         self.slices = _columns(width, slice_width)
         super().__init__({
@@ -92,6 +102,11 @@ class SlicedMemory(wiring.Component):
                     m.d.sync += (r_data if whole else r_data[ram_lo:ram_lo + ram_bits]).eq(rp.data)
             for _, _, _, rp in ports:
                 m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(self.r_en)]
+            for k in range(1, self.data_registers):
+                later = Signal(bits, name=f"rdata_{n}_{k}")
+                with m.If(self.r_en):
+                    m.d.sync += later.eq(r_data)
+                r_data = later
             m.d.comb += self.r_data[lo:lo + bits].eq(r_data)
         return m
 
