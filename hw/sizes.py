@@ -42,8 +42,10 @@ SPLIT_OPERAND_RAMS = True
 
 #: Registers after each slice's RAMs in the host link's operand memories (``SlicedMemory(data_registers)``; their
 #: replays read by credit, so a longer read costs only a word of queue).  With one, the register sat between its
-#: RAM and the queue that takes the whole word, and the RAM's read into it took 14.7 ns on the ULX3S-85F (d40d6a3).
-OPERAND_DATA_REGISTERS = 2
+#: RAM and the queue that takes the whole word, and the RAM's read into it took 14.7 ns on the ULX3S-85F (d40d6a3;
+#: 13.5 at a6d8eb8).  One: with two (and TileRequant's upcoming scales register, 85f8445) the 85F's router fell
+#: behind (542 overused wires at pass 48, 1,251 at pass 61; a6d8eb8 routed by pass 50).
+OPERAND_DATA_REGISTERS = 1
 
 #: Block RAMs side by side in one slice of a sliced memory.  One per slice (a register set beside every
 #: RAM) left the ULX3S-85F's router with 8,128 overused wires after 13 passes, 2,018 at that pass without
