@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from hw.rtl.simd_mul4 import best_shape
 from hw.rtl.sliced_memory import slice_width
 
-__all__ = ["Device", "DEVICES", "OPERAND_DATA_REGISTERS", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "SPLIT_OPERAND_RAMS",
-           "SPLIT_SLICE_RAMS",
-           "TWICE_REGISTERED_LANES_FROM",
-           "core_params"]
+__all__ = ["Device", "DEVICES", "OPERAND_DATA_REGISTERS", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES",
+           "SPLIT_OPERAND_RAMS", "SPLIT_SLICE_RAMS", "TWICE_REGISTERED_LANES_FROM", "core_params"]
 
 #: Whether the ECP5 builds read their operand memories and activation buffer through
 #: :class:`~hw.rtl.sliced_memory.SlicedMemory`, slices of :data:`RAMS_PER_SLICE` block RAMs with registers of

@@ -51,8 +51,9 @@ class SlicedMemory(wiring.Component):
     Write latency 2: a word written at cycle t can be read from a read address given at t + 2 or later.
     Read: ``read_latency`` (``2 + data_registers``) stages (each slice's address register, its RAMs, its
     data registers) that move together in every cycle with ``r_en`` high and hold otherwise: ``r_data``
-    is the word at the ``r_addr`` given ``read_latency`` cycles with ``r_en`` high before.  One read per cycle.  Nothing is checked: an address at or
-    beyond ``depth`` reads and writes what the RAMs make of it.  ``ram_width`` changes the netlist only.
+    is the word at the ``r_addr`` given ``read_latency`` cycles with ``r_en`` high before.  One read per
+    cycle.  Nothing is checked: an address at or beyond ``depth`` reads and writes what the RAMs make of
+    it.  ``ram_width`` changes the netlist only.
     """
 
     READ_LATENCY = 3

@@ -292,9 +292,8 @@ class TripArray(wiring.Component):
         m.d.comb += [side.valid.eq(self.i.valid), side.hi.eq(self.i.payload.hi), side.lo.eq(self.i.payload.lo),
                      side.last.eq(self.i.payload.last), side.w.eq(self.i.payload.w)]
 
-        before_last = side          # the side band one register short of the products
-        for n in range(self.fanout_stages + self.mul_latency):
-            before_last = side
+        for n in range(self.fanout_stages + self.mul_latency):     # (mul_latency >= 1: at least one stage)
+            before_last = side      # the side band one register short of the products
             side = step(side, side_layout, f"side_q{n}")
 
         # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
