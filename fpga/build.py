@@ -228,7 +228,6 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     divisor = divisor_for(clk_hz, baud)
     size = design_for(spec.device)
     link = HostLink(**size.link_args(), clk_hz=int(clk_hz), baud=baud)
-    # (tx_queue, a register after the reply multiplexer, is left off: the 85F builds with it were slower)
     top = BoardTop(link, divisor, pll_verilog=pll, clk_hz=clk_hz)
     # Synthesis runs in two halves with `opt_clean -purge` between them (after flattening, before LUT
     # mapping).  Amaranth names the bits of its data views `x[0]` next to a wire `x`, and the re-import

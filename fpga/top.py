@@ -13,8 +13,6 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.rtl.stream_queue import StreamQueue
-
 from .link import HostLink
 from .uart import UartRx, UartTx
 
@@ -24,18 +22,16 @@ __all__ = ["BoardTop", "UartLink"]
 class UartLink(wiring.Component):
     """:class:`~fpga.link.HostLink` behind an 8N1 UART of ``divisor`` clock cycles per bit.
 
-    ``tx_queue`` (no board build uses it yet) puts a two-word :class:`~hw.rtl.stream_queue.StreamQueue` between the
-    link's replies and the transmitter, so the link's byte multiplexer (result memory, info ROM, reply)
-    ends in a register of its own instead of the transmitter's frame register (ULX3S-85F: a result RAM's
-    read through that multiplexer into the frame, 14.6 ns).  The bytes and their order are the same.
+    The link's replies go straight to the transmitter; on ECP5 the link registers each reply byte itself
+    (:class:`~fpga.link.HostLink`'s ``registered_reply``).
 
     Members: ``rx`` (In, the serial line from the host, idle high), ``tx`` (Out),
     ``busy`` (a run is in progress), ``rx_error`` (a receive overrun or framing
     error happened since reset: the host sent faster than the link reads).
     """
 
-    def __init__(self, link: HostLink, divisor: int, *, tx_queue: bool = False):
-        self.link, self.divisor, self.tx_queue = link, divisor, tx_queue
+    def __init__(self, link: HostLink, divisor: int):
+        self.link, self.divisor = link, divisor
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "rx_error": Out(1)})
 
     def elaborate(self, platform) -> Module:
@@ -44,12 +40,7 @@ class UartLink(wiring.Component):
         m.submodules.uart_rx = rx = UartRx(self.divisor)
         m.submodules.uart_tx = tx = UartTx(self.divisor)
         wiring.connect(m, rx.o, link.rx)
-        if self.tx_queue:
-            m.submodules.tx_queue = queue = StreamQueue(8)
-            wiring.connect(m, link.tx, queue.i)
-            wiring.connect(m, queue.o, tx.i)
-        else:
-            wiring.connect(m, link.tx, tx.i)
+        wiring.connect(m, link.tx, tx.i)
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx), self.busy.eq(link.busy),
                      self.rx_error.eq(rx.overrun | rx.frame_error)]
         return m
@@ -63,9 +54,8 @@ class BoardTop(Elaboratable):
     ``clk_hz`` output, held in reset until the PLL locks; otherwise it is the board's oscillator.
     """
 
-    def __init__(self, link: HostLink, divisor: int, *, pll_verilog: str | None = None, clk_hz: float = 0,
-                 tx_queue: bool = False):
-        self.uart_link = UartLink(link, divisor, tx_queue=tx_queue)
+    def __init__(self, link: HostLink, divisor: int, *, pll_verilog: str | None = None, clk_hz: float = 0):
+        self.uart_link = UartLink(link, divisor)
         self.pll_verilog, self.clk_hz = pll_verilog, clk_hz
 
     def elaborate(self, platform) -> Module:

@@ -38,9 +38,7 @@ REAL = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_la
 
 
 def simulated(design: dict) -> SimulatedSerial:
-    # the ECP5-shaped links (operand queues) with the ECP5 builds' reply queue too
-    return SimulatedSerial(UartLink(HostLink(**design, clk_hz=100_000_000, baud=25_000_000), divisor=4,
-                                    tx_queue=design.get("operand_queues", False)))
+    return SimulatedSerial(UartLink(HostLink(**design, clk_hz=100_000_000, baud=25_000_000), divisor=4))
 
 
 @pytest.fixture(scope="module")
