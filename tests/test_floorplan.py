@@ -67,15 +67,23 @@ def test_too_many_multipliers_for_the_sites_is_refused(monkeypatch):
         dsp_sites("ecp5-85f", core_for("ecp5-85f"))
 
 
-# A small ECP5 host link with the requantizer (the shape tests/test_host_link.py co-simulates).
+# A small ECP5 host link with the requantizer, sliced memories and the ECP5 builds' queues (2×2 multipliers).
 SMALL = dict(core=dict(rows=2, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64, max_k_total=64,
                        requant_lanes=2, max_groups=8, local_stall=True, act_slice_width=36),
              act_depth=128, weight_depth=128, scale_depth=32, result_bytes=256, operand_queues=True,
              ram_shapes=BLOCK_SHAPES["ecp5"], rams_per_slice=2, split_rams=True, registered_reply=True)
 
 
-def yosys_pins(tmp_path, commands: str) -> subprocess.CompletedProcess:
+@pytest.fixture
+def small(monkeypatch):
+    """The small link and its pins, on the 85F's geometry (under a device name of its own)."""
     link = HostLink(**SMALL, clk_hz=100_000_000, baud=1_000_000)
+    silence_unused(link.core)
+    monkeypatch.setitem(DSP_GEOMETRY, "test", DSP_GEOMETRY["ecp5-85f"])
+    return link, dsp_sites("test", link.core)
+
+
+def yosys_pins(tmp_path, link: HostLink, commands: str) -> subprocess.CompletedProcess:
     (tmp_path / "link.il").write_text(rtlil.convert(link, platform=FamilyOnly("ecp5"), name="top"))
     script = (f"read_verilog -lib +/ecp5/cells_bb.v\nread_rtlil link.il\nhierarchy -top top\nproc\nflatten\n{commands}\n"
               "select t:MULT18X18D\nwrite_json -selected pinned.json\n")
@@ -84,13 +92,10 @@ def yosys_pins(tmp_path, commands: str) -> subprocess.CompletedProcess:
                           text=True)
 
 
-def test_pin_commands_pin_each_dsp_of_a_flattened_netlist(tmp_path, monkeypatch):
-    core = HostLink(**SMALL, clk_hz=100_000_000, baud=1_000_000).core
-    silence_unused(core)
-    monkeypatch.setitem(DSP_GEOMETRY, "test", DSP_GEOMETRY["ecp5-85f"])
-    pins = dsp_sites("test", core)
-    assert len(pins) == 2 * 2 + 2 * len(core.requant.requant.multipliers)
-    run = yosys_pins(tmp_path, pin_commands(pins))
+def test_pin_commands_pin_each_dsp_of_a_flattened_netlist(tmp_path, small):
+    link, pins = small
+    assert len(pins) == 2 * 2 + 2 * len(link.core.requant.requant.multipliers)
+    run = yosys_pins(tmp_path, link, pin_commands(pins))
     assert run.returncode == 0, run.stderr + run.stdout
     # every DSP is pinned, each to the site its own pattern was given
     cells = json.loads((tmp_path / "pinned.json").read_text())["modules"]["top"]["cells"]
@@ -101,12 +106,9 @@ def test_pin_commands_pin_each_dsp_of_a_flattened_netlist(tmp_path, monkeypatch)
         assert dsps[name] == site
 
 
-def test_a_pattern_that_names_no_cell_fails_the_build(tmp_path, monkeypatch):
-    core = HostLink(**SMALL, clk_hz=100_000_000, baud=1_000_000).core
-    silence_unused(core)
-    monkeypatch.setitem(DSP_GEOMETRY, "test", DSP_GEOMETRY["ecp5-85f"])
-    pins = dsp_sites("test", core)
+def test_a_pattern_that_names_no_cell_fails_the_build(tmp_path, small):
+    link, pins = small
     renamed = {tuple(p.replace("mul_1_1", "mul_9_9") for p in k): v for k, v in pins.items()}
-    run = yosys_pins(tmp_path, pin_commands(renamed))
+    run = yosys_pins(tmp_path, link, pin_commands(renamed))
     assert run.returncode != 0
     assert "Assertion failed" in run.stderr + run.stdout

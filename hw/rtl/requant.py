@@ -30,10 +30,15 @@ PIECE = 17
 WINDOW = 10
 
 
+def _piece_count(bits: int) -> int:
+    """How many PIECE-bit pieces (so hardware multipliers) a ``bits``-wide value is cut into."""
+    return -(-bits // PIECE)
+
+
 def _pieces(value: Value) -> list[Value]:
     """``value`` cut into PIECE-bit unsigned pieces from the bottom, the top one signed (it carries the sign):
     ``value == Σ piece_p · 2^(PIECE·p)``, each piece small enough for one 18×18 multiplier port."""
-    count = -(-len(value) // PIECE)
+    count = _piece_count(len(value))
     return [value[PIECE * p:].as_signed() if p == count - 1 else value[PIECE * p:PIECE * (p + 1)]
             for p in range(count)]
 
@@ -93,7 +98,7 @@ class Requant(wiring.Component):
         #: The names of each lane's hardware multipliers, ``(stage, piece)``, in the order a beat meets them: the
         #: ``acc_wmul_{lane}_{piece}`` products of stage 1, then the ``psum_tmul_{lane}_{piece}`` of stage 3.
         self.multipliers = [(stage, p) for stage, bits in (("acc_wmul", acc_bits), ("psum_tmul", self.psum_bits))
-                            for p in range(-(-bits // PIECE))]
+                            for p in range(_piece_count(bits))]
         self.in_layout = data.StructLayout({
             "acc": data.ArrayLayout(signed(acc_bits), lanes),
             "wmul": data.ArrayLayout(unsigned(mult_bits), lanes),
