@@ -120,11 +120,6 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 # that group needs 13.2 ns, and the 85F's router was far behind with it (15,660 overused wires
                 # after 7 passes, 6,319 without).
                 packed_copies=False,
-                # ECP5: the lo beat's weights from a register per multiplier, copied from the side-band pipeline's
-                # last stage (ULX3S-85F: from that stage's one register per channel, 9.8 ns of routing into a term,
-                # the terms' 13.8 ns).  (Copies from the leaf copies through per-row pipelines, 3,000 registers
-                # more on the 85F, left its router behind: overuse rising from 4,019 at pass 22 to 6,974 at 30.)
-                lo_weight_copies=dev.family == "ecp5",
                 # ECP5: the queue keeps the array's ready off the beat registers' enables (ULX3S-25F
                 # 74.8 -> 78.6 MHz).  iCE40: the skid slice, whose netlist the 40 MHz placement was found for.
                 beat_queue=dev.family == "ecp5",

@@ -35,21 +35,21 @@ class TripCore(wiring.Component):
     ``max_tiles`` bounds M_TILES and N_TILES of one run.  ``beat_queue`` picks what sits between the
     sequencer and the array: a two-word :class:`StreamQueue` (True) or a :class:`SkidBuffer` (False);
     they behave the same cycle for cycle and differ only in the netlist (see their docstrings).
-    ``fanout_stages``, ``fanout_cols``, ``local_stall``, ``packed_copies`` and ``lo_weight_copies`` are
-    :class:`TripArray`'s, ``act_slice_width`` and ``act_ram_width`` :class:`TripSequencer`'s.  ``latency``: cycles from a beat's issue in the sequencer to its group's
+    ``fanout_stages``, ``fanout_cols``, ``local_stall``, ``packed_copies`` and ``head_offsets`` (with
+    ``requant_lanes`` only) are :class:`TripArray`'s, ``act_slice_width`` and ``act_ram_width`` :class:`TripSequencer`'s.  ``latency``: cycles from a beat's issue in the sequencer to its group's
     sums, beyond one beat per cycle (the array's latency and the sequencer's read pipeline)."""
 
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2, mul_width: int = 18,
                  mul_latency: int = 2, max_k: int = 4096, max_k_total: int = 4096,
                  requant_lanes: int | None = None, max_groups: int = 64, max_tiles: int = MAX_TILES,
                  beat_queue: bool = False, fanout_stages: int = 0, fanout_cols: int = 1,
-                 local_stall: bool = False, packed_copies: bool = False, lo_weight_copies: bool = False,
+                 local_stall: bool = False, packed_copies: bool = False, head_offsets: bool = False,
                  act_slice_width: int = 0, act_ram_width: int = 0):
         self.array = TripArray(rows=rows, cols=cols, a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width,
                                mul_latency=mul_latency, max_k=max_k, drain_lanes=requant_lanes,
                                fanout_stages=fanout_stages, fanout_cols=fanout_cols,
                                local_stall=local_stall, packed_copies=packed_copies,
-                               lo_weight_copies=lo_weight_copies)
+                               head_offsets=head_offsets)
         self.tokens, self.channels = self.array.tokens, self.array.channels
         self.max_k, self.max_k_total = max_k, max_k_total
         self.requant = None

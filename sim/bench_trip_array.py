@@ -7,12 +7,16 @@ scheduled by :func:`sim.trip_schedule.array_schedule`, streamed with random
 input bubbles (``idle``) and output back-pressure (``stall``), and every
 accumulator of every output tile is compared with the golden oracle.  Cases
 without bubbles or stalls also check the cycle count against
-:func:`sim.cycle_model.array_cycles`, which must be exact there.
+:func:`sim.cycle_model.array_cycles`, which must be exact there.  An array
+with ``drain_lanes`` is read the way :class:`~hw.rtl.tile_requant.TileRequant`
+reads it (:class:`DrainSink`), and its cycles are left to the core's bench,
+where the requantizer sets the drain's pace.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import time
 
 import cocotb
@@ -44,11 +48,46 @@ def shuffled_within_groups(beats: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
+class DrainSink:
+    """Takes each tile ``drain_lanes`` sums at a time, as the requantizer does: reads the first
+    ``drain_lanes`` places, drains, and takes the tile with its last chunk.  ``stall`` is the probability
+    of a cycle with neither.  ``words`` are the tiles as read, chunk by chunk; ``cycles`` when each was taken."""
+
+    def __init__(self, dut, model: TripArray, *, stall: float = 0.0, seed: int = 1):
+        self.dut, self.stall, self.rng = dut, stall, random.Random(seed)
+        self.chunk_bits = model.drain_lanes * model.acc_bits
+        self.chunks = model.tokens * model.channels // model.drain_lanes
+        self.words: list[int] = []
+        self.cycles: list[int] = []
+
+    async def run(self, count: int, timeout_cycles: int) -> None:
+        chunks: list[int] = []
+        for cycle in range(timeout_cycles):
+            # o.valid and o.payload are registers: settled at the falling edge, where this writes its answer
+            await FallingEdge(self.dut.clk)
+            read = bool(self.dut.o__valid.value) and not (self.stall and self.rng.random() < self.stall)
+            if read:
+                chunks.append(int(self.dut.o__payload.value) & ((1 << self.chunk_bits) - 1))
+            last = read and len(chunks) == self.chunks
+            self.dut.drain.value = int(read and not last)
+            self.dut.o__ready.value = int(last)
+            if last:
+                self.words.append(sum(c << (n * self.chunk_bits) for n, c in enumerate(chunks)))
+                self.cycles.append(cycle)
+                chunks = []
+                if len(self.words) == count:
+                    return
+        raise TimeoutError(f"drain sink got {len(self.words)} of {count} tiles in {timeout_cycles} cycles")
+
+
 @cocotb.test()
 async def trip_array(dut):
     cfg = bench_config()
     model = TripArray(**cfg["params"])
     Clock(dut.clk, 10, unit="ns").start()
+    draining = model.drain_lanes is not None
+    if draining:
+        dut.drain.value = 0
     await reset_stream_dut(dut)
     results = []
     for n, case in enumerate(cfg["cases"]):
@@ -71,10 +110,15 @@ async def trip_array(dut):
                 await FallingEdge(dut.clk)
             await reset_stream_dut(dut)
         source = StreamSource(dut.clk, dut.i__payload, dut.i__valid, dut.i__ready, idle=idle, seed=n)
-        sink = StreamSink(dut.clk, dut.o__payload, dut.o__valid, dut.o__ready, stall=stall, seed=n + 1)
+        if draining:
+            sink = DrainSink(dut, model, stall=stall, seed=n + 1)
+            timeout = 8 * (len(sched.beats) + len(sched.expected) * sink.chunks) + 100
+        else:
+            sink = StreamSink(dut.clk, dut.o__payload, dut.o__valid, dut.o__ready, stall=stall, seed=n + 1)
+            timeout = 8 * len(sched.beats) + 100
         t0 = time.perf_counter()
         if len(sched.expected):
-            collector = cocotb.start_soon(sink.run(len(sched.expected), timeout_cycles=8 * len(sched.beats) + 100))
+            collector = cocotb.start_soon(sink.run(len(sched.expected), timeout_cycles=timeout))
             await source.send(encode(model.beat_layout, sched.beats))
             await collector
         else:           # every token pruned: nothing is sent and nothing may come out
@@ -89,7 +133,7 @@ async def trip_array(dut):
                                  f"{o} token lane {t} channel lane {c}: got {got[o, t, c]}, "
                                  f"expected {sched.expected[o, t, c]}")
         cycles = sink.cycles[-1] + 1 if sink.cycles else 0
-        if not idle and not stall and len(sched.expected):
+        if not idle and not stall and len(sched.expected) and not draining:
             predicted = array_cycles(len(sched.beats), model.latency)
             assert cycles == predicted, f"case {case}: {cycles} cycles, the cycle model says {predicted}"
             assert_latency(source, sink, sched.beats[:, -1] == 1, model.latency)

@@ -24,7 +24,7 @@ def test_unknown_device_and_bad_share_say_what_is_known():
 def test_ecp5_fanout_copies_feed_a_few_multipliers_each(device):
     p = core_params(device)
     array = TripArray(**{k: p[k] for k in ("rows", "cols", "a_lanes", "w_lanes", "mul_width", "mul_latency",
-                                            "fanout_stages", "fanout_cols", "packed_copies", "lo_weight_copies")})
+                                            "fanout_stages", "fanout_cols", "packed_copies")})
     assert fanout_copies(p["rows"], p["fanout_stages"] - (p["fanout_cols"] > 1))[-1] == p["rows"]   # one per row
     assert -(-p["cols"] // p["fanout_cols"]) <= MULS_PER_COPY
     silence_unused(array)

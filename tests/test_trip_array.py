@@ -25,11 +25,20 @@ CONFIGS = {
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                      fanout_stages=2, local_stall=True, packed_copies=True),
     # the ECP5 builds' tree (hw.sizes): its last level split by columns, so no copy feeds more than 4 multipliers,
-    # and multipliers with their lanes registered twice (latency 5); the lo beat's weights from a register per
-    # multiplier (lo_weight_copies)
+    # and multipliers with their lanes registered twice (latency 5)
     "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=5,
-                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True,
-                                          lo_weight_copies=True),
+                                          max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True),
+    # the ECP5 builds' output stage (fpga.sizing): read drain_lanes sums at a time, the lo offsets added per
+    # channel as sums enter the first places (head_offsets); 8 chunks per tile, so the offsets rotate by 4 of 8
+    "ecp5_2x4_drain4_offsets_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4,
+                                            max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True,
+                                            drain_lanes=4, head_offsets=True),
+    # ... portable, with 4 lanes over 6 channels (the held offsets wrap mid-chunk), and the plain drain (no
+    # offsets) of a 2×2 tile 2 sums at a time
+    "ice40_2x3_drain4_offsets": dict(rows=2, cols=3, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=1, max_k=64,
+                                     drain_lanes=4, head_offsets=True),
+    "ice40_2x1_drain2": dict(rows=2, cols=1, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=2, max_k=64,
+                             drain_lanes=2),
     # packed operands from a last level of rows {0}, {1, 2}, into the portable multiplier whose bias correction
     # (bias_a = 8) then starts from them
     "ecp5_3x2_fanout2_packed": dict(rows=3, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64,
@@ -102,6 +111,7 @@ def test_a8_costs_two_beats_per_k_and_pruned_rows_cost_none():
     (dict(cols=4, fanout_stages=1, fanout_cols=0), "fanout_cols must be an integer from 1 to cols"),
     (dict(cols=4, fanout_cols=2), r"above 1 only with fanout_stages ≥ 1, not 2 \(fanout_stages=0\)"),
     (dict(packed_copies=True), "packed_copies needs fanout_stages ≥ 1"),
+    (dict(head_offsets=True), "head_offsets needs drain_lanes"),
 ])
 def test_bad_parameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth import Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -110,11 +110,24 @@ class TripArray(wiring.Component):
         before the last copy, not between it and every DSP's input register
         (ULX3S-85F: a column copy through a multiplier's weight-packing adder
         to its DSP, 16.2 ns).  Same latency.
-    lo_weight_copies : bool
-        On ECP5, each multiplier's lo-beat offset takes its weights from a
-        register of its own, the last stage of the side-band pipeline copied
-        once per multiplier, instead of from that stage's one register per
-        channel shared by every row.  No effect off ECP5.  Same latency.
+    head_offsets : bool
+        With ``drain_lanes`` only: the cells add no lo-beat offset.  Its sum
+        over a group, ``8·Σw`` of the lo beats, is the same for every token of
+        a channel, so one accumulator per channel keeps it, and it is added to
+        a sum as the sum enters the tile's first ``drain_lanes`` places (when
+        the tile is dumped there, or drained into them).  That takes an adder,
+        a register of flags and a register of weights away from every
+        multiplier's terms, and with them the side band's weights, which
+        reached every row (ULX3S-85F with the DSPs pinned: 15.3 ns, one
+        route, even with a copy of them per multiplier, as the ECP5 builds had
+        before), for ``channels`` small accumulators and ``drain_lanes`` adders.
+        The cells' sums then leave their range (up to ``1088·k``, beyond
+        :func:`golden.trip_acc_range`'s ``1024·k``) and may wrap: harmless,
+        since the offset's two's-complement add wraps them back to a sum that
+        fits.
+        Same latency, same cycles.  ``o.payload`` then holds finished sums in
+        its first ``drain_lanes`` places only, which is all a draining
+        consumer reads.
     dsp_operands : bool
         :class:`SimdMul4`'s ``dsp_operands``: False keeps each multiplier's
         operand register in the fabric (ECP5, latency 4), where the placer can
@@ -153,7 +166,7 @@ class TripArray(wiring.Component):
     def __init__(self, *, rows: int = 1, cols: int = 1, a_lanes: int = 2, w_lanes: int = 2,
                  mul_width: int = 18, mul_latency: int = 2, max_k: int = 4096, drain_lanes: int | None = None,
                  dsp_operands: bool = True, fanout_stages: int = 0, fanout_cols: int = 1,
-                 local_stall: bool = False, packed_copies: bool = False, lo_weight_copies: bool = False):
+                 local_stall: bool = False, packed_copies: bool = False, head_offsets: bool = False):
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -166,7 +179,7 @@ class TripArray(wiring.Component):
         if packed_copies and fanout_stages < 1:
             raise ValueError("packed_copies needs fanout_stages ≥ 1: the last fan-out level holds the packed operands")
         self.fanout_stages, self.fanout_cols, self.packed_copies = fanout_stages, fanout_cols, bool(packed_copies)
-        self.local_stall, self.lo_weight_copies = bool(local_stall), bool(lo_weight_copies)
+        self.local_stall = bool(local_stall)
         #: Cycles a finishing group waits after the held output is taken (see Contract).
         self.handover = int(self.local_stall)
         self.mul_params = dict(a_lanes=a_lanes, w_lanes=w_lanes, mul_width=mul_width, latency=mul_latency,
@@ -193,6 +206,10 @@ class TripArray(wiring.Component):
             raise ValueError(f"drain_lanes must be a positive divisor of the {self.tokens}×{self.channels} "
                              f"tile's {self.tokens * self.channels} sums, not {drain_lanes!r}")
         self.drain_lanes = drain_lanes
+        if head_offsets and drain_lanes is None:
+            raise ValueError("head_offsets needs drain_lanes: the offsets are added as sums enter the first "
+                             "drain_lanes places")
+        self.head_offsets = bool(head_offsets)
         members = {
             "i": In(stream.Signature(self.beat_layout)),
             "o": Out(stream.Signature(self.out_layout)),
@@ -293,7 +310,6 @@ class TripArray(wiring.Component):
                      side.last.eq(self.i.payload.last), side.w.eq(self.i.payload.w)]
 
         for n in range(self.fanout_stages + self.mul_latency):     # (mul_latency >= 1: at least one stage)
-            before_last = side      # the side band one register short of the products
             side = step(side, side_layout, f"side_q{n}")
 
         # Each product's term (the hi beat's shift, the lo beat's offset) gets a register of its own, so
@@ -313,11 +329,9 @@ class TripArray(wiring.Component):
         # ULX3S-85F build's critical path, a route of 17 ns around congested fabric.  The copies of a row
         # come from that row's own flag pipeline, which starts at the row's fan-out copy: fed from the side
         # pipeline's one register, the copies were a 128-sink net across the array (85F: 20.5 ns).
-        # With lo_weight_copies the lo beat's weights come from a register per multiplier too, the side pipeline's
-        # last stage copied once per multiplier: as one register per channel it fed all the rows' term adders
-        # (ULX3S-85F: 9.8 ns of routing from it into a term, the terms' 13.8 ns).  (Copies taken from the leaf
-        # copies through per-row pipelines, 3,000 registers more on the 85F, left its router behind.)
-        flags, lo_weights = {}, {}
+        # With head_offsets the cells need no lo flag, so none is copied.
+        cell_lo = not self.head_offsets
+        flags = {}
         for r in range(self.rows):
             if not ecp5:
                 flags.update({(r, c): (side.hi, side.lo) for c in range(self.cols)})
@@ -327,15 +341,12 @@ class TripArray(wiring.Component):
                 row_hi, row_lo = leaf.hi, leaf.lo
                 suffix = f"{r}_{g}_" if self.fanout_cols > 1 else f"{r}_"
                 for n in range(self.mul_latency - 1):
-                    row_hi, row_lo = (step(row_hi, 1, f"side_copy_row_hi_{suffix}{n}"),
-                                      step(row_lo, 1, f"side_copy_row_lo_{suffix}{n}"))
+                    row_hi = step(row_hi, 1, f"side_copy_row_hi_{suffix}{n}")
+                    if cell_lo:
+                        row_lo = step(row_lo, 1, f"side_copy_row_lo_{suffix}{n}")
                 for c in leaf.cols:
-                    flags[r, c] = (step(row_hi, 1, f"side_copy_hi_{r}_{c}"), step(row_lo, 1, f"side_copy_lo_{r}_{c}"))
-                    if self.lo_weight_copies:
-                        weights = Cat(*(before_last.w[c * lay.w_lanes + j] for j in range(lay.w_lanes)))
-                        w = step(weights, len(weights), f"side_copy_w_{r}_{c}")
-                        lo_weights.update({(r, c * lay.w_lanes + j): w[4 * j:4 * (j + 1)].as_signed()
-                                           for j in range(lay.w_lanes)})
+                    flags[r, c] = (step(row_hi, 1, f"side_copy_hi_{r}_{c}"),
+                                   step(row_lo, 1, f"side_copy_lo_{r}_{c}") if cell_lo else None)
         terms = {}
         for t in range(self.tokens):
             r, i = divmod(t, lay.a_lanes)
@@ -343,8 +354,9 @@ class TripArray(wiring.Component):
                 c, j = divmod(ch, lay.w_lanes)
                 product = muls[r, c].o.payload[i][j]
                 hi, lo = flags[r, c]
-                lo_w = lo_weights.get((r, ch), side.w[ch])
-                term = Mux(hi, product << 4, product) + Mux(lo, lo_w << _LO_SHIFT, 0)
+                term = Mux(hi, product << 4, product)
+                if cell_lo:
+                    term = term + Mux(lo, side.w[ch] << _LO_SHIFT, 0)
                 reg = Signal(term.shape(), name=f"term_{t}_{ch}", reset_less=True)
                 with m.If(moving):
                     m.d.sync += reg[low:].eq(term[low:])
@@ -354,6 +366,9 @@ class TripArray(wiring.Component):
                     with m.Elif(moving):
                         m.d.sync += reg[:low].eq(product[:low])
                 terms[t, ch] = reg
+        # With head_offsets, each channel's lo offset gets a term register of its own instead, beside the cells'.
+        offset_terms = [step(Mux(side.lo, side.w[ch] << _LO_SHIFT, 0), signed(self.acc_bits), f"lo_offset_term_{ch}")
+                        for ch in range(self.channels)] if self.head_offsets else []
         side = step(side, side_layout, "side_term")
 
         # With local_stall a finishing group waits while the output register is full, even in the cycle the
@@ -390,29 +405,60 @@ class TripArray(wiring.Component):
                 with m.Elif(add):
                     m.d.sync += acc.eq(total)
 
-        load = [self.o.payload[t][ch].eq(totals[t, ch]) for t in range(self.tokens) for ch in range(self.channels)]
+        # ... and so do the channels' lo offsets (head_offsets), summed like the cells' terms.
+        offsets = []
+        for ch, term in enumerate(offset_terms):
+            acc = Signal(signed(self.acc_bits), name=f"lo_offset_acc_{ch}", reset_less=True)
+            offsets.append(acc + term)
+            with m.If(clear):
+                m.d.sync += acc.eq(0)
+            with m.Elif(add):
+                m.d.sync += acc.eq(offsets[-1])
+
         if self.drain_lanes is None:
             with m.If(dump):
-                m.d.sync += load
+                m.d.sync += [self.o.payload[t][ch].eq(totals[t, ch])
+                             for t in range(self.tokens) for ch in range(self.channels)]
         else:
             # The output register moves when a tile is dumped into it or drained, and that enable gets a global
             # net of its own; the dump net picks what it loads.  (Enabled by "dump or drain" computed in a LUT,
-            # the register would get a fabric net of the tile's fanout again.)  The last drain_lanes sums only
-            # ever load, so they keep the dump net as their enable: under both, they had a LUT of the two.
-            move = design_wide(m, platform, (advance & finishing) | self.drain, "drain")
-            word = self.o.payload.as_value()
-            step_bits = self.drain_lanes * self.acc_bits
-            shifting = self.tokens * self.channels - self.drain_lanes
-            with m.If(move):
-                with m.If(dump):
-                    m.d.sync += load[:shifting]
-                with m.Else():
-                    m.d.sync += word[:-step_bits].eq(word[step_bits:])
-            with m.If(dump):
-                m.d.sync += load[shifting:]
+            # the register would get a fabric net of the tile's fanout again.)
+            self._drain(m, totals, offsets, dump, design_wide(m, platform, (advance & finishing) | self.drain, "drain"))
 
         with m.If(advance & finishing):
             m.d.sync += self.o.valid.eq(1)
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         return m
+
+    def _drain(self, m: Module, totals: dict, offsets: list, dump: Value, move: Value) -> None:
+        """The output shift register of ``drain_lanes``.  With ``head_offsets`` (``offsets`` not empty) a sum
+        gets its channel's lo offset as it enters the first ``drain_lanes`` places: the group's offsets are
+        held beside the tile, rotated ``drain_lanes`` channels on every drain, so the ones the next chunk
+        needs sit at fixed places, an adder per lane and no multiplexer."""
+        lanes, channels, n = self.drain_lanes, self.channels, self.tokens * self.channels
+        elems = [self.o.payload[e // channels][e % channels] for e in range(n)]     # token-major
+        loaded = [totals[e // channels, e % channels] for e in range(n)]
+        shifted = elems[lanes:]
+        if offsets:
+            # held[k]: the offset of the channel k places after the first place's
+            held = [Signal(signed(self.acc_bits), name=f"lo_offset_held_{k}", reset_less=True)
+                    for k in range(channels)]
+            for e in range(lanes):
+                loaded[e] = loaded[e] + offsets[e % channels]
+                if e < n - lanes:
+                    shifted[e] = shifted[e] + held[(e + lanes) % channels]
+            with m.If(move):
+                with m.If(dump):
+                    m.d.sync += [held[k].eq(offsets[k]) for k in range(channels)]
+                with m.Else():
+                    m.d.sync += [held[k].eq(held[(k + lanes) % channels]) for k in range(channels)]
+        with m.If(move):
+            with m.If(dump):
+                m.d.sync += [elems[e].eq(loaded[e]) for e in range(n - lanes)]
+            with m.Else():
+                m.d.sync += [elems[e].eq(shifted[e]) for e in range(n - lanes)]
+        # The last places only ever load, so they keep the dump net as their enable (under both nets they
+        # had a LUT of the two).
+        with m.If(dump):
+            m.d.sync += [elems[e].eq(loaded[e]) for e in range(n - lanes, n)]
