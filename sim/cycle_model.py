@@ -31,9 +31,10 @@ def array_beats(m_kept: int, k: int, n: int, a_bits: int, tokens: int, channels:
 
 
 def core_latency(params: dict) -> int:
-    """:class:`~hw.trip_core.TripCore`'s ``latency`` for arguments ``params``: the array's, and the two more
-    stages of a sliced activation buffer's read (``act_slice_width``)."""
-    read_stages = SlicedMemory.READ_LATENCY - 1 if params.get("act_slice_width") else 0
+    """:class:`~hw.trip_core.TripCore`'s ``latency`` for arguments ``params``: the array's, and the three more
+    stages of a sliced activation buffer's read by credit (``act_slice_width``): its read pipeline's two beyond
+    the plain buffer's, and the credit queue's."""
+    read_stages = SlicedMemory.READ_LATENCY if params.get("act_slice_width") else 0
     return array_latency(params["mul_latency"], params.get("fanout_stages", 0)) + read_stages
 
 

@@ -85,10 +85,11 @@ RQ_CONFIGS = {
     "ice40_2x3_rq": {**CONFIGS["ice40_2x3"], "requant_lanes": 3, "max_groups": 64},
     # as the ECP5 builds elaborate it: registered MULT18X18D instances in the array and the requantizer,
     # DCCA global enables (sim/vendor_models.py), the multiplier pipeline, beat fan-out (a copy per row, then
-    # split by columns) and local stall of hw.sizes, and the lo offsets added as the tile drains (fpga.sizing)
+    # split by columns) and local stall of hw.sizes, the lo offsets added as the tile drains (fpga.sizing), and
+    # the activation buffer in slices read by credit
     "ecp5_2x2_rq_on_ecp5": {**CONFIGS["ecp5_1x2"], "rows": 2, "cols": 2, "mul_latency": 4, "requant_lanes": 4,
                             "max_groups": 64, "fanout_stages": 2, "fanout_cols": 2, "local_stall": True,
-                            "head_offsets": True},
+                            "head_offsets": True, "act_slice_width": 8},
 }
 #: Configurations elaborated for an FPGA family rather than as the portable netlist.
 PLATFORMS = {"ecp5_2x2_rq_on_ecp5": FamilyOnly("ecp5")}

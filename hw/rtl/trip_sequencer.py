@@ -49,10 +49,15 @@ from types import SimpleNamespace
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from golden.requant import MAX_SHIFT
 from .sliced_memory import SlicedMemory
+
+#: Beats the credit queue of a sliced activation buffer holds: its read pipeline's stages and the queue's
+#: own cycle, plus one, so that a beat can be issued every cycle while the array takes one every cycle.
+CREDITS = SlicedMemory.READ_LATENCY + 2
 
 __all__ = ["MAX_TILES", "REGS", "Error", "RegisterPort", "TripSequencer"]
 
@@ -104,9 +109,13 @@ class TripSequencer(wiring.Component):
         block RAMs each on ECP5; see ``hw.sizes.SLICED_ECP5_MEMORIES``), whose reads go through registers
         beside each slice's RAMs: on
         the ULX3S-85F the buffer's unregistered read crossed the device into the beat queue (17.1 ns).
-        The beat's flags then follow its address through the read pipeline, and a run takes
-        ``read_latency - 1`` = 2 cycles more; none per token tile, as the buffer's reload still starts
-        once the last beat's address has been read.
+        Such a buffer is read by credit: its read pipeline never stalls, the beat's flags follow its
+        address through it, and each word lands in a queue of :data:`CREDITS` beats from which the
+        beats are offered; a beat is issued only while the queue has room for it and for every beat in
+        flight.  So no handshake reaches the buffer's RAMs or its registers (as their enable, the
+        ULX3S-85F's critical path: 16.2 ns from the beat queue's level).  A run takes
+        ``read_latency - 1`` = 3 cycles more; none per token tile, as the buffer's reload starts once
+        the last beat's address has been read.
     act_ram_width : int
         With ``act_slice_width``: the width of each memory inside a slice (SlicedMemory's ``ram_width``;
         0, the default: the slice's), one block RAM's width at ``max_k_total`` words.  Netlist only.
@@ -143,8 +152,9 @@ class TripSequencer(wiring.Component):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
         self.act_slice_width, self.act_ram_width = act_slice_width, act_ram_width
-        #: Cycles from a beat's issue (its buffer address) to the beat on offer to the array.
-        self.read_latency = SlicedMemory.READ_LATENCY if act_slice_width else 1
+        #: Cycles from a beat's issue (its buffer address) to the beat on offer to the array: with a sliced
+        #: buffer its read pipeline and the credit queue's write.
+        self.read_latency = SlicedMemory.READ_LATENCY + 1 if act_slice_width else 1
         self.tokens, self.channels = tokens, channels
         self.max_k_total, self.max_group, self.max_groups = max_k_total, max_group, max_groups
         self.max_tiles = max_tiles
@@ -283,26 +293,47 @@ class TripSequencer(wiring.Component):
         b_valid, b_hi, b_lo, b_last, b_final = Signal(), Signal(), Signal(), Signal(), Signal()
         fire = Signal()
         m.d.comb += fire.eq(b_valid & self.weights.valid & self.beats.ready)
-        load_b = Signal()
-        m.d.comb += [load_b.eq(~b_valid | fire), rport.en.eq(load_b), rport.addr.eq(k)]
 
-        for t in range(self.tokens):
-            lane = rport.data[8 * t:8 * (t + 1)]
-            # hi beat: bits 7..4 (signed); lo beat: bits 3..0 minus 8, i.e. bit 3 inverted; A4: bits 3..0
-            nib = Mux(b_hi, lane[4:8], Mux(b_lo, Cat(lane[0:3], ~lane[3]), lane[0:4]))
-            m.d.comb += self.beats.payload.a[t].eq(nib.as_signed())
+        def nibbles(word, hi, lo) -> list:
+            """The beat's int4 activations from the buffer's int8 word: hi beat bits 7..4 (signed); lo beat
+            bits 3..0 minus 8, i.e. bit 3 inverted; A4 bits 3..0."""
+            return [Mux(hi, lane[4:8], Mux(lo, Cat(lane[0:3], ~lane[3]), lane[0:4])).as_signed()
+                    for lane in (word[8 * t:8 * (t + 1)] for t in range(self.tokens))]
+
+        # With a sliced buffer the beat's flags follow its address through the read pipeline's stages (the
+        # last one beside the word read), which always move; the word lands in the credit queue.
+        sliced = self.read_latency > 1
+        if not sliced:
+            load_b = can_issue = Signal()         # RUN may issue a beat this cycle
+            m.d.comb += [load_b.eq(~b_valid | fire), rport.en.eq(load_b), rport.addr.eq(k)]
+            m.d.comb += [self.beats.payload.a[t].eq(a) for t, a in enumerate(nibbles(rport.data, b_hi, b_lo))]
         m.d.comb += [self.beats.payload.w.eq(self.weights.payload),
                      self.beats.payload.hi.eq(b_hi), self.beats.payload.lo.eq(b_lo),
                      self.beats.payload.last.eq(b_last),
                      self.beats.valid.eq(b_valid & self.weights.valid),
                      self.weights.ready.eq(fire & b_final)]
-        if self.read_latency == 1:
+        if not sliced:
             with m.If(fire):
                 m.d.sync += b_valid.eq(0)
-        # With a sliced buffer the beat's flags wait in the read pipeline's first stages, beside its address
-        # register and its RAM read, and every stage moves with load_b, as the buffer's own stages do.
         pre = [{f: Signal(name=f"pre_{f}_{n}") for f in ("valid", "hi", "lo", "last", "final")}
                for n in range(self.read_latency - 1)]
+        if sliced:
+            landed = pre[-1]
+            beat_queue = data.StructLayout({"a": data.ArrayLayout(signed(4), self.tokens),
+                                            "hi": 1, "lo": 1, "last": 1, "final": 1})
+            m.submodules.credit_queue = queue = SyncFIFO(width=beat_queue.size, depth=CREDITS)
+            word, head = Signal(beat_queue), Signal(beat_queue)
+            m.d.comb += [word.a[t].eq(a) for t, a in enumerate(nibbles(rport.data, landed["hi"], landed["lo"]))]
+            m.d.comb += [word.hi.eq(landed["hi"]), word.lo.eq(landed["lo"]), word.last.eq(landed["last"]),
+                         word.final.eq(landed["final"]), queue.w_en.eq(landed["valid"]), queue.w_data.eq(word),
+                         rport.en.eq(1), rport.addr.eq(k),
+                         head.eq(queue.r_data), queue.r_en.eq(fire),
+                         b_valid.eq(queue.r_rdy), b_hi.eq(head.hi), b_lo.eq(head.lo), b_last.eq(head.last),
+                         b_final.eq(head.final), self.beats.payload.a.eq(head.a)]
+            # Room for the beats not yet issued: CREDITS less those in the read pipeline and in the queue.
+            credits = Signal(range(CREDITS + 1), init=CREDITS)
+            can_issue = Signal()
+            m.d.comb += can_issue.eq(credits != 0)
 
         issued_last = Signal()
         m.d.comb += issued_last.eq(fire & b_last)
@@ -320,11 +351,13 @@ class TripSequencer(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
 
         running = Signal()                     # the FSM is in RUN
-        issue = Signal()                       # RUN puts a beat into stage B this cycle
+        issue = Signal()                       # RUN puts a beat into stage B (or the read pipeline) this cycle
         final_pass = Signal()                  # that beat is the k's last pass (A4, or A8's lo nibble)
         run_ends = Signal()                    # the beat RUN issues next is its last (all of registers)
-        m.d.comb += [issue.eq(running & load_b), final_pass.eq(~a8 | ~hi_pass),
+        m.d.comb += [issue.eq(running & can_issue), final_pass.eq(~a8 | ~hi_pass),
                      run_ends.eq(final_pass & k_is_last & n_is_last)]
+        if sliced:
+            m.d.sync += credits.eq(credits - issue + fire)
 
         drained = pending_zero & ~b_valid & ~self.downstream_busy      # DRAIN's exit: every beat is out
         if pre:
@@ -374,8 +407,9 @@ class TripSequencer(wiring.Component):
                 with m.If(issue & run_ends):
                     m.next = "NEXT"
             with m.State("NEXT"):             # last beat of the token tile must leave before a reload
-                # (With a sliced buffer, the last address read is the end: its word is the RAM's output by then.)
-                with m.If(~pre[0]["valid"] | load_b if pre else ~b_valid | fire):
+                # (With a sliced buffer, whose reads never stall, the last address is read at the end of this
+                # cycle, before the reload's first write can reach the RAMs.)
+                with m.If(1 if sliced else ~b_valid | fire):
                     with m.If(m_left == 0):
                         m.next = "DRAIN"
                     with m.Else():
@@ -388,17 +422,14 @@ class TripSequencer(wiring.Component):
         # `running` follows LOAD → RUN → NEXT, written as one expression of registered flags: set inside the
         # FSM's states, its enable merged both transitions' conditions behind the beat handshake, five LUTs
         # deep (the iCE40 build's critical path on seed 3).
-        m.d.sync += running.eq(Mux(running, ~(load_b & run_ends), loading & self.act.valid & k_is_last))
+        m.d.sync += running.eq(Mux(running, ~(can_issue & run_ends), loading & self.act.valid & k_is_last))
         # RUN's beats, outside the FSM and gated by `running` (set and cleared with RUN's transitions): the
         # enables then decode one flag, not the state register (with it, the handshake-to-enable logic
         # was six LUTs deep, the iCE40 build's critical path on some placements).
         issued = {"valid": issue, "hi": a8 & hi_pass, "lo": a8 & ~hi_pass, "final": final_pass,
                   "last": final_pass & g_is_last}
-        if pre:
-            b_stage = {"valid": b_valid, "hi": b_hi, "lo": b_lo, "last": b_last, "final": b_final}
-            with m.If(load_b):
-                for stage, before in zip([*pre, b_stage], [issued, *pre]):
-                    m.d.sync += [stage[f].eq(before[f]) for f in stage]
+        for stage, before in zip(pre, [issued, *pre]):      # (sliced: the read pipeline, never stalled)
+            m.d.sync += [stage[f].eq(before[f]) for f in stage]
         with m.If(issue):
             if not pre:
                 m.d.sync += [b_valid.eq(1), b_hi.eq(issued["hi"]), b_lo.eq(issued["lo"]),
