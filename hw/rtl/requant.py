@@ -85,6 +85,10 @@ class Requant(wiring.Component):
     """
 
     LATENCY = 9
+    #: Stages from a beat's read of its partial sums to their write (0 is the read's, stage 0): a beat's chunk
+    #: was last written ``chunks`` or more beats ahead of it, so with at least this many chunks the write may
+    #: come a stage after the sum (see ``elaborate``).
+    WRITE_DELAY = 3
 
     def __init__(self, *, lanes: int, chunks: int = 1, acc_bits: int = 24, max_groups: int = 64,
                  mult_bits: int = MULT_BITS):
@@ -134,14 +138,18 @@ class Requant(wiring.Component):
         # straight from a block RAM's output), and its products acc·wmul computed from that register.
         s0 = Signal(data.StructLayout({"valid": 1, "beat": self.in_layout}))
 
-        # The partial sums: the chunk's word is read while its beat is in stage 0, registered as the beat
+        # The partial sums: the chunk's word is read while its beat is in stage 0 and registered as the beat
         # enters stage 1b (the block RAM's unregistered read, 5.6 ns clock-to-out, went on through the adder
-        # into the RAM's write port: the ULX3S-85F build's second-slowest path), and written back from stage
-        # 1b.  The read is transparent to that write (the beat two places ahead, of the same chunk when
-        # chunks <= 2); the beat right ahead (chunks = 1) writes after the read, so its sum is forwarded.
+        # into the RAM's write port: the ULX3S-85F build's second-slowest path), already 0 for a tile's first
+        # group (selected in front of the adder, the `first` flag's route to every lane's bits was a third of
+        # the 85F's slowest path).  The new sum is computed in stage 1b and written from a register after it,
+        # so that its route into the RAM has a cycle of its own (it was the 85F's slowest path, 13.0 ns).
+        # A beat reads its chunk `chunks` or more places behind the last beat of that chunk: the write is
+        # `WRITE_DELAY` places on, so with fewer chunks than that it is written straight from stage 1b, and
+        # with one chunk the beat right ahead, written after the read, has its sum forwarded.
         m.submodules.psums = buf = memory.Memory(shape=psum_shape, depth=self.chunks, init=[])
         wr = buf.write_port()
-        rd = buf.read_port(transparent_for=(wr,))
+        rd = buf.read_port(transparent_for=(wr,))       # (for the write `chunks` places ahead)
         chunk = Signal(range(self.chunks))
         with m.If(s0.valid & advance):
             m.d.sync += chunk.eq(Mux(chunk == self.chunks - 1, 0, chunk + 1))
@@ -159,14 +167,18 @@ class Requant(wiring.Component):
         s1b = Signal.like(s1, name="s1b")
         m.d.comb += [rd.addr.eq(chunk), rd.en.eq(advance)]
         psum = Signal(psum_shape)
-        stored = Signal(psum_shape)            # the chunk's sums as read, registered
-        written = Signal(psum_shape)           # the sums stage 1b wrote last (or offered, when it held no beat)
-        forward = Signal()                     # ... and they are this beat's chunk's, newer than `stored`
-        # `written` is read only with `forward`, registered in the same cycle and only when stage 1b held a beat,
-        # so it takes stage 1b's sums on every advance: its enable is then the global net itself (gated by the
-        # stage's valid in a LUT, it reached its 187 flip-flops in fabric: ULX3S-85F, 14.5 ns).
+        stored = Signal(psum_shape)            # the chunk's sums as read (0 for a first group), registered
         with m.If(advance):
-            m.d.sync += [stored.eq(rd.data), forward.eq(s1b.valid & (s1b.chunk == s1.chunk)), written.eq(psum)]
+            m.d.sync += stored.eq(Mux(s1.beat.first, 0, rd.data))
+        old = [stored[l] for l in lanes]
+        if self.chunks == 1:
+            written = Signal(psum_shape)       # the sums stage 1b wrote last (or offered, when it held no beat)
+            forward = Signal()                 # ... and they are this beat's chunk's, newer than `stored`
+            # `written` is read only with `forward`, registered in the same cycle and only when stage 1b held a
+            # beat, so it takes stage 1b's sums on every advance: its enable is then the global net itself.
+            with m.If(advance):
+                m.d.sync += [forward.eq(s1b.valid & ~s1.beat.first), written.eq(psum)]
+            old = [Mux(forward, written[l], stored[l]) for l in lanes]
         for l in lanes:
             # Each piece's multiplier reads its own copy of the lane's wmul (fpga.build keeps yosys from merging
             # the copies, ``fanout_``): from one register, its routes to DSPs wherever the array left them took
@@ -180,9 +192,16 @@ class Requant(wiring.Component):
             moved = [Signal.like(piece, name=f"acc_wmul_{l}_{p}_q") for p, piece in enumerate(pieces)]
             with m.If(advance):
                 m.d.sync += [q.eq(piece) for q, piece in zip(moved, pieces)]
-            old = Mux(s1b.beat.first, 0, Mux(forward, written[l], stored[l]))
-            m.d.comb += psum[l].eq(old + sum(piece << (PIECE * p) for p, piece in enumerate(moved)))
-        m.d.comb += [wr.addr.eq(s1b.chunk), wr.data.eq(psum), wr.en.eq(advance & s1b.valid)]
+            m.d.comb += psum[l].eq(old[l] + sum(piece << (PIECE * p) for p, piece in enumerate(moved)))
+        if self.chunks >= self.WRITE_DELAY:
+            write_valid, write_chunk, write_psum = (Signal(name="psum_write_valid"), Signal.like(s1b.chunk),
+                                                    Signal(psum_shape, name="psum_write"))
+            with m.If(advance):
+                m.d.sync += [write_valid.eq(s1b.valid), write_chunk.eq(s1b.chunk), write_psum.eq(psum)]
+        else:
+            write_valid, write_chunk, write_psum = s1b.valid, s1b.chunk, psum
+        write_pending = write_valid if self.chunks >= self.WRITE_DELAY else 0
+        m.d.comb += [wr.addr.eq(write_chunk), wr.data.eq(write_psum), wr.en.eq(advance & write_valid)]
         # Stage 2: finished sums only (the last group), with their token multipliers.
         s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape}))     # (and the tmul copies below)
         # Stage 3: psum · tmul in PIECE-bit pieces of psum, one hardware multiplier each; stage 3a registers the
@@ -236,7 +255,7 @@ class Requant(wiring.Component):
             "fits": data.ArrayLayout(1, self.lanes),
             "negative": data.ArrayLayout(1, self.lanes),
         }))
-        m.d.comb += self.busy.eq(s0.valid | s1.valid | s1b.valid | s2.valid | s3.valid | s3a.valid | s3b.valid
+        m.d.comb += self.busy.eq(s0.valid | s1.valid | s1b.valid | write_pending | s2.valid | s3.valid | s3a.valid | s3b.valid
                                  | s4.valid | ~out.i.ready | self.o.valid)
         reach = MAX_SHIFT - 1 + window          # every bit the window can start at, sign-extended past the top
         with m.If(advance):
