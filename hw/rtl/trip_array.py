@@ -367,7 +367,11 @@ class TripArray(wiring.Component):
                         m.d.sync += reg[:low].eq(product[:low])
                 terms[t, ch] = reg
         # With head_offsets, each channel's lo offset gets a term register of its own instead, beside the cells'.
-        offset_terms = [step(Mux(side.lo, side.w[ch] << _LO_SHIFT, 0), signed(self.acc_bits), f"lo_offset_term_{ch}")
+        # It is kept in units of LO_OFFSET (Σw, not 8·Σw) and shifted only where it is added to a sum: the
+        # always-zero low bits, held and rotated in the drain's flip-flops, took their clear on a reset pin
+        # driven from the drain's and the dump's global nets (ULX3S-85F: 12.5 ns, the second-slowest path).
+        offset_bits = self.acc_bits - _LO_SHIFT
+        offset_terms = [step(Mux(side.lo, side.w[ch], 0), signed(offset_bits), f"lo_offset_term_{ch}")
                         for ch in range(self.channels)] if self.head_offsets else []
         side = step(side, side_layout, "side_term")
 
@@ -408,7 +412,7 @@ class TripArray(wiring.Component):
         # ... and so do the channels' lo offsets (head_offsets), summed like the cells' terms.
         offsets = []
         for ch, term in enumerate(offset_terms):
-            acc = Signal(signed(self.acc_bits), name=f"lo_offset_acc_{ch}", reset_less=True)
+            acc = Signal(signed(offset_bits), name=f"lo_offset_acc_{ch}", reset_less=True)
             offsets.append(acc + term)
             with m.If(clear):
                 m.d.sync += acc.eq(0)
@@ -442,12 +446,12 @@ class TripArray(wiring.Component):
         shifted = elems[lanes:]
         if offsets:
             # held[k]: the offset of the channel k places after the first place's
-            held = [Signal(signed(self.acc_bits), name=f"lo_offset_held_{k}", reset_less=True)
+            held = [Signal(signed(self.acc_bits - _LO_SHIFT), name=f"lo_offset_held_{k}", reset_less=True)
                     for k in range(channels)]
-            for e in range(lanes):
-                loaded[e] = loaded[e] + offsets[e % channels]
+            for e in range(lanes):     # (the offsets count LO_OFFSETs)
+                loaded[e] = loaded[e] + (offsets[e % channels] << _LO_SHIFT)
                 if e < n - lanes:
-                    shifted[e] = shifted[e] + held[(e + lanes) % channels]
+                    shifted[e] = shifted[e] + (held[(e + lanes) % channels] << _LO_SHIFT)
             with m.If(move):
                 with m.If(dump):
                     m.d.sync += [held[k].eq(offsets[k]) for k in range(channels)]
