@@ -17,7 +17,7 @@ from hw.rtl.simd_mul4 import best_shape
 from hw.rtl.sliced_memory import slice_width
 
 __all__ = ["Device", "DEVICES", "OPERAND_DATA_REGISTERS", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES",
-           "SPLIT_OPERAND_RAMS", "SPLIT_SLICE_RAMS", "TWICE_REGISTERED_LANES_FROM", "core_params"]
+           "SPLIT_OPERAND_RAMS", "SPLIT_SLICE_RAMS", "SPLIT_EXTRACTION_FROM", "core_params"]
 
 #: Whether the ECP5 builds read their operand memories and activation buffer through
 #: :class:`~hw.rtl.sliced_memory.SlicedMemory`, slices of :data:`RAMS_PER_SLICE` block RAMs with registers of
@@ -57,11 +57,11 @@ RAM_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
 #: The most multipliers one fan-out register of an ECP5 array feeds.
 MULS_PER_COPY = 4
 
-#: ECP5 arrays of at least this many multipliers would register each multiplier's lanes twice (SimdMul4
-#: latency 5, one cycle more per run): on the ULX3S-85F (128) the route from a multiplier's output register
-#: into its term adders took 11.3 ns.  None: no board does.  The 85F built with it at 60.5, 64.5 and 61.8 MHz
-#: (seeds 1, 1, 2; with other changes), 68.6 without (seed 1), so it is off until several seeds say otherwise.
-TWICE_REGISTERED_LANES_FROM: int | None = None
+#: ECP5 arrays of at least this many multipliers extract each multiplier's lanes in two cycles (SimdMul4
+#: latency 5, one cycle more per run): on the ULX3S-85F (128) the extraction's compares and select, behind
+#: 5.4 ns of routing from the sum's register, were the slowest group once the others had been cut (3,200
+#: endpoints at 11.9 ns).  (Latency 5 once registered the lanes twice instead: 60.5–64.5 MHz then.)
+SPLIT_EXTRACTION_FROM: int | None = 128
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,8 @@ def core_params(device: str, *, dsp_share: float = 1.0, max_k: int = 4096, max_k
                 best = (key, rows, cols)
     _, rows, cols = best
     return dict(rows=rows, cols=cols, a_lanes=lay.a_lanes, w_lanes=lay.w_lanes, mul_width=dev.mul_width,
-                mul_latency=5 if dev.family == "ecp5" and TWICE_REGISTERED_LANES_FROM is not None
-                and rows * cols >= TWICE_REGISTERED_LANES_FROM else 4,
+                mul_latency=5 if dev.family == "ecp5" and SPLIT_EXTRACTION_FROM is not None
+                and rows * cols >= SPLIT_EXTRACTION_FROM else 4,
                 max_k=max_k, max_k_total=max_k_total,
                 # ECP5: registers that fan the beat out to the rows, each level at most 4 times the copies of
                 # the one above (ULX3S-85F: the combinational spread from the beat queue to 128 DSPs was its

@@ -20,7 +20,7 @@ FAST_CONFIGS = {
     "ecp5_2x2": dict(a_lanes=2, w_lanes=2, mul_width=18, latency=4),            # best for MULT18X18D, A bias, as built
     "ecp5_1x3_wbias": dict(a_lanes=1, w_lanes=3, mul_width=18, latency=4),      # W bias of 1032
     "ecp5_1x2_acc2": dict(a_lanes=1, w_lanes=2, mul_width=18, latency=2, acc_depth=2),  # random + corners
-    "ecp5_2x2_lat5": dict(a_lanes=2, w_lanes=2, mul_width=18, latency=5),       # lanes registered twice (85F)
+    "ecp5_2x2_lat5": dict(a_lanes=2, w_lanes=2, mul_width=18, latency=5),       # the extraction split (85F)
 }
 #: Every latency on both widths, and deeper accumulation.
 SLOW_CONFIGS = {
@@ -90,7 +90,7 @@ def test_cosim_bit_exact(name, simulator):
     ("ecp5_2x2", None),                 # the portable netlist, stalled
     ("ecp5_2x2", ECP5),                 # as the ECP5 builds get it: operand and product registers in the DSP
     ("ecp5_1x2_acc2", ECP5),            # latency 2: only the product register in the DSP
-    ("ecp5_2x2_lat5", ECP5),            # as the ULX3S-85F gets it: the DSP's registers, two output registers
+    ("ecp5_2x2_lat5", ECP5),            # as the ULX3S-85F gets it: the DSP's registers, the extraction split
 ])
 def test_cosim_bit_exact_with_stalls(name, platform, simulator):
     # en low freezes every register, the vendor DSP's too (its CE0); exhaustive or 100k random vectors
@@ -112,7 +112,7 @@ def test_only_ecp5_builds_get_the_registered_dsp_instance():
     assert netlist.count("cell \\MULT18X18D ") == 1
     assert 'parameter \\REG_INPUTA_CLK "CLK0"' in netlist and 'parameter \\REG_OUTPUT_CLK "CLK0"' in netlist
     latency5 = rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_2x2_lat5"]), platform=ECP5)
-    assert 'parameter \\REG_INPUTA_CLK "CLK0"' in latency5 and "lanes_q" in latency5
+    assert 'parameter \\REG_INPUTA_CLK "CLK0"' in latency5 and "decoded_borrow_3_q" in latency5
     latency2 = rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_1x2_acc2"]), platform=ECP5)
     assert 'parameter \\REG_INPUTA_CLK "NONE"' in latency2 and 'parameter \\REG_OUTPUT_CLK "CLK0"' in latency2
     fabric = rtlil.convert(SimdMul4(**FAST_CONFIGS["ecp5_2x2"], dsp_operands=False), platform=ECP5)

@@ -25,7 +25,7 @@ CONFIGS = {
     "ecp5_4x2_fanout2_on_ecp5": dict(rows=4, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=4, max_k=64,
                                      fanout_stages=2, local_stall=True, packed_copies=True),
     # the ECP5 builds' tree (hw.sizes): its last level split by columns, so no copy feeds more than 4 multipliers,
-    # and multipliers with their lanes registered twice (latency 5)
+    # and multipliers that extract their lanes in two cycles (latency 5, the 85F's)
     "ecp5_2x4_fanout_cols2_on_ecp5": dict(rows=2, cols=4, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=5,
                                           max_k=64, fanout_stages=2, fanout_cols=2, local_stall=True),
     # the ECP5 builds' output stage (fpga.sizing): read drain_lanes sums at a time, the lo offsets added per

@@ -198,12 +198,14 @@ class SimdMul4(wiring.Component):
         Pipeline registers, 1–5: output register; plus the product register
         (≥2); plus a register on the exact packed sum, between the bias
         subtraction and the lane extraction (≥3); plus the packed-operand
-        register in front of the multiplier (≥4); plus a second output register
-        (5), so that on a large device the placer can put one beside the DSP
-        and one beside the consumers of the lanes (ULX3S-85F: 11.3 ns of
-        routing from a multiplier's output register into the TRIP array's
-        term adders, whose accumulators spread over the device).  The FPGA
-        builds use 4 (5 measured slower on the 85F, see hw.sizes): on
+        register in front of the multiplier (≥4); plus a register inside the
+        extraction (5): each lane's borrow and its field decoded both with
+        and without it are registered, and one select feeds the output
+        register, so that on a large device the placer can put the
+        extraction beside the DSP and the select beside the lanes' users
+        (ULX3S-85F: the compare, the decode and the select behind 5.4 ns of
+        routing from the sum's register were the slowest group, 3,200
+        endpoints at 11.9 ns).  The ECP5 builds use 4 or 5 (hw.sizes): on
         ECP5 to approach 100 MHz, on iCE40 because yosys then packs the
         operand and product registers into the SB_MAC16, the one form whose
         timing nextpnr-ice40 models (it times every DSP pin as a register).
@@ -371,6 +373,7 @@ class SimdMul4(wiring.Component):
             total, last, valid = stage(total, "total_q"), stage(last, "last_q"), stage(valid, "valid_q2")
 
         lanes = Signal(self.out_layout, name="lanes")
+        split = self.latency >= 5           # the extraction in two cycles: the register between is below
         for k in range(lay.lanes):
             i, j = divmod(k, lay.w_lanes)
             # Field k sees a borrow iff the lanes below it sum to a negative value.  Their sum lies in
@@ -381,21 +384,26 @@ class SimdMul4(wiring.Component):
             below_max = sum(lay.lane_max << (S * jj) for jj in range(k))
             borrow: Value = total[:S * k] > below_max if k else Const(0, 1)
             field = total[S * k:S * (k + 1)]
-            if dsp:
+            if dsp or split:
                 # The field decoded with and without the borrow side by side, then one select: the borrow's
                 # compare, the increment and the decode's compare in series, through a multiplexer into the
                 # output register, were 13.3 ns on the ULX3S-85F.  A residue r decodes to r - 2^S when it
                 # exceeds lane_max, which is r with a sign bit of weight -2^S on top.
                 def decoded(residue: Value) -> Value:
                     return Cat(residue, residue > lay.lane_max).as_signed()
-                m.d.comb += lanes[i][j].eq(Mux(borrow, decoded((field + 1)[:S]), decoded(field)))
+                choices = (borrow, decoded(field), decoded((field + 1)[:S]))
+                if split:
+                    choices = tuple(stage(value, f"{name}_{k}_q") for value, name in
+                                    zip(choices, ("borrow", "decoded", "decoded_borrow")))
+                borrow, plain, borrowed = choices
+                m.d.comb += lanes[i][j].eq(Mux(borrow, borrowed, plain))
                 continue
             residue = (field + borrow)[:S]
             negative = residue > lay.lane_max
             m.d.comb += lanes[i][j].eq(Mux(negative, residue - (1 << S), residue))
 
-        if self.latency >= 5:     # the lanes registered twice
-            lanes, last, valid = stage(lanes, "lanes_q"), stage(last, "last_q3"), stage(valid, "valid_q3")
+        if split:
+            last, valid = stage(last, "last_q3"), stage(valid, "valid_q3")
         out_valid = Signal()
         m.d.sync += [self.o.payload.eq(lanes), out_valid.eq(valid & last)]
         m.d.comb += [self.i.ready.eq(self.en), self.o.valid.eq(out_valid & self.en)]
