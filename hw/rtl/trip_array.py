@@ -399,25 +399,21 @@ class TripArray(wiring.Component):
         dump, clear, add = (design_wide(m, platform, advance & finishing, "dump"),
                             design_wide(m, platform, clear, "clear_all"),
                             design_wide(m, platform, advance & side.valid, "add"))
-        totals = {}
-        for t in range(self.tokens):
-            for ch in range(self.channels):
-                acc = Signal(signed(self.acc_bits), name=f"acc_{t}_{ch}", reset_less=True)
-                totals[t, ch] = total = acc + terms[t, ch]
-                with m.If(clear):
-                    m.d.sync += acc.eq(0)
-                with m.Elif(add):
-                    m.d.sync += acc.eq(total)
-
-        # ... and so do the channels' lo offsets (head_offsets), summed like the cells' terms.
-        offsets = []
-        for ch, term in enumerate(offset_terms):
-            acc = Signal(signed(offset_bits), name=f"lo_offset_acc_{ch}", reset_less=True)
-            offsets.append(acc + term)
+        def accumulate(term: Value, bits: int, name: str) -> Value:
+            """A group's running sum of ``term``: cleared by ``clear``, added to on ``add``; returns the sum
+            with this cycle's term (what the register takes)."""
+            acc = Signal(signed(bits), name=name, reset_less=True)
+            total = acc + term
             with m.If(clear):
                 m.d.sync += acc.eq(0)
             with m.Elif(add):
-                m.d.sync += acc.eq(offsets[-1])
+                m.d.sync += acc.eq(total)
+            return total
+
+        totals = {(t, ch): accumulate(terms[t, ch], self.acc_bits, f"acc_{t}_{ch}")
+                  for t in range(self.tokens) for ch in range(self.channels)}
+        # ... and so do the channels' lo offsets (head_offsets), summed like the cells' terms.
+        offsets = [accumulate(term, offset_bits, f"lo_offset_acc_{ch}") for ch, term in enumerate(offset_terms)]
 
         if self.drain_lanes is None:
             with m.If(dump):
