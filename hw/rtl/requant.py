@@ -149,7 +149,11 @@ class Requant(wiring.Component):
         # with one chunk the beat right ahead, written after the read, has its sum forwarded.
         m.submodules.psums = buf = memory.Memory(shape=psum_shape, depth=self.chunks, init=[])
         wr = buf.write_port()
-        rd = buf.read_port(transparent_for=(wr,))       # (for the write `chunks` places ahead)
+        # The read is transparent to the write only while the write `chunks` places ahead can land in the
+        # cycle of the read (the write is WRITE_DELAY places on, or one fewer with fewer chunks): yosys
+        # emulates a block RAM's transparency with a register of the written word and a multiplexer on the
+        # read (the 85F: 188 flip-flops, and a LUT in the read's path to `stored`).
+        rd = buf.read_port(transparent_for=(wr,) if self.chunks <= self.WRITE_DELAY else ())
         chunk = Signal(range(self.chunks))
         with m.If(s0.valid & advance):
             m.d.sync += chunk.eq(Mux(chunk == self.chunks - 1, 0, chunk + 1))
