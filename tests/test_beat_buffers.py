@@ -10,11 +10,16 @@ from hw.rtl.skid_buffer import SkidBuffer
 from hw.rtl.stream_queue import StreamQueue
 
 
-@pytest.mark.parametrize("component", [SkidBuffer, StreamQueue])
+def wide_queue(shape):
+    """A queue whose 12-bit words are steered by three pairs of pointers (pieces of 5, 5 and 2 bits)."""
+    return StreamQueue(shape, piece_bits=5)
+
+
+@pytest.mark.parametrize("component", [SkidBuffer, StreamQueue, wide_queue])
 @pytest.mark.parametrize("p_valid, p_ready", [(1.0, 1.0), (0.7, 0.3), (0.3, 0.9), (1.0, 0.5)])
 def test_words_leave_in_order_with_one_cycle_latency(p_valid, p_ready, component):
     dut = component(unsigned(12))
-    words = list(range(1, 400))
+    words = [(w * 2654435761) % 4096 for w in range(1, 400)]     # every bit of every piece moves
     got, ready_changed_with_o_ready = [], []
     rng = random.Random(int(p_valid * 10 + p_ready * 100))
 
@@ -44,3 +49,8 @@ def test_words_leave_in_order_with_one_cycle_latency(p_valid, p_ready, component
     sim.add_testbench(bench)
     sim.run()
     assert got == words and not any(ready_changed_with_o_ready)
+
+
+def test_queue_refuses_a_bad_piece_width():
+    with pytest.raises(ValueError, match="piece_bits must be a positive integer, not 0"):
+        StreamQueue(unsigned(8), piece_bits=0)
