@@ -259,8 +259,8 @@ class Requant(wiring.Component):
             "fits": data.ArrayLayout(1, self.lanes),
             "negative": data.ArrayLayout(1, self.lanes),
         }))
-        m.d.comb += self.busy.eq(s0.valid | s1.valid | s1b.valid | write_pending | s2.valid | s3.valid | s3a.valid | s3b.valid
-                                 | s4.valid | ~out.i.ready | self.o.valid)
+        m.d.comb += self.busy.eq(s0.valid | s1.valid | s1b.valid | write_pending | s2.valid | s3.valid | s3a.valid
+                                 | s3b.valid | s4.valid | ~out.i.ready | self.o.valid)
         reach = MAX_SHIFT - 1 + window          # every bit the window can start at, sign-extended past the top
         with m.If(advance):
             m.d.sync += s4.valid.eq(s3b.valid)
