@@ -202,9 +202,10 @@ class Requant(wiring.Component):
                                                     Signal(psum_shape, name="psum_write"))
             with m.If(advance):
                 m.d.sync += [write_valid.eq(s1b.valid), write_chunk.eq(s1b.chunk), write_psum.eq(psum)]
+            write_pending = write_valid        # a write still to come, after stage 1b
         else:
             write_valid, write_chunk, write_psum = s1b.valid, s1b.chunk, psum
-        write_pending = write_valid if self.chunks >= self.WRITE_DELAY else 0
+            write_pending = 0
         m.d.comb += [wr.addr.eq(write_chunk), wr.data.eq(write_psum), wr.en.eq(advance & write_valid)]
         # Stage 2: finished sums only (the last group), with their token multipliers.
         s2 = Signal(data.StructLayout({"valid": 1, "psum": psum_shape}))     # (and the tmul copies below)
