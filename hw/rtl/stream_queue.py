@@ -48,9 +48,8 @@ class StreamQueue(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         level = Signal(range(3))                 # words held: 0, 1 or 2
-        put = self.i.valid & (level != 2)
-        take = self.o.ready & (level != 0)
         m.d.comb += [self.i.ready.eq(level != 2), self.o.valid.eq(level != 0)]
+        put, take = self.i.valid & self.i.ready, self.o.valid & self.o.ready
         m.d.sync += level.eq(level + put - take)
         width = Shape.cast(self.shape).width
         payload_in, payload_out = Value.cast(self.i.payload), Value.cast(self.o.payload)
