@@ -1,5 +1,5 @@
-"""The beat buffers (skid slice, two-word queue): every word in order under random valid/ready, one cycle of
-latency at full rate, and no combinational path from o.ready back to i.ready."""
+"""The beat buffers (skid slice, short queues): every word in order under random valid/ready, one cycle of
+latency at full rate, no combinational path from o.ready back to i.ready, and a queue holds its depth."""
 import random
 
 import pytest
@@ -15,7 +15,22 @@ def wide_queue(shape):
     return StreamQueue(shape, piece_bits=5)
 
 
-@pytest.mark.parametrize("component", [SkidBuffer, StreamQueue, wide_queue])
+def deep_queue(shape):
+    """Five words (the host link's queued replays over a sliced memory) in LUT-RAM pieces of 5, 5 and 2 bits."""
+    return StreamQueue(shape, depth=5, piece_bits=5)
+
+
+def three_word_queue(shape):
+    """A depth that is not a power of two, so its pointers wrap by compare."""
+    return StreamQueue(shape, depth=3)
+
+
+def one_word_queue(shape):
+    return StreamQueue(shape, depth=1, piece_bits=5)
+
+
+@pytest.mark.parametrize("component", [SkidBuffer, StreamQueue, wide_queue, deep_queue, three_word_queue,
+                                       one_word_queue])
 @pytest.mark.parametrize("p_valid, p_ready", [(1.0, 1.0), (0.7, 0.3), (0.3, 0.9), (1.0, 0.5)])
 def test_words_leave_in_order_with_one_cycle_latency(p_valid, p_ready, component):
     dut = component(unsigned(12))
@@ -42,7 +57,8 @@ def test_words_leave_in_order_with_one_cycle_latency(p_valid, p_ready, component
             cycles += 1
             assert cycles < 10_000
         if p_valid == p_ready == 1.0:
-            assert cycles == len(words) + 1          # full rate, one cycle of latency
+            # full rate, one cycle of latency; one word held means a word every other cycle
+            assert cycles == (len(words) + 1 if component is not one_word_queue else 2 * len(words))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -54,3 +70,37 @@ def test_words_leave_in_order_with_one_cycle_latency(p_valid, p_ready, component
 def test_queue_refuses_a_bad_piece_width():
     with pytest.raises(ValueError, match="piece_bits must be a positive integer, not 0"):
         StreamQueue(unsigned(8), piece_bits=0)
+
+
+def test_queue_refuses_a_bad_depth():
+    with pytest.raises(ValueError, match="depth must be a positive integer, not 0"):
+        StreamQueue(unsigned(8), depth=0)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_queue_holds_exactly_its_depth(depth):
+    """With o.ready low, i.ready falls after ``depth`` words and the words come out in order after."""
+    dut = StreamQueue(unsigned(12), depth=depth, piece_bits=5)
+    words = [0xA5A, 0x5A5, 0xFFF, 0x001, 0x800, 0x7FE][:depth + 1]
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 0)
+        taken = 0
+        for word in words:
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, word)
+            taken += ctx.get(dut.i.ready)
+            await ctx.tick()
+        assert taken == depth and not ctx.get(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        ctx.set(dut.o.ready, 1)
+        got = []
+        while ctx.get(dut.o.valid):
+            got.append(ctx.get(dut.o.payload))
+            await ctx.tick()
+        assert got == words[:depth]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
