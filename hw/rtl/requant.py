@@ -238,16 +238,20 @@ class Requant(wiring.Component):
         # Per-run settings, registered here so that the placer can keep them beside their users (they come from
         # the sequencer's register file, across the device), and what stages 4-5 need from them as constants
         # of the run: where the window starts in the product, and which product bits must all equal its sign.
+        # Each lane has its own copies (fpga.build keeps yosys from merging them, ``fanout_``): shared, the
+        # ULX3S-85F's routes from the shift to the mask took 6.1 ns (11.4 in all), and from the window's
+        # offset into the lanes' shifters 13.5.
         window = min(WINDOW, self.product_bits)
-        offset = Signal(range(MAX_SHIFT), name="window_offset")              # shift - 1
-        high_mask = Signal(self.product_bits, name="high_mask")              # bits >= shift - 2 + window
-        shift_q = Signal.like(self.shift, name="shift_q")
+        shift_q = [Signal.like(self.shift, name=f"fanout_shift_{l}") for l in lanes]
+        offsets = [Signal(range(MAX_SHIFT), name=f"fanout_window_offset_{l}") for l in lanes]    # shift - 1
+        # the product bits that must all equal its sign: those >= shift - 2 + window
+        high_masks = [Signal(self.product_bits, name=f"fanout_high_mask_{l}") for l in lanes]
         # out_bits8 once per lane, for stage 5's clamps: from one register, its route to the four lanes' clamps
-        # was 9.5 ns on the 85F (fpga.build keeps yosys from merging the copies, ``fanout_``).
+        # was 9.5 ns on the 85F.
         out_bits8_q = [Signal(init=1, name=f"fanout_out_bits8_{l}") for l in lanes]
-        m.d.sync += [shift_q.eq(self.shift), offset.eq(shift_q - 1)]
-        m.d.sync += [copy.eq(self.out_bits8) for copy in out_bits8_q]
-        m.d.sync += [high_mask[b].eq(shift_q + (window - 2) <= b) for b in range(self.product_bits)]
+        for l in lanes:
+            m.d.sync += [shift_q[l].eq(self.shift), offsets[l].eq(shift_q[l] - 1), out_bits8_q[l].eq(self.out_bits8)]
+            m.d.sync += [high_masks[l][b].eq(shift_q[l] + (window - 2) <= b) for b in range(self.product_bits)]
 
         # Stage 4: the shift, in a cycle of its own (behind the rounding and the clamp it was the ECP5 build's
         # critical path).  halved = product >> (shift - 1) is needed only as its low `window` bits, whether it
@@ -270,8 +274,8 @@ class Requant(wiring.Component):
                 sign = product[-1]
                 extended = product.as_signed() if reach <= len(product) else \
                     Cat(product, sign.replicate(reach - len(product)))
-                unequal = (product ^ sign.replicate(len(product))) & high_mask
-                m.d.sync += [s4.window[l].eq(extended.bit_select(offset, window)),
+                unequal = (product ^ sign.replicate(len(product))) & high_masks[l]
+                m.d.sync += [s4.window[l].eq(extended.bit_select(offsets[l], window)),
                              s4.fits[l].eq(unequal == 0), s4.negative[l].eq(sign)]
 
         # Stage 5 (the output register, or its spare): round, then saturate.  Only the window goes through carry chains: if
