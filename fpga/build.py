@@ -73,6 +73,29 @@ PNR_OUTPUT = {"ice40": ("--asc", "top.asc"), "ecp5": ("--textcfg", "top.config")
 ICE40_MAC16_COMB_NS = 9.0
 CONSTANT_CLOCK = "$PACKER_GND_NET"
 
+#: yosys command that marks the memories carrying hw.ram.NO_RW_CHECK (one read and one write port each) as
+#: "a read that collides with a write gives X", so memory_libmap builds no old-word logic around their RAMs.
+#: (``1'1``, one bit for the one pair of ports: with a plain ``1`` this yosys crashes reading a script file.)
+NO_RW_CHECK_COMMAND = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i"
+
+
+def synthesis_scripts(family: str, pins: str = "") -> tuple[str, str]:
+    """Amaranth's ``synth_opts`` and ``script_after_synth`` for a ``family`` build, with the yosys commands
+    ``pins`` (DSP placements) run after flattening."""
+    # Synthesis runs in two halves with `opt_clean -purge` between them (after flattening, before LUT
+    # mapping).  Amaranth names the bits of its data views `x[0]` next to a wire `x`, and the re-import
+    # after ABC9 asserts on such a pair (`count_id(wire->name) == 0`, YosysHQ/yosys#4349; the ULX3S
+    # build hit it).  Purging the unused named wires first is the workaround given in that issue.
+    family_opts = "-dsp" if family == "ice40" else ""
+    # ECP5: the first half stops once more before the memories are mapped, where the memories that carry
+    # hw.ram.NO_RW_CHECK are told that a read colliding with a write may give anything (yosys's
+    # RD_COLLISION_X_MASK).  (iCE40: the netlist its placement was found for.)
+    collisions = (f"{NO_RW_CHECK_COMMAND}\nsynth_{family} {family_opts} -top top -run map_ram:map_luts\n"
+                  if family == "ecp5" else "")
+    synth_opts = f"{family_opts} -run :{'map_ram' if collisions else 'map_luts'}"
+    return synth_opts, (collisions + (f"{pins}\n" if pins else "") +
+                        f"opt_clean -purge\nsynth_{family} {family_opts} -top top -run map_luts:")
+
 
 def dsp_path_ns(pnr: dict, family: str) -> dict | None:
     """The worst path through a combinational iCE40 DSP, bounded from nextpnr's report: its worst path
@@ -230,18 +253,10 @@ def build(board_name: str, *, out: Path | None = None, freq_mhz: float | None = 
     size = design_for(spec.device)
     link = HostLink(**size.link_args(), clk_hz=int(clk_hz), baud=baud)
     top = BoardTop(link, divisor, pll_verilog=pll, clk_hz=clk_hz)
-    # Synthesis runs in two halves with `opt_clean -purge` between them (after flattening, before LUT
-    # mapping).  Amaranth names the bits of its data views `x[0]` next to a wire `x`, and the re-import
-    # after ABC9 asserts on such a pair (`count_id(wire->name) == 0`, YosysHQ/yosys#4349; the ULX3S
-    # build hit it).  Purging the unused named wires first is the workaround given in that issue.
-    family_opts = "-dsp" if family == "ice40" else ""
-    synth_opts = f"{family_opts} -run :map_luts"
     # Where the device's DSP geometry is known (the 85F), each multiplier is pinned to a site chosen by the
     # design's structure (fpga.floorplan), after flattening, before the rest of synthesis.
     sites = dsp_sites(spec.device, link.core)
-    pins = pin_commands(sites)
-    script_after_synth = (f"{pins}\n" if pins else "") + \
-        f"opt_clean -purge\nsynth_{family} {family_opts} -top top -run map_luts:"
+    synth_opts, script_after_synth = synthesis_scripts(family, pin_commands(sites))
     # --freq: the purge above also drops the net name Amaranth's clock constraint points at (nextpnr
     # then warns "net ... does not exist, ignoring clock constraint"), so the design clock's target is
     # given as nextpnr's default for clocks without one; the oscillator pin keeps its own constraint.

@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 from golden.requant import MAX_SHIFT, MULT_BITS, requant_bits
 from ..dsp import registered_product
 from ..global_net import design_wide
+from ..ram import NO_RW_CHECK
 from .skid_buffer import SkidBuffer
 
 __all__ = ["Requant"]
@@ -147,13 +148,17 @@ class Requant(wiring.Component):
         # A beat reads its chunk `chunks` or more places behind the last beat of that chunk: the write is
         # `WRITE_DELAY` places on, so with fewer chunks than that it is written straight from stage 1b, and
         # with one chunk the beat right ahead, written after the read, has its sum forwarded.
-        m.submodules.psums = buf = memory.Memory(shape=psum_shape, depth=self.chunks, init=[])
+        # With more chunks than WRITE_DELAY a beat never reads the chunk written in its cycle (that one is 1 to
+        # WRITE_DELAY beats behind it), so the buffer needs no old-word logic around its RAM (hw.ram).
+        transparent = self.chunks <= self.WRITE_DELAY
+        m.submodules.psums = buf = memory.Memory(shape=psum_shape, depth=self.chunks, init=[],
+                                                 attrs=None if transparent else NO_RW_CHECK)
         wr = buf.write_port()
         # The read is transparent to the write only while the write `chunks` places ahead can land in the
         # cycle of the read (the write is WRITE_DELAY places on, or one fewer with fewer chunks): yosys
         # emulates a block RAM's transparency with a register of the written word and a multiplexer on the
         # read (the 85F: 188 flip-flops, and a LUT in the read's path to `stored`).
-        rd = buf.read_port(transparent_for=(wr,) if self.chunks <= self.WRITE_DELAY else ())
+        rd = buf.read_port(transparent_for=(wr,) if transparent else ())
         chunk = Signal(range(self.chunks))
         with m.If(s0.valid & advance):
             m.d.sync += chunk.eq(Mux(chunk == self.chunks - 1, 0, chunk + 1))
