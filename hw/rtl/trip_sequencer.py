@@ -377,6 +377,8 @@ class TripSequencer(wiring.Component):
                                  m_left.eq(m_tiles), k_last.eq(k_reg - 1), g_last.eq(group - 1),
                                  k_before_last.eq(k_reg - 2), g_before_last.eq(group - 2),
                                  check_zero.eq(0), check_neg.eq(0), too_many_groups.eq(0)]
+                    if sliced:
+                        m.d.sync += k_is_last.eq(k_reg == 1)      # (see CHECK)
                     m.next = "CHECK"
             with m.State("CHECK"):            # GROUP divides K: subtract until 0 (K/GROUP cycles)
                 # The sign and zero tests of each remainder are registered with it: comparing and
@@ -390,7 +392,12 @@ class TripSequencer(wiring.Component):
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "LOAD"
-                        m.d.sync += [k.eq(0), k_is_last.eq(k_last == 0)]
+                        # With a sliced buffer k is not set here: it is 0 already (LOAD and RUN each end on its
+                        # wrap to 0, and only they move it), and k_is_last was set at START.  Set here, k's next
+                        # value waited on CHECK's tests: the ULX3S-85F's slowest path at 7bd5e03 seed 2, from
+                        # the FSM's state through the divisibility test's flags into k (12.8 ns).
+                        if not sliced:
+                            m.d.sync += [k.eq(0), k_is_last.eq(k_last == 0)]
                 with m.Else():
                     # The tests compare with GROUP directly, beside the subtract, not after it: a zero test
                     # behind the subtractor's carry chain was the iCE40 build's critical path (seed 3).
