@@ -7,7 +7,7 @@ __all__ = ["NO_RW_CHECK"]
 #: word that a write puts at the same address in the same cycle (yosys's name for this).  A synchronous read
 #: port without transparency asks for the old word, and a block RAM gives no such promise across its two
 #: ports, so yosys builds it around the RAM: a register of the write, an address compare and a multiplexer
-#: after the RAM's read.  fpga.build turns
-#: the attribute into yosys's "collision gives X" on the memory's read ports (the yosys of the build does not
-#: act on the attribute itself), which drops all three.  Simulation keeps the old word.
+#: after the RAM's read.  fpga.build turns the attribute into yosys's "collision gives X" on the memory's read
+#: ports (the yosys of the build does not act on the attribute itself), which drops all three.  Simulation
+#: keeps the old word.
 NO_RW_CHECK = {"no_rw_check": 1}
