@@ -120,7 +120,9 @@ class HostLink(wiring.Component):
     (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result memory before it
     goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the UART's), and the
     value a REG_READ sends (a cycle more per read).
-    ``data_registers`` is the sliced operand memories' (:class:`~hw.rtl.sliced_memory.SlicedMemory`).
+    ``data_registers`` and ``ram_write_registers`` are the sliced operand memories'
+    (:class:`~hw.rtl.sliced_memory.SlicedMemory`; a write register set per RAM costs a LOAD's last word a cycle,
+    long before the reply).
 
     Members: ``rx`` (In byte stream), ``tx`` (Out byte stream), ``busy`` (a run is in progress).
     """
@@ -128,13 +130,13 @@ class HostLink(wiring.Component):
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
                  clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False,
                  ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1, split_rams: bool = False,
-                 registered_reply: bool = False, data_registers: int = 1):
+                 registered_reply: bool = False, data_registers: int = 1, ram_write_registers: bool = False):
         self.core = TripCore(**core)
         self.operand_queues, self.registered_writes, self.ram_shapes = operand_queues, registered_writes, ram_shapes
         if not isinstance(rams_per_slice, int) or isinstance(rams_per_slice, bool) or rams_per_slice < 1:
             raise ValueError(f"rams_per_slice must be a positive integer, not {rams_per_slice!r}")
         self.rams_per_slice, self.split_rams, self.registered_reply = rams_per_slice, split_rams, registered_reply
-        self.data_registers = data_registers
+        self.data_registers, self.ram_write_registers = data_registers, ram_write_registers
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -207,7 +209,8 @@ class HostLink(wiring.Component):
                 mem = SlicedMemory(width=width, depth=depth,
                                    slice_width=slice_width(self.ram_shapes, depth, self.rams_per_slice),
                                    ram_width=slice_width(self.ram_shapes, depth) if self.split_rams else None,
-                                   data_registers=self.data_registers)
+                                   data_registers=self.data_registers,
+                                   ram_write_registers=self.ram_write_registers)
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
                 m.d.comb += [mem.w_addr.eq(load_addr), mem.w_data.eq(word[top:top + width]),
                              mem.w_en.eq(commit & (mem_sel == sel))]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from hw.rtl.simd_mul4 import best_shape
 from hw.rtl.sliced_memory import slice_width
 
-__all__ = ["Device", "DEVICES", "OPERAND_DATA_REGISTERS", "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES",
+__all__ = ["Device", "DEVICES", "OPERAND_DATA_REGISTERS", "OPERAND_RAM_WRITE_REGISTERS", "RAM_SHAPES", "RAMS_PER_SLICE",
+           "SLICED_ECP5_MEMORIES",
            "SPLIT_OPERAND_RAMS", "SPLIT_SLICE_RAMS", "SPLIT_EXTRACTION_FROM", "core_params"]
 
 #: Whether the ECP5 builds read their operand memories and activation buffer through
@@ -44,6 +45,12 @@ SPLIT_OPERAND_RAMS = True
 #: 13.5 at a6d8eb8).  One: with two (and TileRequant's upcoming scales register, 85f8445) the 85F's router fell
 #: behind (542 overused wires at pass 48, 1,251 at pass 61; a6d8eb8 routed by pass 50).
 OPERAND_DATA_REGISTERS = 1
+
+#: Whether each RAM of the host link's operand memories has a write register set of its own after its slice's
+#: (``SlicedMemory(ram_write_registers)``; the link writes at the UART's rate, so the cycle more costs nothing).
+#: A weight slice's write address register to the farthest of its 8 RAMs was the slowest group of 4d9893b's
+#: seed-1 ULX3S-85F build (12.4 ns, all routing), an activation slice's the slowest at seed 2 (12.0 ns).
+OPERAND_RAM_WRITE_REGISTERS = True
 
 #: Block RAMs side by side in one slice of a sliced memory.  One per slice (a register set beside every
 #: RAM) left the ULX3S-85F's router with 8,128 overused wires after 13 passes, 2,018 at that pass without

@@ -26,6 +26,7 @@ def test_slices_are_as_wide_as_one_ram_that_holds_the_depth():
     (dict(width=8, depth=8, slice_width=4, ram_width=0), "ram_width must be a positive integer"),
     (dict(width=8, depth=8, slice_width=4, ram_width=5), r"ram_width \(5\) must not exceed slice_width \(4\)"),
     (dict(width=8, depth=8, slice_width=4, data_registers=0), "data_registers must be a positive integer"),
+    (dict(width=8, depth=8, slice_width=4, ram_write_registers=1), "ram_write_registers must be a bool, not 1"),
 ])
 def test_bad_sizes_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -44,16 +45,18 @@ async def write_all(ctx, mem: SlicedMemory, words: list[int]) -> None:
         ctx.set(mem.w_en, 1)
         await ctx.tick()
     ctx.set(mem.w_en, 0)
-    await ctx.tick().repeat(2)
+    await ctx.tick().repeat(mem.write_latency)
 
 
 # ram_width None: one memory per slice; 3: slices of 3 + 1 bits and the last 2-bit slice as 2; 1: a memory a bit;
-# data_registers 2: one stage more
-@pytest.mark.parametrize("ram_width, data_registers", [(None, 1), (3, 1), (1, 1), (3, 2)])
-def test_reads_move_only_with_r_en_and_return_the_address_read_latency_reads_before(ram_width, data_registers):
+# data_registers 2: one stage more; ram_write_registers: a write register set per RAM
+@pytest.mark.parametrize("ram_width, data_registers, ram_write_registers",
+                         [(None, 1, False), (3, 1, False), (1, 1, False), (3, 2, False), (3, 1, True), (None, 2, True)])
+def test_reads_move_only_with_r_en_and_return_the_address_read_latency_reads_before(ram_width, data_registers,
+                                                                                     ram_write_registers):
     rng = random.Random(5)
     mem = SlicedMemory(width=10, depth=64, slice_width=4, ram_width=ram_width,   # slices of 4, 4 and 2 bits
-                       data_registers=data_registers)
+                       data_registers=data_registers, ram_write_registers=ram_write_registers)
     assert mem.read_latency == 2 + data_registers
     words = [rng.randrange(1 << 10) for _ in range(64)]
     words[0], words[1] = 0, (1 << 10) - 1                         # every bit low, every bit high
@@ -77,6 +80,41 @@ def test_reads_move_only_with_r_en_and_return_the_address_read_latency_reads_bef
 
     simulate(mem, bench)
     assert checked > 200
+
+
+@pytest.mark.parametrize("ram_width, ram_write_registers", [(None, False), (3, False), (None, True), (3, True)])
+def test_a_write_is_read_from_exactly_write_latency_cycles_on(ram_width, ram_write_registers):
+    """A read address given write_latency cycles after a write's gets the new word; one cycle earlier, the old
+    one (the simulator's answer to a read that meets the write at the RAM), so neither side of the contract
+    is loose."""
+    mem = SlicedMemory(width=10, depth=16, slice_width=4, ram_width=ram_width, ram_write_registers=ram_write_registers)
+    assert mem.write_latency == (2 if ram_write_registers else 1)
+    old, new = 0x155, 0x2AA                        # every bit differs
+
+    async def read_after(ctx, distance: int) -> int:
+        """Write ``new`` over ``old`` at address 5, give address 5 to the read ``distance`` cycles later
+        (the read pipeline always moving) and return the word it reads."""
+        await write_all(ctx, mem, [0] * 5 + [old])
+        ctx.set(mem.r_en, 1)
+        ctx.set(mem.w_addr, 5)
+        ctx.set(mem.w_data, new)
+        ctx.set(mem.w_en, 1)
+        ctx.set(mem.r_addr, 5 if distance == 0 else 0)
+        for cycle in range(1, distance + mem.read_latency + 1):
+            await ctx.tick()
+            ctx.set(mem.w_en, 0)
+            ctx.set(mem.r_addr, 5 if cycle == distance else 0)
+        return ctx.get(mem.r_data)
+
+    seen = {}
+
+    async def bench(ctx):
+        for distance in range(0, mem.write_latency + 2):
+            seen[distance] = await read_after(ctx, distance)
+
+    simulate(mem, bench)
+    latency = mem.write_latency
+    assert seen == {d: new if d >= latency else old for d in range(latency + 2)}
 
 
 def simulate(dut, bench) -> None:

@@ -50,7 +50,9 @@ class SlicedMemory(wiring.Component):
 
     Contract
     --------
-    Write latency 2: a word written at cycle t can be read from a read address given at t + 2 or later.
+    Write latency ``write_latency`` (1, or 2 with ``ram_write_registers``): a word written at cycle t is read
+    from a read address given at t + ``write_latency`` or later.  An address given one cycle earlier meets the
+    write at the RAM (below).
     Read: ``read_latency`` (``2 + data_registers``) stages (each slice's address register, its RAMs, its
     data registers) that move together in every cycle with ``r_en`` high and hold otherwise: ``r_data``
     is the word at the ``r_addr`` given ``read_latency`` cycles with ``r_en`` high before.  One read per
@@ -68,16 +70,20 @@ class SlicedMemory(wiring.Component):
     READ_LATENCY = 3
 
     def __init__(self, *, width: int, depth: int, slice_width: int, ram_width: int | None = None,
-                 data_registers: int = 1):
+                 data_registers: int = 1, ram_write_registers: bool = False):
         ram_width = slice_width if ram_width is None else ram_width
         for name, value in (("width", width), ("depth", depth), ("slice_width", slice_width),
                             ("ram_width", ram_width), ("data_registers", data_registers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(ram_write_registers, bool):
+            raise ValueError(f"ram_write_registers must be a bool, not {ram_write_registers!r}")
         if ram_width > slice_width:
             raise ValueError(f"ram_width ({ram_width}) must not exceed slice_width ({slice_width})")
         self.width, self.depth, self.slice_width, self.ram_width = width, depth, slice_width, ram_width
-        self.data_registers = data_registers
+        self.data_registers, self.ram_write_registers = data_registers, ram_write_registers
+        #: Cycles from a write to the first read address that sees it.
+        self.write_latency = 2 if ram_write_registers else 1
         #: Cycles from an address to its word on ``r_data`` (with ``r_en`` high): READ_LATENCY with one data register.
         self.read_latency = self.READ_LATENCY - 1 + data_registers
         #: (first bit, width) of every slice, the last one narrower when ``slice_width`` does not divide ``width``
@@ -103,9 +109,15 @@ class SlicedMemory(wiring.Component):
             r_addr, r_data = Signal.like(self.r_addr, name=f"fanout_raddr_{n}"), Signal(bits, name=f"rdata_{n}")
             # (one memory per slice is written as whole signals: the netlist the builds were placed from)
             whole = len(rams) == 1
-            for ram_lo, ram_bits, wp, _ in ports:
-                m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data if whole else w_data[ram_lo:ram_lo + ram_bits]),
-                             wp.en.eq(w_en)]
+            for j, (ram_lo, ram_bits, wp, _) in enumerate(ports):
+                ram_addr, ram_en = w_addr, w_en
+                ram_data = w_data if whole else w_data[ram_lo:ram_lo + ram_bits]
+                if self.ram_write_registers:
+                    ram_addr = Signal.like(w_addr, name=f"fanout_waddr_{n}_{j}")
+                    ram_en = Signal(name=f"fanout_wen_{n}_{j}")
+                    slice_data, ram_data = ram_data, Signal(ram_bits, name=f"wdata_{n}_{j}")
+                    m.d.sync += [ram_addr.eq(w_addr), ram_en.eq(w_en), ram_data.eq(slice_data)]
+                m.d.comb += [wp.addr.eq(ram_addr), wp.data.eq(ram_data), wp.en.eq(ram_en)]
             with m.If(self.r_en):
                 m.d.sync += r_addr.eq(self.r_addr)
                 for ram_lo, ram_bits, _, rp in ports:
