@@ -41,6 +41,7 @@ from .boards import BOARDS, board
 from .floorplan import dsp_sites, pin_commands
 from .link import HostLink
 from .sizing import design_for
+from .synth import NO_RW_CHECK_COMMAND, synthesis_scripts  # noqa: F401 (NO_RW_CHECK_COMMAND: the build's API)
 from .top import BoardTop
 from .uart import divisor_for
 
@@ -72,30 +73,6 @@ PNR_OUTPUT = {"ice40": ("--asc", "top.asc"), "ecp5": ("--textcfg", "top.config")
 # registers hw/dsp.py turns on.)
 ICE40_MAC16_COMB_NS = 9.0
 CONSTANT_CLOCK = "$PACKER_GND_NET"
-
-#: yosys command that marks the memories carrying hw.ram.NO_RW_CHECK (one read and one write port each) as
-#: "a read that collides with a write gives X", so memory_libmap builds no old-word logic around their RAMs.
-#: (``1'1``, one bit for the one pair of ports: with a plain ``1`` this yosys crashes reading a script file.)
-NO_RW_CHECK_COMMAND = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i"
-
-
-def synthesis_scripts(family: str, pins: str = "") -> tuple[str, str]:
-    """Amaranth's ``synth_opts`` and ``script_after_synth`` for a ``family`` build, with the yosys commands
-    ``pins`` (DSP placements) run after flattening."""
-    # Synthesis runs in two halves with `opt_clean -purge` between them (after flattening, before LUT
-    # mapping).  Amaranth names the bits of its data views `x[0]` next to a wire `x`, and the re-import
-    # after ABC9 asserts on such a pair (`count_id(wire->name) == 0`, YosysHQ/yosys#4349; the ULX3S
-    # build hit it).  Purging the unused named wires first is the workaround given in that issue.
-    family_opts = "-dsp" if family == "ice40" else ""
-    # ECP5: the first half stops once more before the memories are mapped, where the memories that carry
-    # hw.ram.NO_RW_CHECK are told that a read colliding with a write may give anything (yosys's
-    # RD_COLLISION_X_MASK).  (iCE40: the netlist its placement was found for.)
-    collisions = (f"{NO_RW_CHECK_COMMAND}\nsynth_{family} {family_opts} -top top -run map_ram:map_luts\n"
-                  if family == "ecp5" else "")
-    synth_opts = f"{family_opts} -run :{'map_ram' if collisions else 'map_luts'}"
-    return synth_opts, (collisions + (f"{pins}\n" if pins else "") +
-                        f"opt_clean -purge\nsynth_{family} {family_opts} -top top -run map_luts:")
-
 
 def dsp_path_ns(pnr: dict, family: str) -> dict | None:
     """The worst path through a combinational iCE40 DSP, bounded from nextpnr's report: its worst path

