@@ -119,10 +119,12 @@ class HostLink(wiring.Component):
     memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into the operand queues
     (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result memory before it
     goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the UART's), and the
-    value a REG_READ sends (a cycle more per read).
-    ``data_registers`` and ``ram_write_registers`` are the sliced operand memories'
+    value a REG_READ sends (a cycle more per read).  ``registered_store`` shifts a LOAD's data byte into the
+    word a cycle after the UART hands it over, from a register of the byte and of its store (the ECP5 builds;
+    a word's commit a cycle later, against 10 bit-times of the UART's per byte).
+    ``data_registers``, ``ram_write_registers`` and ``ram_read_registers`` are the sliced operand memories'
     (:class:`~hw.rtl.sliced_memory.SlicedMemory`; a write register set per RAM costs a LOAD's last word a cycle,
-    long before the reply).
+    long before the reply; a read address per RAM, a replay's first word a cycle and its queue a word).
 
     Members: ``rx`` (In byte stream), ``tx`` (Out byte stream), ``busy`` (a run is in progress).
     """
@@ -130,13 +132,16 @@ class HostLink(wiring.Component):
     def __init__(self, core: dict, *, act_depth: int, weight_depth: int, result_bytes: int, scale_depth: int = 0,
                  clk_hz: int = 0, baud: int = 0, operand_queues: bool = False, registered_writes: bool = False,
                  ram_shapes: tuple[tuple[int, int], ...] = (), rams_per_slice: int = 1, split_rams: bool = False,
-                 registered_reply: bool = False, data_registers: int = 1, ram_write_registers: bool = False):
+                 registered_reply: bool = False, data_registers: int = 1, ram_write_registers: bool = False,
+                 ram_read_registers: bool = False, registered_store: bool = False):
         self.core = TripCore(**core)
         self.operand_queues, self.registered_writes, self.ram_shapes = operand_queues, registered_writes, ram_shapes
         if not isinstance(rams_per_slice, int) or isinstance(rams_per_slice, bool) or rams_per_slice < 1:
             raise ValueError(f"rams_per_slice must be a positive integer, not {rams_per_slice!r}")
         self.rams_per_slice, self.split_rams, self.registered_reply = rams_per_slice, split_rams, registered_reply
-        self.data_registers, self.ram_write_registers = data_registers, ram_write_registers
+        self.data_registers = data_registers
+        self.ram_write_registers, self.ram_read_registers = ram_write_registers, ram_read_registers
+        self.registered_store = registered_store
         if (self.core.requant is None) != (scale_depth == 0):
             raise ValueError("a scale memory is needed exactly when the core requantizes")
         self.depths = {Memories.ACT: act_depth, Memories.WEIGHTS: weight_depth, Memories.SCALES: scale_depth}
@@ -181,6 +186,8 @@ class HostLink(wiring.Component):
         # byte_idx == bytes_per_word, kept as a register beside byte_idx: the compare fed the commit,
         # which gates every byte lane's enable, on the iCE40 build's critical path (27.5 ns at 40 MHz).
         word_full = Signal()
+        # registered_store: a stored byte is still on its way into the word
+        byte_pending = Signal()
         commit = Signal()
         # The FSM is in LOAD, as a flag of its own: decoding it from the state register put two LUTs and
         # their routing at the head of the byte store's enables (the ULX3S-25F build's critical path once
@@ -210,7 +217,8 @@ class HostLink(wiring.Component):
                                    slice_width=slice_width(self.ram_shapes, depth, self.rams_per_slice),
                                    ram_width=slice_width(self.ram_shapes, depth) if self.split_rams else None,
                                    data_registers=self.data_registers,
-                                   ram_write_registers=self.ram_write_registers)
+                                   ram_write_registers=self.ram_write_registers,
+                                   ram_read_registers=self.ram_read_registers)
                 m.submodules[f"mem_{sel.name.lower()}"] = mem
                 m.d.comb += [mem.w_addr.eq(load_addr), mem.w_data.eq(word[top:top + width]),
                              mem.w_en.eq(commit & (mem_sel == sel))]
@@ -428,7 +436,8 @@ class HostLink(wiring.Component):
                             m.d.sync += count.eq(load_words)
                     m.d.sync += [reply_left.eq(0), loading.eq(0)]
                     m.next = "REPLY"
-                m.d.comb += commit.eq(word_full & ~load_finished)
+                m.d.comb += commit.eq(word_full & ~load_finished & ~byte_pending if self.registered_store
+                                      else word_full & ~load_finished)
             if self.registered_reply:
                 with m.State("REG_FETCH"):     # the address is set: reg_value takes the register now
                     m.next = "REG_READ"
@@ -485,6 +494,15 @@ class HostLink(wiring.Component):
             m.d.comb += self.rx.ready.eq(1)
             with m.If(self.rx.valid):
                 m.d.sync += [byte_idx.eq(byte_idx + 1), word_full.eq(byte_idx + 1 == bytes_per_word)]
-        with m.If(store):
-            m.d.sync += word.eq(Cat(word[8:], self.rx.payload))
+        if self.registered_store:
+            # The byte and its store, registered: the word's 768 enables then come from one register.  From
+            # the LOAD flags through `store`, they were 11.0 ns on the ULX3S-85F (4d9893b seed 2), and the
+            # LUT's place among them put byte_idx's path at 11.5.  The commit waits for the last byte's shift.
+            byte_q = Signal(8)
+            m.d.sync += [byte_pending.eq(store), byte_q.eq(self.rx.payload)]
+            with m.If(byte_pending):
+                m.d.sync += word.eq(Cat(word[8:], byte_q))
+        else:
+            with m.If(store):
+                m.d.sync += word.eq(Cat(word[8:], self.rx.payload))
         return m

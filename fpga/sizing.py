@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from amaranth.hdl import Shape
 
 from hw.rtl.sliced_memory import slice_width
-from hw.sizes import DEVICES, OPERAND_DATA_REGISTERS, OPERAND_RAM_WRITE_REGISTERS, RAM_SHAPES, RAMS_PER_SLICE, \
-    SLICED_ECP5_MEMORIES, SPLIT_OPERAND_RAMS, core_params
+from hw.sizes import DEVICES, OPERAND_DATA_REGISTERS, OPERAND_RAM_READ_REGISTERS, \
+    OPERAND_RAM_WRITE_REGISTERS, RAM_SHAPES, RAMS_PER_SLICE, SLICED_ECP5_MEMORIES, SPLIT_OPERAND_RAMS, core_params
 from hw.trip_core import TripCore
 
 __all__ = ["BLOCK_SHAPES", "DSPS_PER_REQUANT_LANE", "DesignSize", "design_for", "ram_blocks", "silence_unused",
@@ -75,8 +75,10 @@ class DesignSize:
                     ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 and SLICED_ECP5_MEMORIES else (),
                     rams_per_slice=RAMS_PER_SLICE if ecp5 and SLICED_ECP5_MEMORIES else 1,
                     split_rams=ecp5 and SLICED_ECP5_MEMORIES and SPLIT_OPERAND_RAMS, registered_reply=ecp5,
+                    registered_store=ecp5,
                     data_registers=OPERAND_DATA_REGISTERS if ecp5 and SLICED_ECP5_MEMORIES else 1,
-                    ram_write_registers=ecp5 and SLICED_ECP5_MEMORIES and OPERAND_RAM_WRITE_REGISTERS)
+                    ram_write_registers=ecp5 and SLICED_ECP5_MEMORIES and OPERAND_RAM_WRITE_REGISTERS,
+                    ram_read_registers=ecp5 and SLICED_ECP5_MEMORIES and OPERAND_RAM_READ_REGISTERS)
 
 
 def design_for(device: str) -> DesignSize:

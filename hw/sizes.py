@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from hw.rtl.simd_mul4 import best_shape
 from hw.rtl.sliced_memory import slice_width
 
-__all__ = ["Device", "DEVICES", "OPERAND_DATA_REGISTERS", "OPERAND_RAM_WRITE_REGISTERS", "RAM_SHAPES", "RAMS_PER_SLICE",
-           "SLICED_ECP5_MEMORIES",
-           "SPLIT_OPERAND_RAMS", "SPLIT_SLICE_RAMS", "SPLIT_EXTRACTION_FROM", "core_params"]
+__all__ = ["Device", "DEVICES", "OPERAND_DATA_REGISTERS", "OPERAND_RAM_READ_REGISTERS", "OPERAND_RAM_WRITE_REGISTERS",
+           "RAM_SHAPES", "RAMS_PER_SLICE", "SLICED_ECP5_MEMORIES", "SPLIT_OPERAND_RAMS", "SPLIT_SLICE_RAMS",
+           "SPLIT_EXTRACTION_FROM", "core_params"]
 
 #: Whether the ECP5 builds read their operand memories and activation buffer through
 #: :class:`~hw.rtl.sliced_memory.SlicedMemory`, slices of :data:`RAMS_PER_SLICE` block RAMs with registers of
@@ -51,6 +51,11 @@ OPERAND_DATA_REGISTERS = 1
 #: A weight slice's write address register to the farthest of its 8 RAMs was the slowest group of 4d9893b's
 #: seed-1 ULX3S-85F build (12.4 ns, all routing), an activation slice's the slowest at seed 2 (12.0 ns).
 OPERAND_RAM_WRITE_REGISTERS = True
+
+#: The same for their read address (``SlicedMemory(ram_read_registers)``; a replay's read takes a cycle more, its
+#: queue a word more).  A slice's read address register to its 8 RAMs was the second-slowest group of 4d9893b's
+#: seed-2 ULX3S-85F build (11.9 ns, all routing) and in the top 15 at seed 1 (10.2 ns).
+OPERAND_RAM_READ_REGISTERS = True
 
 #: Block RAMs side by side in one slice of a sliced memory.  One per slice (a register set beside every
 #: RAM) left the ULX3S-85F's router with 8,128 overused wires after 13 passes, 2,018 at that pass without

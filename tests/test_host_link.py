@@ -20,8 +20,9 @@ from fpga.top import UartLink
 from sim.uart_board import SimulatedSerial
 
 # The iCE40 shape (16-bit DSPs, raw group sums out) and an ECP5 shape with the on-chip requantizer (and the
-# ECP5 builds' queues, sliced memories (hw.sizes.SLICED_ECP5_MEMORIES) with a write register set per RAM, and lo
-# offsets added as the tile drains), with memories small enough that every layer below needs several runs.
+# ECP5 builds' queues, sliced memories (hw.sizes.SLICED_ECP5_MEMORIES) with write and read address registers
+# per RAM, and lo offsets added as the tile drains), with memories small enough that every layer below needs
+# several runs.
 RAW = dict(core=dict(rows=2, cols=4, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=2, max_k=64, max_k_total=64),
            act_depth=64, weight_depth=128, result_bytes=1024)
 REQUANT = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=64,
@@ -29,7 +30,7 @@ REQUANT = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul
                          head_offsets=True),
                act_depth=128, weight_depth=128, scale_depth=32, result_bytes=256, operand_queues=True,
                ram_shapes=BLOCK_SHAPES["ecp5"], rams_per_slice=2, split_rams=True, registered_reply=True,
-               data_registers=2, ram_write_registers=True)
+               registered_store=True, data_registers=2, ram_write_registers=True, ram_read_registers=True)
 
 
 # SmolLM2's K = 576 needs deeper memories: an ECP5-shaped link with the requantizer, 9 groups of 64.

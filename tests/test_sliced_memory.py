@@ -27,6 +27,7 @@ def test_slices_are_as_wide_as_one_ram_that_holds_the_depth():
     (dict(width=8, depth=8, slice_width=4, ram_width=5), r"ram_width \(5\) must not exceed slice_width \(4\)"),
     (dict(width=8, depth=8, slice_width=4, data_registers=0), "data_registers must be a positive integer"),
     (dict(width=8, depth=8, slice_width=4, ram_write_registers=1), "ram_write_registers must be a bool, not 1"),
+    (dict(width=8, depth=8, slice_width=4, ram_read_registers=None), "ram_read_registers must be a bool, not None"),
 ])
 def test_bad_sizes_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -45,19 +46,22 @@ async def write_all(ctx, mem: SlicedMemory, words: list[int]) -> None:
         ctx.set(mem.w_en, 1)
         await ctx.tick()
     ctx.set(mem.w_en, 0)
-    await ctx.tick().repeat(mem.write_latency)
+    await ctx.tick().repeat(max(mem.write_latency, 1))
 
 
 # ram_width None: one memory per slice; 3: slices of 3 + 1 bits and the last 2-bit slice as 2; 1: a memory a bit;
-# data_registers 2: one stage more; ram_write_registers: a write register set per RAM
-@pytest.mark.parametrize("ram_width, data_registers, ram_write_registers",
-                         [(None, 1, False), (3, 1, False), (1, 1, False), (3, 2, False), (3, 1, True), (None, 2, True)])
+# data_registers 2: one stage more; ram_write_registers / ram_read_registers: a write / read address register per RAM
+@pytest.mark.parametrize("ram_width, data_registers, ram_write_registers, ram_read_registers",
+                         [(None, 1, False, False), (3, 1, False, False), (1, 1, False, False), (3, 2, False, False),
+                          (3, 1, True, False), (None, 2, True, False), (3, 1, False, True), (3, 2, True, True)])
 def test_reads_move_only_with_r_en_and_return_the_address_read_latency_reads_before(ram_width, data_registers,
-                                                                                     ram_write_registers):
+                                                                                     ram_write_registers,
+                                                                                     ram_read_registers):
     rng = random.Random(5)
     mem = SlicedMemory(width=10, depth=64, slice_width=4, ram_width=ram_width,   # slices of 4, 4 and 2 bits
-                       data_registers=data_registers, ram_write_registers=ram_write_registers)
-    assert mem.read_latency == 2 + data_registers
+                       data_registers=data_registers, ram_write_registers=ram_write_registers,
+                       ram_read_registers=ram_read_registers)
+    assert mem.read_latency == 2 + data_registers + ram_read_registers
     words = [rng.randrange(1 << 10) for _ in range(64)]
     words[0], words[1] = 0, (1 << 10) - 1                         # every bit low, every bit high
     checked = 0
@@ -82,13 +86,16 @@ def test_reads_move_only_with_r_en_and_return_the_address_read_latency_reads_bef
     assert checked > 200
 
 
-@pytest.mark.parametrize("ram_width, ram_write_registers", [(None, False), (3, False), (None, True), (3, True)])
-def test_a_write_is_read_from_exactly_write_latency_cycles_on(ram_width, ram_write_registers):
+@pytest.mark.parametrize("ram_width, ram_write_registers, ram_read_registers",
+                         [(None, False, False), (3, False, False), (None, True, False), (3, True, False),
+                          (3, True, True), (None, False, True)])
+def test_a_write_is_read_from_exactly_write_latency_cycles_on(ram_width, ram_write_registers, ram_read_registers):
     """A read address given write_latency cycles after a write's gets the new word; one cycle earlier, the old
     one (the simulator's answer to a read that meets the write at the RAM), so neither side of the contract
     is loose."""
-    mem = SlicedMemory(width=10, depth=16, slice_width=4, ram_width=ram_width, ram_write_registers=ram_write_registers)
-    assert mem.write_latency == (2 if ram_write_registers else 1)
+    mem = SlicedMemory(width=10, depth=16, slice_width=4, ram_width=ram_width, ram_write_registers=ram_write_registers,
+                       ram_read_registers=ram_read_registers)
+    assert mem.write_latency == 1 + ram_write_registers - ram_read_registers
     old, new = 0x155, 0x2AA                        # every bit differs
 
     async def read_after(ctx, distance: int) -> int:

@@ -50,14 +50,14 @@ class SlicedMemory(wiring.Component):
 
     Contract
     --------
-    Write latency ``write_latency`` (1, or 2 with ``ram_write_registers``): a word written at cycle t is read
-    from a read address given at t + ``write_latency`` or later.  An address given one cycle earlier meets the
-    write at the RAM (below).
-    Read: ``read_latency`` (``2 + data_registers``) stages (each slice's address register, its RAMs, its
-    data registers) that move together in every cycle with ``r_en`` high and hold otherwise: ``r_data``
-    is the word at the ``r_addr`` given ``read_latency`` cycles with ``r_en`` high before.  One read per
-    cycle.  Nothing is checked: an address at or beyond ``depth`` reads and writes what the RAMs make of
-    it.  ``ram_width`` changes the netlist only.
+    Write latency ``write_latency`` (1, + 1 with ``ram_write_registers``, - 1 with ``ram_read_registers``): a
+    word written at cycle t is read from a read address given at t + ``write_latency`` or later.  An address
+    given one cycle earlier meets the write at the RAM (below).
+    Read: ``read_latency`` (``2 + data_registers``, + 1 with ``ram_read_registers``) stages (each slice's
+    address register, the RAMs' copies of it, its RAMs, its data registers) that move together in every
+    cycle with ``r_en`` high and hold otherwise: ``r_data`` is the word at the ``r_addr`` given
+    ``read_latency`` cycles with ``r_en`` high before.  One read per cycle.  Nothing is checked: an address
+    at or beyond ``depth`` reads and writes what the RAMs make of it.  ``ram_width`` changes the netlist only.
 
     A read of the address a write reaches the RAMs in the same cycle reads what the RAM makes of it
     (simulation: the old word).  The RAMs carry :data:`~hw.ram.NO_RW_CHECK`, so no logic is built to give
@@ -70,22 +70,25 @@ class SlicedMemory(wiring.Component):
     READ_LATENCY = 3
 
     def __init__(self, *, width: int, depth: int, slice_width: int, ram_width: int | None = None,
-                 data_registers: int = 1, ram_write_registers: bool = False):
+                 data_registers: int = 1, ram_write_registers: bool = False, ram_read_registers: bool = False):
         ram_width = slice_width if ram_width is None else ram_width
         for name, value in (("width", width), ("depth", depth), ("slice_width", slice_width),
                             ("ram_width", ram_width), ("data_registers", data_registers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if not isinstance(ram_write_registers, bool):
-            raise ValueError(f"ram_write_registers must be a bool, not {ram_write_registers!r}")
+        for name, value in (("ram_write_registers", ram_write_registers), ("ram_read_registers", ram_read_registers)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be a bool, not {value!r}")
         if ram_width > slice_width:
             raise ValueError(f"ram_width ({ram_width}) must not exceed slice_width ({slice_width})")
         self.width, self.depth, self.slice_width, self.ram_width = width, depth, slice_width, ram_width
-        self.data_registers, self.ram_write_registers = data_registers, ram_write_registers
+        self.data_registers = data_registers
+        self.ram_write_registers, self.ram_read_registers = ram_write_registers, ram_read_registers
         #: Cycles from a write to the first read address that sees it.
-        self.write_latency = 2 if ram_write_registers else 1
-        #: Cycles from an address to its word on ``r_data`` (with ``r_en`` high): READ_LATENCY with one data register.
-        self.read_latency = self.READ_LATENCY - 1 + data_registers
+        self.write_latency = 1 + ram_write_registers - ram_read_registers
+        #: Cycles from an address to its word on ``r_data`` (with ``r_en`` high): READ_LATENCY with one data
+        #: register and no read register per RAM.
+        self.read_latency = self.READ_LATENCY - 1 + data_registers + ram_read_registers
         #: (first bit, width) of every slice, the last one narrower when ``slice_width`` does not divide ``width``
         self.slices = _columns(width, slice_width)
         super().__init__({
@@ -122,8 +125,13 @@ class SlicedMemory(wiring.Component):
                 m.d.sync += r_addr.eq(self.r_addr)
                 for ram_lo, ram_bits, _, rp in ports:
                     m.d.sync += (r_data if whole else r_data[ram_lo:ram_lo + ram_bits]).eq(rp.data)
-            for _, _, _, rp in ports:
-                m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(self.r_en)]
+            for j, (_, _, _, rp) in enumerate(ports):
+                ram_addr = r_addr
+                if self.ram_read_registers:
+                    ram_addr = Signal.like(r_addr, name=f"fanout_raddr_{n}_{j}")
+                    with m.If(self.r_en):
+                        m.d.sync += ram_addr.eq(r_addr)
+                m.d.comb += [rp.addr.eq(ram_addr), rp.en.eq(self.r_en)]
             for k in range(1, self.data_registers):
                 later = Signal(bits, name=f"rdata_{n}_{k}")
                 with m.If(self.r_en):
