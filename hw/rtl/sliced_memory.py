@@ -47,6 +47,17 @@ class SlicedMemory(wiring.Component):
         and the others on the way to the reader, for a memory whose slices lie across the device and whose
         reader takes the whole word in one place (the host link's operand memories on the ULX3S-85F: a
         RAM's read into its slice's register, placed between the RAMs and the queue, 14.7 ns).
+    ram_write_registers : bool
+        A second write stage, one register set per RAM (its address, enable and data bits) after the slice's
+        (False, the default).  The slice's write address then reaches its RAMs in two hops, each of which the
+        placer can keep short: with one, a weight slice's write address register to the farthest of its 8
+        RAMs was the slowest group of 4d9893b's seed-1 ULX3S-85F build (12.4 ns, all routing).  For a writer
+        that can wait a cycle more (the host link writes at the UART's rate).  The data registers are
+        ``fanout_`` too: memories written from the same word have equal ones, and yosys merged them
+        (ULX3S-85F: an activation slice's register wrote a weight RAM, 11.3 ns).
+    ram_read_registers : bool
+        The same for the read address: a copy per RAM after the slice's, moving with ``r_en`` (read latency one
+        more).  For a reader that takes a longer read for a word of queue (the host link's replays).
 
     Contract
     --------
@@ -118,7 +129,7 @@ class SlicedMemory(wiring.Component):
                 if self.ram_write_registers:
                     ram_addr = Signal.like(w_addr, name=f"fanout_waddr_{n}_{j}")
                     ram_en = Signal(name=f"fanout_wen_{n}_{j}")
-                    slice_data, ram_data = ram_data, Signal(ram_bits, name=f"wdata_{n}_{j}")
+                    slice_data, ram_data = ram_data, Signal(ram_bits, name=f"fanout_wdata_{n}_{j}")
                     m.d.sync += [ram_addr.eq(w_addr), ram_en.eq(w_en), ram_data.eq(slice_data)]
                 m.d.comb += [wp.addr.eq(ram_addr), wp.data.eq(ram_data), wp.en.eq(ram_en)]
             with m.If(self.r_en):
