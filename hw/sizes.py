@@ -54,8 +54,11 @@ OPERAND_RAM_WRITE_REGISTERS = True
 
 #: The same for their read address (``SlicedMemory(ram_read_registers)``; a replay's read takes a cycle more, its
 #: queue a word more).  A slice's read address register to its 8 RAMs was the second-slowest group of 4d9893b's
-#: seed-2 ULX3S-85F build (11.9 ns, all routing) and in the top 15 at seed 1 (10.2 ns).
-OPERAND_RAM_READ_REGISTERS = True
+#: seed-2 ULX3S-85F build (11.9 ns, all routing) and 11.7 ns at fd87adc's seed 1.  Off: with it (eda6ece) the
+#: 85F's router fell behind, 6,206 and 7,410 overused wires at pass 9 of seeds 1 and 2 (2,533 without it,
+#: 950 at 4d9893b), and the builds were stopped.  The copies move with the replays' read enable, so that net
+#: gains an address's worth of clock enables beside every RAM.
+OPERAND_RAM_READ_REGISTERS = False
 
 #: Block RAMs side by side in one slice of a sliced memory.  One per slice (a register set beside every
 #: RAM) left the ULX3S-85F's router with 8,128 overused wires after 13 passes, 2,018 at that pass without

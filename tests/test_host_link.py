@@ -20,9 +20,9 @@ from fpga.top import UartLink
 from sim.uart_board import SimulatedSerial
 
 # The iCE40 shape (16-bit DSPs, raw group sums out) and an ECP5 shape with the on-chip requantizer (and the
-# ECP5 builds' queues, sliced memories (hw.sizes.SLICED_ECP5_MEMORIES) with write and read address registers
-# per RAM, and lo offsets added as the tile drains), with memories small enough that every layer below needs
-# several runs.
+# ECP5 builds' queues, sliced memories (hw.sizes.SLICED_ECP5_MEMORIES) with write registers per RAM, registered
+# LOAD bytes, and lo offsets added as the tile drains), with memories small enough that every layer below needs
+# several runs.  Its memories also copy the read address per RAM, which no board uses (OPERAND_RAM_READ_REGISTERS).
 RAW = dict(core=dict(rows=2, cols=4, a_lanes=1, w_lanes=2, mul_width=16, mul_latency=2, max_k=64, max_k_total=64),
            act_depth=64, weight_depth=128, result_bytes=1024)
 REQUANT = dict(core=dict(rows=1, cols=2, a_lanes=2, w_lanes=2, mul_width=18, mul_latency=2, max_k=64, max_k_total=64,
