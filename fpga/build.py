@@ -41,7 +41,7 @@ from .boards import BOARDS, board
 from .floorplan import dsp_sites, pin_commands
 from .link import HostLink
 from .sizing import design_for
-from .synth import NO_RW_CHECK_COMMAND, synthesis_scripts  # noqa: F401 (NO_RW_CHECK_COMMAND: the build's API)
+from .synth import synthesis_scripts
 from .top import BoardTop
 from .uart import divisor_for
 

@@ -436,8 +436,8 @@ class HostLink(wiring.Component):
                             m.d.sync += count.eq(load_words)
                     m.d.sync += [reply_left.eq(0), loading.eq(0)]
                     m.next = "REPLY"
-                m.d.comb += commit.eq(word_full & ~load_finished & ~byte_pending if self.registered_store
-                                      else word_full & ~load_finished)
+                whole_word = word_full & ~load_finished
+                m.d.comb += commit.eq(whole_word & ~byte_pending if self.registered_store else whole_word)
             if self.registered_reply:
                 with m.State("REG_FETCH"):     # the address is set: reg_value takes the register now
                     m.next = "REG_READ"

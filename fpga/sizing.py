@@ -69,16 +69,16 @@ class DesignSize:
 
     def link_args(self) -> dict:
         ecp5 = DEVICES[self.device].family == "ecp5"
+        sliced = ecp5 and SLICED_ECP5_MEMORIES
         return dict(core=self.core, act_depth=self.act_depth, weight_depth=self.weight_depth,
                     scale_depth=self.scale_depth, result_bytes=self.result_bytes,
                     operand_queues=ecp5, registered_writes=ecp5 and not SLICED_ECP5_MEMORIES,
-                    ram_shapes=BLOCK_SHAPES["ecp5"] if ecp5 and SLICED_ECP5_MEMORIES else (),
-                    rams_per_slice=RAMS_PER_SLICE if ecp5 and SLICED_ECP5_MEMORIES else 1,
-                    split_rams=ecp5 and SLICED_ECP5_MEMORIES and SPLIT_OPERAND_RAMS, registered_reply=ecp5,
-                    registered_store=ecp5,
-                    data_registers=OPERAND_DATA_REGISTERS if ecp5 and SLICED_ECP5_MEMORIES else 1,
-                    ram_write_registers=ecp5 and SLICED_ECP5_MEMORIES and OPERAND_RAM_WRITE_REGISTERS,
-                    ram_read_registers=ecp5 and SLICED_ECP5_MEMORIES and OPERAND_RAM_READ_REGISTERS)
+                    ram_shapes=BLOCK_SHAPES["ecp5"] if sliced else (),
+                    rams_per_slice=RAMS_PER_SLICE if sliced else 1,
+                    split_rams=sliced and SPLIT_OPERAND_RAMS, registered_reply=ecp5, registered_store=ecp5,
+                    data_registers=OPERAND_DATA_REGISTERS if sliced else 1,
+                    ram_write_registers=sliced and OPERAND_RAM_WRITE_REGISTERS,
+                    ram_read_registers=sliced and OPERAND_RAM_READ_REGISTERS)
 
 
 def design_for(device: str) -> DesignSize:
