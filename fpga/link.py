@@ -46,6 +46,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.ram import NO_RW_CHECK
 from hw.rtl.replay import Replay
 from hw.rtl.sliced_memory import SlicedMemory, slice_width
 from hw.rtl.trip_sequencer import REGS
@@ -268,7 +269,11 @@ class HostLink(wiring.Component):
         # --- result writer: each word becomes bytes in the result memory ---------------------------------
         res_width = Shape.cast(core.result_layout).width
         res_bytes = word_bytes(core.result_layout)
-        m.submodules.mem_results = res_mem = memory.Memory(shape=8, depth=self.result_bytes, init=[])
+        # NO_RW_CHECK: a READ never meets a write here (the writer moves only during a run, and the link takes no
+        # command until the run's reply), so no old-word logic sits between the RAMs and the reply's byte
+        # (ULX3S-85F, fd87adc seed 1: through that logic into read_byte_q, 11.4 ns).
+        m.submodules.mem_results = res_mem = memory.Memory(shape=8, depth=self.result_bytes, init=[],
+                                                            attrs=NO_RW_CHECK)
         res_wp = res_mem.write_port()
         res_rp = res_mem.read_port()
         # A stream holds its payload until taken, so the writer stores one byte of the offered word per
