@@ -1,7 +1,7 @@
 """Simulation models of the vendor primitives our gateware instantiates, for co-simulating a netlist
 elaborated for an FPGA family (``cosim(..., platform=...)``).
 
-yosys ships ECP5's ``MULT18X18D`` and ``DCCA`` only as black boxes, so these are ours.  They model the
+yosys ships ECP5's ``MULT18X18D``, ``DP16KD`` and ``DCCA`` only as black boxes, so these are ours.  They model the
 subset the components use and stop the simulation on anything else, rather than simulate a setting
 they do not understand:
 
@@ -10,6 +10,13 @@ they do not understand:
   input, pipeline and output registers each on (``"CLK0"``: clocked by ``CLK0``, enabled by ``CE0``,
   synchronously cleared by ``RST0``) or off (``"NONE"``), as the ECP5 sysDSP user guide describes them.
   ``C``, the ``SOURCE``/``SRI``/``SRO`` shift chains and ``CLK1``–``CLK3`` are not modelled.
+- ``DP16KD``: both ports of one width (1, 2, 4, 9 or 18 bits, the word address on the top address pins, an
+  18-bit write's two byte enables on ``ADA1``/``ADA0``), written through port A only, ``WRITEMODE``
+  ``NORMAL`` (a write leaves the port's read data as it was), each port's read taken in a cycle its ``CE``
+  is high, and with ``REGMODE`` ``OUTREG`` registered once more in a cycle its ``OCE`` is high, as the ECP5
+  memory user guide describes them.  A read of the word port A writes in the same cycle gives the old word.
+  The contents start at zero (no ``INITVAL``).  Chip selects other than ``0b000`` with all ``CS`` pins low,
+  a write on port B and a reset are not modelled.
 """
 from __future__ import annotations
 
@@ -76,6 +83,79 @@ module MULT18X18D #(
 endmodule
 """
 
+def _dp16kd_port(port: str) -> str:
+    """One port's read: its address, the word it reads while ``CE`` is high and ``WE`` low, its output
+    register, and its ``DO`` pins."""
+    return f"""
+    wire [13:0] ad{port.lower()} = {_concat(f"AD{port}", 14)};
+    wire [13 - LOW:0] word_{port.lower()} = ad{port.lower()}[13:LOW];
+    reg [17:0] read_{port.lower()} = 0, out_{port.lower()} = 0;
+    always @(posedge CLK{port}) begin
+        if (RST{port}) begin
+            $display("DP16KD model: RST{port} is not modelled"); $finish;
+        end
+        if (CE{port} && !WE{port} && {{CS{port}2, CS{port}1, CS{port}0}} == 3'b000)
+            read_{port.lower()} <= mem[word_{port.lower()}];          // zero-extended to 18 bits
+        if (OCE{port}) out_{port.lower()} <= read_{port.lower()};
+    end
+    assign {_concat(f"DO{port}", 18)} = REGMODE_{port} == "OUTREG" ? out_{port.lower()} : read_{port.lower()};
+"""
+
+
+def _setting_check(name: str, *allowed: str) -> str:
+    test = " && ".join(f'{name} != "{value}"' for value in allowed)
+    return (f'    initial if ({test}) begin\n'
+            f'        $display("DP16KD model: {name} = %s is not modelled", {name}); $finish;\n'
+            f'    end\n')
+
+
+_DP16KD = f"""
+module DP16KD #(
+    parameter DATA_WIDTH_A = 18, parameter DATA_WIDTH_B = 18,
+    parameter REGMODE_A = "NOREG", parameter REGMODE_B = "NOREG",
+    parameter WRITEMODE_A = "NORMAL", parameter WRITEMODE_B = "NORMAL",
+    parameter CSDECODE_A = "0b000", parameter CSDECODE_B = "0b000",
+    parameter RESETMODE = "SYNC", parameter ASYNC_RESET_RELEASE = "SYNC", parameter GSR = "ENABLED"
+) (
+    input {_bits("DIA", 18)},
+    input {_bits("ADA", 14)},
+    input CEA, OCEA, CLKA, WEA, RSTA, CSA2, CSA1, CSA0,
+    output {_bits("DOA", 18)},
+    input {_bits("DIB", 18)},
+    input {_bits("ADB", 14)},
+    input CEB, OCEB, CLKB, WEB, RSTB, CSB2, CSB1, CSB0,
+    output {_bits("DOB", 18)}
+);
+    localparam W = DATA_WIDTH_A;
+    // the lowest address pin of the word address: the port's depth is 2 ** (14 - LOW) words
+    localparam LOW = W == 1 ? 0 : W == 2 ? 1 : W == 4 ? 2 : W == 9 ? 3 : 4;
+    initial if (DATA_WIDTH_A != DATA_WIDTH_B || (W != 1 && W != 2 && W != 4 && W != 9 && W != 18)) begin
+        $display("DP16KD model: DATA_WIDTH_A = %0d, DATA_WIDTH_B = %0d is not modelled", DATA_WIDTH_A,
+                 DATA_WIDTH_B); $finish;
+    end
+{_setting_check("REGMODE_A", "NOREG", "OUTREG")}{_setting_check("REGMODE_B", "NOREG", "OUTREG")}\
+{_setting_check("WRITEMODE_A", "NORMAL")}{_setting_check("WRITEMODE_B", "NORMAL")}\
+{_setting_check("CSDECODE_A", "0b000")}{_setting_check("CSDECODE_B", "0b000")}
+    reg [W - 1:0] mem [0:(1 << (14 - LOW)) - 1];
+    integer i;
+    initial for (i = 0; i < (1 << (14 - LOW)); i = i + 1) mem[i] = 0;
+    wire [17:0] dia = {_concat("DIA", 18)};
+{_dp16kd_port("A")}{_dp16kd_port("B")}
+    wire write_a = CEA && WEA && {{CSA2, CSA1, CSA0}} == 3'b000;
+    generate if (W == 18) begin : bytes      // ADA0 / ADA1 enable the low / high 9-bit byte
+        always @(posedge CLKA) if (write_a) begin
+            if (ADA0) mem[word_a][8:0] <= dia[8:0];
+            if (ADA1) mem[word_a][17:9] <= dia[17:9];
+        end
+    end else begin : words
+        always @(posedge CLKA) if (write_a) mem[word_a] <= dia[W - 1:0];
+    end endgenerate
+    always @(posedge CLKB) if (CEB && WEB) begin
+        $display("DP16KD model: a write on port B is not modelled"); $finish;
+    end
+endmodule
+"""
+
 _DCCA = """
 module DCCA (input CLKI, input CE, output CLKO);
     assign CLKO = CLKI & CE;
@@ -83,7 +163,7 @@ endmodule
 """
 
 #: Verilog models of the ECP5 primitives, by family.
-ECP5_MODELS = _DCCA + _MULT18X18D
+ECP5_MODELS = _DCCA + _MULT18X18D + _DP16KD
 
 
 def models_for(platform) -> str:

@@ -1,13 +1,20 @@
-"""SlicedMemory (the ECP5 links' operand memories) and a Replay reading through its 3-stage pipeline."""
+"""SlicedMemory (the ECP5 links' operand memories), its ECP5 netlist's DP16KD output registers co-simulated on
+Verilator and Icarus, and a Replay reading through its 3-stage pipeline."""
 import random
 
 import pytest
-from amaranth import Module
+from amaranth import Module, Signal
+from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from fpga.sizing import BLOCK_SHAPES, sliced_ram_blocks
+from hw.bram import dp16kd_registered_read, dp16kd_width
+from hw.rtl import sliced_memory
 from hw.rtl.replay import Replay
 from hw.rtl.sliced_memory import SlicedMemory, slice_width
+from sim.runner import CosimFailed, cosim
+from sim.toolchain import SIMULATORS
+from sim.vendor_models import FamilyOnly
 
 
 def test_slices_are_as_wide_as_one_ram_that_holds_the_depth():
@@ -209,3 +216,73 @@ def test_queued_replay_start_drops_the_words_in_flight():
 
     simulate(m, bench)
     assert got == [words[0]] + words[:3]
+
+
+# --- the netlist as built for ECP5: DP16KD output registers as the slices' data registers -------------------
+
+ECP5 = FamilyOnly("ecp5")
+
+#: SlicedMemory arguments, with the DP16KD data widths their ECP5 netlist uses (None: a portable memory)
+COSIM_CONFIGS = {
+    # slices of 8, 8 and 2 bits, each RAM 4 (or 2) × 4096: the host link's operand memories on the ECP5 boards
+    "split_4x4096": (dict(width=18, depth=4096, slice_width=8, ram_width=4), [4, 4, 4, 4, 2]),
+    # 9 × 2048 RAMs, a 2-bit last slice, and one more data register
+    "slices_9x2048": (dict(width=20, depth=2048, slice_width=9, data_registers=2), [9, 9, 2]),
+    # 18 × 1024 RAMs (a write enables both 9-bit bytes) with a write and a read register set per RAM
+    "slices_18x1024_ram_registers": (dict(width=30, depth=1024, slice_width=18, ram_width=18,
+                                          ram_write_registers=True, ram_read_registers=True), [18, 18]),
+    # an 8 × 4096 slice fits no one DP16KD port: a portable memory and a fabric register; its 2-bit neighbour
+    # is a DP16KD
+    "mixed_8x4096": (dict(width=10, depth=4096, slice_width=8), [None, 2]),
+}
+
+
+def run_sliced(params: dict, simulator: str, platform=None, dut=None, **config):
+    dut = SlicedMemory(**params) if dut is None else dut
+    return cosim(dut, toplevel="sliced_memory", simulator=simulator, bench="sim.bench_sliced_memory",
+                 config={"params": params, "seed": 3, "reads": 1500, **config}, platform=platform)
+
+
+def test_dp16kd_width_is_the_narrowest_port_that_holds_the_words():
+    assert [dp16kd_width(bits, 4096) for bits in (1, 2, 3, 4, 5)] == [1, 2, 4, 4, None]
+    assert [dp16kd_width(bits, 1024) for bits in (5, 9, 10, 18, 19)] == [9, 9, 18, 18, None]
+    assert dp16kd_width(1, 16384) == 1 and dp16kd_width(1, 16385) is None
+
+
+@pytest.mark.parametrize("name", COSIM_CONFIGS)
+def test_only_ecp5_slices_that_fit_a_dp16kd_use_its_output_register(name):
+    params, widths = COSIM_CONFIGS[name]
+    mem = SlicedMemory(**params)
+    netlist = rtlil.convert(mem, platform=ECP5)
+    assert netlist.count("cell \\DP16KD ") == sum(w is not None for w in widths)
+    assert netlist.count('parameter \\REGMODE_B "OUTREG"') == sum(w is not None for w in widths)
+    for width in {w for w in widths if w is not None}:
+        assert f"parameter \\DATA_WIDTH_B {width}\n" in netlist
+    assert netlist.count("cell $memrd_v2 ") == widths.count(None)
+    for platform in (None, FamilyOnly("ice40")):
+        assert "DP16KD" not in rtlil.convert(SlicedMemory(**params), platform=platform)
+
+
+def test_a_dp16kd_that_holds_nothing_is_refused():
+    with pytest.raises(ValueError, match="no DP16KD port holds 4096 words of 5 bits"):
+        dp16kd_registered_read(depth=4096, w_addr=Signal(12), w_data=Signal(5), w_en=1, r_addr=Signal(12),
+                               r_en=1, r_data=Signal(5))
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("platform", [ECP5, None], ids=["ecp5", "portable"])
+@pytest.mark.parametrize("name", COSIM_CONFIGS)
+def test_cosim_reads_and_writes_as_the_contract_says(name, platform, simulator):
+    report = run_sliced(COSIM_CONFIGS[name][0], simulator, platform=platform).report
+    assert report["mismatches"] == 0 and report["reads_checked"] > 500
+
+
+def test_cosim_catches_a_dp16kd_without_its_output_register(monkeypatch):
+    """The bench fails when the RAM's read is a cycle short (REGMODE_B NOREG): the model honours the setting."""
+    def noreg(**kwargs):
+        instance = dp16kd_registered_read(**kwargs)
+        instance.parameters["REGMODE_B"] = "NOREG"
+        return instance
+    monkeypatch.setattr(sliced_memory, "dp16kd_registered_read", noreg)
+    with pytest.raises(CosimFailed, match="failed"):
+        run_sliced(COSIM_CONFIGS["split_4x4096"][0], "verilator", platform=ECP5)

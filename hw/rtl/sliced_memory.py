@@ -5,6 +5,7 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..bram import dp16kd_registered_read, dp16kd_width
 from ..ram import NO_RW_CHECK
 
 __all__ = ["SlicedMemory", "slice_width"]
@@ -70,6 +71,13 @@ class SlicedMemory(wiring.Component):
     ``read_latency`` cycles with ``r_en`` high before.  One read per cycle.  Nothing is checked: an address
     at or beyond ``depth`` reads and writes what the RAMs make of it.  ``ram_width`` changes the netlist only.
 
+    On ECP5 (``platform.family``) a slice whose memories each fit one ``DP16KD`` port
+    (:func:`hw.bram.dp16kd_width`: 4 × 4096 bits, say) is built of ``DP16KD`` instances whose output
+    registers are its first data register (:func:`hw.bram.dp16kd_registered_read`), with the same latency and
+    contract: yosys maps a memory with that register off, and a RAM's read into a fabric register was the
+    slowest group left on the ULX3S-85F (10.6 ns, of which 5.8 the RAM's clock-to-out).  Elsewhere, and for a
+    slice of deeper or wider memories, they are the portable memories and a fabric register.
+
     A read of the address a write reaches the RAMs in the same cycle reads what the RAM makes of it
     (simulation: the old word).  The RAMs carry :data:`~hw.ram.NO_RW_CHECK`, so no logic is built to give
     the old word (ULX3S-85F: a RAM's read through that logic's multiplexer into its slice's data register
@@ -109,21 +117,29 @@ class SlicedMemory(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        ecp5 = getattr(platform, "family", None) == "ecp5"
         for n, (lo, bits) in enumerate(self.slices):
             rams = _columns(bits, self.ram_width)
+            # the widest RAM decides: a DP16KD that holds it holds the narrower last one too
+            own_register = ecp5 and dp16kd_width(rams[0][1], self.depth) is not None
             ports = []
             for j, (ram_lo, ram_bits) in enumerate(rams):
+                name = f"slice_{n}" if len(rams) == 1 else f"slice_{n}_ram_{j}"
+                if own_register:
+                    ports.append((ram_lo, ram_bits, name, None, None))
+                    continue
                 mem = memory.Memory(shape=unsigned(ram_bits), depth=self.depth, init=[], attrs=NO_RW_CHECK)
-                m.submodules[f"slice_{n}" if len(rams) == 1 else f"slice_{n}_ram_{j}"] = mem
-                wp, rp = mem.write_port(), mem.read_port()
-                ports.append((ram_lo, ram_bits, wp, rp))
+                m.submodules[name] = mem
+                wp, rp = mem.write_port(), mem.read_port()            # (named: their wires in the netlist)
+                ports.append((ram_lo, ram_bits, name, wp, rp))
             w_addr, w_en = Signal.like(self.w_addr, name=f"fanout_waddr_{n}"), Signal(name=f"fanout_wen_{n}")
             w_data = Signal(bits, name=f"wdata_{n}")
             m.d.sync += [w_addr.eq(self.w_addr), w_en.eq(self.w_en), w_data.eq(self.w_data[lo:lo + bits])]
             r_addr, r_data = Signal.like(self.r_addr, name=f"fanout_raddr_{n}"), Signal(bits, name=f"rdata_{n}")
             # (one memory per slice is written as whole signals: the netlist the builds were placed from)
             whole = len(rams) == 1
-            for j, (ram_lo, ram_bits, wp, _) in enumerate(ports):
+            ram_writes = []
+            for j, (ram_lo, ram_bits, _, wp, _) in enumerate(ports):
                 ram_addr, ram_en = w_addr, w_en
                 ram_data = w_data if whole else w_data[ram_lo:ram_lo + ram_bits]
                 if self.ram_write_registers:
@@ -131,18 +147,27 @@ class SlicedMemory(wiring.Component):
                     ram_en = Signal(name=f"fanout_wen_{n}_{j}")
                     slice_data, ram_data = ram_data, Signal(ram_bits, name=f"fanout_wdata_{n}_{j}")
                     m.d.sync += [ram_addr.eq(w_addr), ram_en.eq(w_en), ram_data.eq(slice_data)]
-                m.d.comb += [wp.addr.eq(ram_addr), wp.data.eq(ram_data), wp.en.eq(ram_en)]
+                ram_writes.append((ram_addr, ram_data, ram_en))
+                if wp is not None:
+                    m.d.comb += [wp.addr.eq(ram_addr), wp.data.eq(ram_data), wp.en.eq(ram_en)]
             with m.If(self.r_en):
                 m.d.sync += r_addr.eq(self.r_addr)
-                for ram_lo, ram_bits, _, rp in ports:
-                    m.d.sync += (r_data if whole else r_data[ram_lo:ram_lo + ram_bits]).eq(rp.data)
-            for j, (_, _, _, rp) in enumerate(ports):
+                for ram_lo, ram_bits, _, _, rp in ports:
+                    if rp is not None:
+                        m.d.sync += (r_data if whole else r_data[ram_lo:ram_lo + ram_bits]).eq(rp.data)
+            for j, (ram_lo, ram_bits, name, _, rp) in enumerate(ports):
                 ram_addr = r_addr
                 if self.ram_read_registers:
                     ram_addr = Signal.like(r_addr, name=f"fanout_raddr_{n}_{j}")
                     with m.If(self.r_en):
                         m.d.sync += ram_addr.eq(r_addr)
-                m.d.comb += [rp.addr.eq(ram_addr), rp.en.eq(self.r_en)]
+                if rp is not None:
+                    m.d.comb += [rp.addr.eq(ram_addr), rp.en.eq(self.r_en)]
+                else:                                  # the slice's data register is the RAM's own
+                    write_addr, write_data, write_en = ram_writes[j]
+                    m.submodules[name] = dp16kd_registered_read(
+                        depth=self.depth, w_addr=write_addr, w_data=write_data, w_en=write_en, r_addr=ram_addr,
+                        r_en=self.r_en, r_data=r_data if whole else r_data[ram_lo:ram_lo + ram_bits])
             for k in range(1, self.data_registers):
                 later = Signal(bits, name=f"rdata_{n}_{k}")
                 with m.If(self.r_en):
