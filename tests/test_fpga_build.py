@@ -15,6 +15,7 @@ from fpga.uart import divisor_for
 from hw.rtl.sliced_memory import SlicedMemory
 from hw.sizes import DEVICES
 from sim.toolchain import ToolMissing
+from sim.vendor_models import FamilyOnly
 
 
 @pytest.mark.parametrize("device", sorted(DEVICES))
@@ -239,3 +240,12 @@ def test_sliced_memory_reads_straight_from_its_rams_into_its_registers(monkeypat
     assert built.get("TRELLIS_FF") == 12 + 1 + 8 + 12 + 8      # write address, enable, data; read address, data
     monkeypatch.setattr(fpga_synth, "NO_RW_CHECK_COMMAND", "")
     assert synthesize(memory(), "ecp5", name="sliced_memory", build_root=tmp_path).luts > 0
+
+
+def test_ecp5_sliced_memory_reads_into_the_dp16kd_output_registers(tmp_path):
+    """Elaborated for ECP5 as the boards are, a slice of 4 × 4096 RAMs is two DP16KD instances whose output
+    registers are its data register: yosys keeps them as they are, and the slice's 8 data flip-flops are gone."""
+    mem = SlicedMemory(width=8, depth=4096, slice_width=8, ram_width=4)
+    built = synthesize(mem, "ecp5", name="sliced_memory", build_root=tmp_path, platform=FamilyOnly("ecp5")).cells
+    assert built.get("DP16KD") == 2 and "LUT4" not in built
+    assert built.get("TRELLIS_FF") == 12 + 1 + 8 + 12           # write address, enable, data; read address
