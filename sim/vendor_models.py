@@ -11,7 +11,9 @@ they do not understand:
   synchronously cleared by ``RST0``) or off (``"NONE"``), as the ECP5 sysDSP user guide describes them.
   ``C``, the ``SOURCE``/``SRI``/``SRO`` shift chains and ``CLK1``–``CLK3`` are not modelled.
 - ``DP16KD``: both ports of one width (1, 2, 4, 9 or 18 bits, the word address on the top address pins, an
-  18-bit write's two byte enables on ``ADA1``/``ADA0``), written through port A only, ``WRITEMODE``
+  18-bit write's two byte enables on ``ADA1``/``ADA0``; or 36 bits, the pseudo dual-port mode: written
+  through both ports' data pins, ``ADA3``–``ADA0`` enabling its bytes, read at port B's address out of
+  both ports' data pins, with both output registers alike), written through port A only, ``WRITEMODE``
   ``NORMAL`` (a write leaves the port's read data as it was), each port's read taken in a cycle its ``CE``
   is high, and with ``REGMODE`` ``OUTREG`` registered once more in a cycle its ``OCE`` is high, as the ECP5
   memory user guide describes them.  A read of the word port A writes in the same cycle gives the old word.
@@ -83,22 +85,20 @@ module MULT18X18D #(
 endmodule
 """
 
-def _dp16kd_port(port: str) -> str:
-    """One port's read: its address, the word it reads while ``CE`` is high and ``WE`` low, its output
-    register, and its ``DO`` pins."""
+def _dp16kd_read(port: str, width: str, data: str) -> str:
+    """A port's read: the word at its address while ``CE`` is high and ``WE`` low, then its output register."""
+    p = port.lower()
     return f"""
-    wire [13:0] ad{port.lower()} = {_concat(f"AD{port}", 14)};
-    wire [13 - LOW:0] word_{port.lower()} = ad{port.lower()}[13:LOW];
-    reg [17:0] read_{port.lower()} = 0, out_{port.lower()} = 0;
-    always @(posedge CLK{port}) begin
-        if (RST{port}) begin
-            $display("DP16KD model: RST{port} is not modelled"); $finish;
+        wire [13:0] ad{p} = {_concat(f"AD{port}", 14)};
+        reg [{width} - 1:0] read_{p} = 0, out_{p} = 0;
+        always @(posedge CLK{port}) begin
+            if (RST{port}) begin
+                $display("DP16KD model: RST{port} is not modelled"); $finish;
+            end
+            if (CE{port} && !WE{port} && {{CS{port}2, CS{port}1, CS{port}0}} == 3'b000) read_{p} <= mem[ad{p}[13:LOW]];
+            if (OCE{port}) out_{p} <= read_{p};
         end
-        if (CE{port} && !WE{port} && {{CS{port}2, CS{port}1, CS{port}0}} == 3'b000)
-            read_{port.lower()} <= mem[word_{port.lower()}];          // zero-extended to 18 bits
-        if (OCE{port}) out_{port.lower()} <= read_{port.lower()};
-    end
-    assign {_concat(f"DO{port}", 18)} = REGMODE_{port} == "OUTREG" ? out_{port.lower()} : read_{port.lower()};
+        wire [{width} - 1:0] {data} = REGMODE_{port} == "OUTREG" ? out_{p} : read_{p};
 """
 
 
@@ -127,9 +127,9 @@ module DP16KD #(
     output {_bits("DOB", 18)}
 );
     localparam W = DATA_WIDTH_A;
-    // the lowest address pin of the word address: the port's depth is 2 ** (14 - LOW) words
-    localparam LOW = W == 1 ? 0 : W == 2 ? 1 : W == 4 ? 2 : W == 9 ? 3 : 4;
-    initial if (DATA_WIDTH_A != DATA_WIDTH_B || (W != 1 && W != 2 && W != 4 && W != 9 && W != 18)) begin
+    // the lowest address pin of the word address: the RAM holds 2 ** (14 - LOW) words
+    localparam LOW = W == 1 ? 0 : W == 2 ? 1 : W == 4 ? 2 : W == 9 ? 3 : W == 18 ? 4 : 5;
+    initial if (DATA_WIDTH_A != DATA_WIDTH_B || (W != 1 && W != 2 && W != 4 && W != 9 && W != 18 && W != 36)) begin
         $display("DP16KD model: DATA_WIDTH_A = %0d, DATA_WIDTH_B = %0d is not modelled", DATA_WIDTH_A,
                  DATA_WIDTH_B); $finish;
     end
@@ -139,20 +139,43 @@ module DP16KD #(
     reg [W - 1:0] mem [0:(1 << (14 - LOW)) - 1];
     integer i;
     initial for (i = 0; i < (1 << (14 - LOW)); i = i + 1) mem[i] = 0;
-    wire [17:0] dia = {_concat("DIA", 18)};
-{_dp16kd_port("A")}{_dp16kd_port("B")}
+    wire [35:0] di = {{{_concat("DIB", 18)}, {_concat("DIA", 18)}}};
+    wire [13:0] ada_w = {_concat("ADA", 14)};
     wire write_a = CEA && WEA && {{CSA2, CSA1, CSA0}} == 3'b000;
-    generate if (W == 18) begin : bytes      // ADA0 / ADA1 enable the low / high 9-bit byte
-        always @(posedge CLKA) if (write_a) begin
-            if (ADA0) mem[word_a][8:0] <= dia[8:0];
-            if (ADA1) mem[word_a][17:9] <= dia[17:9];
-        end
-    end else begin : words
-        always @(posedge CLKA) if (write_a) mem[word_a] <= dia[W - 1:0];
-    end endgenerate
     always @(posedge CLKB) if (CEB && WEB) begin
         $display("DP16KD model: a write on port B is not modelled"); $finish;
     end
+    generate if (W == 36) begin : pseudo_dual_port
+        // written through both ports' data pins, ADA3..ADA0 enabling its four 9-bit bytes; read at port B's
+        // address, the low half out of DOA, both halves registered alike
+        initial if (REGMODE_A != REGMODE_B) begin
+            $display("DP16KD model: 36-bit mode with REGMODE_A != REGMODE_B is not modelled"); $finish;
+        end
+        always @(posedge CLKB) if (OCEA !== OCEB) begin
+            $display("DP16KD model: 36-bit mode with OCEA != OCEB is not modelled"); $finish;
+        end
+        always @(posedge CLKA) if (write_a) begin
+            if (ada_w[0]) mem[ada_w[13:LOW]][8:0] <= di[8:0];
+            if (ada_w[1]) mem[ada_w[13:LOW]][17:9] <= di[17:9];
+            if (ada_w[2]) mem[ada_w[13:LOW]][26:18] <= di[26:18];
+            if (ada_w[3]) mem[ada_w[13:LOW]][35:27] <= di[35:27];
+        end
+{_dp16kd_read("B", "36", "do_b")}
+        assign {{{_concat("DOB", 18)}, {_concat("DOA", 18)}}} = do_b;
+    end else begin : true_dual_port
+        // written through port A (an 18-bit word's two 9-bit bytes enabled by ADA1 / ADA0), read by both
+        if (W == 18) begin : bytes
+            always @(posedge CLKA) if (write_a) begin
+                if (ada_w[0]) mem[ada_w[13:LOW]][8:0] <= di[8:0];
+                if (ada_w[1]) mem[ada_w[13:LOW]][17:9] <= di[17:9];
+            end
+        end else begin : words
+            always @(posedge CLKA) if (write_a) mem[ada_w[13:LOW]] <= di[W - 1:0];
+        end
+{_dp16kd_read("A", "18", "do_a")}{_dp16kd_read("B", "18", "do_b")}
+        assign {_concat("DOA", 18)} = do_a;
+        assign {_concat("DOB", 18)} = do_b;
+    end endgenerate
 endmodule
 """
 

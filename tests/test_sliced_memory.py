@@ -231,6 +231,8 @@ COSIM_CONFIGS = {
     # 18 × 1024 RAMs (a write enables both 9-bit bytes) with a write and a read register set per RAM
     "slices_18x1024_ram_registers": (dict(width=30, depth=1024, slice_width=18, ram_width=18,
                                           ram_write_registers=True, ram_read_registers=True), [18, 18]),
+    # 36 × 512 RAMs, the pseudo dual-port mode (the link's scales memory), and a 4-bit last slice
+    "slices_36x512": (dict(width=40, depth=512, slice_width=36), [36, 4]),
     # an 8 × 4096 slice fits no one DP16KD port: a portable memory and a fabric register; its 2-bit neighbour
     # is a DP16KD
     "mixed_8x4096": (dict(width=10, depth=4096, slice_width=8), [None, 2]),
@@ -246,6 +248,7 @@ def run_sliced(params: dict, simulator: str, platform=None, dut=None, **config):
 def test_dp16kd_width_is_the_narrowest_port_that_holds_the_words():
     assert [dp16kd_width(bits, 4096) for bits in (1, 2, 3, 4, 5)] == [1, 2, 4, 4, None]
     assert [dp16kd_width(bits, 1024) for bits in (5, 9, 10, 18, 19)] == [9, 9, 18, 18, None]
+    assert dp16kd_width(19, 512) == 36 and dp16kd_width(36, 513) is None
     assert dp16kd_width(1, 16384) == 1 and dp16kd_width(1, 16385) is None
 
 
@@ -277,12 +280,13 @@ def test_cosim_reads_and_writes_as_the_contract_says(name, platform, simulator):
     assert report["mismatches"] == 0 and report["reads_checked"] > 500
 
 
-def test_cosim_catches_a_dp16kd_without_its_output_register(monkeypatch):
-    """The bench fails when the RAM's read is a cycle short (REGMODE_B NOREG): the model honours the setting."""
+@pytest.mark.parametrize("name", ["split_4x4096", "slices_36x512"])
+def test_cosim_catches_a_dp16kd_without_its_output_register(monkeypatch, name):
+    """The bench fails when the RAM's read is a cycle short (REGMODE NOREG): the model honours the setting."""
     def noreg(**kwargs):
         instance = dp16kd_registered_read(**kwargs)
-        instance.parameters["REGMODE_B"] = "NOREG"
+        instance.parameters.update(REGMODE_A="NOREG", REGMODE_B="NOREG")
         return instance
     monkeypatch.setattr(sliced_memory, "dp16kd_registered_read", noreg)
     with pytest.raises(CosimFailed, match="failed"):
-        run_sliced(COSIM_CONFIGS["split_4x4096"][0], "verilator", platform=ECP5)
+        run_sliced(COSIM_CONFIGS[name][0], "verilator", platform=ECP5)
