@@ -72,7 +72,7 @@ class SlicedMemory(wiring.Component):
     at or beyond ``depth`` reads and writes what the RAMs make of it.  ``ram_width`` changes the netlist only.
 
     On ECP5 (``platform.family``) a slice whose memories each fit one ``DP16KD`` port
-    (:func:`hw.bram.dp16kd_width`: 4 × 4096 bits, say) is built of ``DP16KD`` instances whose output
+    (:func:`hw.bram.dp16kd_width`: 4 × 4096 or 36 × 512 bits, say) is built of ``DP16KD`` instances whose output
     registers are its first data register (:func:`hw.bram.dp16kd_registered_read`), with the same latency and
     contract: yosys maps a memory with that register off, and a RAM's read into a fabric register was the
     slowest group left on the ULX3S-85F (10.6 ns, of which 5.8 the RAM's clock-to-out).  Elsewhere, and for a
