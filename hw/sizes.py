@@ -43,7 +43,8 @@ SPLIT_OPERAND_RAMS = True
 #: replays read by credit, so a longer read costs only a word of queue).  With one, the register sat between its
 #: RAM and the queue that takes the whole word, and the RAM's read into it took 14.7 ns on the ULX3S-85F (d40d6a3;
 #: 13.5 at a6d8eb8).  One: with two (and TileRequant's upcoming scales register, 85f8445) the 85F's router fell
-#: behind (542 overused wires at pass 48, 1,251 at pass 61; a6d8eb8 routed by pass 50).
+#: behind (542 overused wires at pass 48, 1,251 at pass 61; a6d8eb8 routed by pass 50).  Since 797171e that one
+#: register is each RAM's own DP16KD output register (hw/bram.py), not a fabric register.
 OPERAND_DATA_REGISTERS = 1
 
 #: Whether each RAM of the host link's operand memories has a write register set of its own after its slice's
