@@ -34,7 +34,7 @@ def dp16kd_width(bits: int, depth: int) -> int | None:
 def _address_pins(prefix: str, addr: Value, width: int, *, byte_enables: ValueLike = 0) -> dict:
     """A word address on a port's 14 address pins: its bits on the top ones (the width says how many), the
     byte enables of an 18- or 36-bit write on the lowest two or four, zero on any pin left."""
-    first = {1: 0, 2: 1, 4: 2, 9: 3, 18: 4, 36: 5}[width]
+    first = _ADDRESS_PINS - (dict(DP16KD_SHAPES)[width].bit_length() - 1)      # 14 - log2(depth)
     enables = {18: 2, 36: 4}.get(width, 0)
     pins = {}
     for pin in range(_ADDRESS_PINS):

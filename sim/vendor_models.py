@@ -43,9 +43,11 @@ def _concat(prefix: str, n: int) -> str:
     return "{" + ", ".join(f"{prefix}{i}" for i in reversed(range(n))) + "}"
 
 
-def _register_check(name: str) -> str:
-    return (f'    initial if ({name} != "NONE" && {name} != "CLK0") begin\n'
-            f'        $display("MULT18X18D model: {name} = %s is not modelled", {name}); $finish;\n'
+def _setting_check(primitive: str, name: str, *allowed: str) -> str:
+    """Verilog that stops the simulation when parameter ``name`` is none of ``allowed``."""
+    test = " && ".join(f'{name} != "{value}"' for value in allowed)
+    return (f'    initial if ({test}) begin\n'
+            f'        $display("{primitive} model: {name} = %s is not modelled", {name}); $finish;\n'
             f'    end\n')
 
 
@@ -62,8 +64,10 @@ module MULT18X18D #(
     input CLK0, CE0, RST0,
     output {_bits("P", 36)}
 );
-{_register_check("REG_INPUTA_CLK")}{_register_check("REG_INPUTB_CLK")}\
-{_register_check("REG_PIPELINE_CLK")}{_register_check("REG_OUTPUT_CLK")}
+{_setting_check("MULT18X18D", "REG_INPUTA_CLK", "NONE", "CLK0")}\
+{_setting_check("MULT18X18D", "REG_INPUTB_CLK", "NONE", "CLK0")}\
+{_setting_check("MULT18X18D", "REG_PIPELINE_CLK", "NONE", "CLK0")}\
+{_setting_check("MULT18X18D", "REG_OUTPUT_CLK", "NONE", "CLK0")}
     wire [17:0] a_in = {_concat("A", 18)};
     wire [17:0] b_in = {_concat("B", 18)};
     reg [17:0] a_q = 0, b_q = 0;
@@ -102,13 +106,6 @@ def _dp16kd_read(port: str, width: str, data: str) -> str:
 """
 
 
-def _setting_check(name: str, *allowed: str) -> str:
-    test = " && ".join(f'{name} != "{value}"' for value in allowed)
-    return (f'    initial if ({test}) begin\n'
-            f'        $display("DP16KD model: {name} = %s is not modelled", {name}); $finish;\n'
-            f'    end\n')
-
-
 _DP16KD = f"""
 module DP16KD #(
     parameter DATA_WIDTH_A = 18, parameter DATA_WIDTH_B = 18,
@@ -133,9 +130,9 @@ module DP16KD #(
         $display("DP16KD model: DATA_WIDTH_A = %0d, DATA_WIDTH_B = %0d is not modelled", DATA_WIDTH_A,
                  DATA_WIDTH_B); $finish;
     end
-{_setting_check("REGMODE_A", "NOREG", "OUTREG")}{_setting_check("REGMODE_B", "NOREG", "OUTREG")}\
-{_setting_check("WRITEMODE_A", "NORMAL")}{_setting_check("WRITEMODE_B", "NORMAL")}\
-{_setting_check("CSDECODE_A", "0b000")}{_setting_check("CSDECODE_B", "0b000")}
+{"".join(_setting_check("DP16KD", f"REGMODE_{p}", "NOREG", "OUTREG") for p in "AB")}\
+{"".join(_setting_check("DP16KD", f"WRITEMODE_{p}", "NORMAL") for p in "AB")}\
+{"".join(_setting_check("DP16KD", f"CSDECODE_{p}", "0b000") for p in "AB")}
     reg [W - 1:0] mem [0:(1 << (14 - LOW)) - 1];
     integer i;
     initial for (i = 0; i < (1 << (14 - LOW)); i = i + 1) mem[i] = 0;
