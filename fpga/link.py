@@ -116,9 +116,10 @@ class HostLink(wiring.Component):
     operand memories as :class:`~hw.rtl.sliced_memory.SlicedMemory`, each slice as wide as
     ``rams_per_slice`` RAMs that hold the memory's depth (with ``split_rams``, each RAM a memory of its own:
     SlicedMemory's ``ram_width``): registered reads and writes beside each slice's RAMs (a replay's first word
-    comes two cycles later).  Without them, on the ULX3S-85F one address register drove a
-    memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into the operand queues
-    (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result memory before it
+    comes two cycles later), and the result memory as one slice of RAMs that each hold its depth (a READ's byte
+    two cycles later; on ECP5 the RAMs' own output registers take the read).  Without them, on the ULX3S-85F
+    one address register drove a memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into
+    the operand queues (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result memory before it
     goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the UART's), and the
     value a REG_READ sends (a cycle more per read).  ``registered_store`` shifts a LOAD's data byte into the
     word a cycle after the UART hands it over, from a register of the byte and of its store (the ECP5 builds;
@@ -272,10 +273,26 @@ class HostLink(wiring.Component):
         # NO_RW_CHECK: a READ never meets a write here (the writer moves only during a run, and the link takes no
         # command until the run's reply), so no old-word logic sits between the RAMs and the reply's byte
         # (ULX3S-85F, fd87adc seed 1: through that logic into read_byte_q, 11.4 ns).
-        m.submodules.mem_results = res_mem = memory.Memory(shape=8, depth=self.result_bytes, init=[],
-                                                            attrs=NO_RW_CHECK)
-        res_wp = res_mem.write_port()
-        res_rp = res_mem.read_port()
+        # With ram_shapes (the ECP5 builds) it is a SlicedMemory of one slice, so on ECP5 each RAM reads into its
+        # own output register: as one memory yosys maps its RAMs with that register off, and a RAM's read
+        # (5.8 ns clock-to-out) into read_byte_q was 10.48 ns on the ULX3S-85F (e32494d seed 1).  Its read takes
+        # three cycles, not one; SEND_FETCH waits them out.
+        wr_addr, wr_data, wr_en = Signal(range(self.result_bytes)), Signal(8), Signal()
+        res_addr = Signal(range(self.result_bytes))
+        if self.ram_shapes:
+            ram_width = min(8, slice_width(self.ram_shapes, self.result_bytes))
+            m.submodules.mem_results = res_mem = SlicedMemory(width=8, depth=self.result_bytes, slice_width=8,
+                                                              ram_width=ram_width)
+            m.d.comb += [res_mem.w_addr.eq(wr_addr), res_mem.w_data.eq(wr_data), res_mem.w_en.eq(wr_en),
+                         res_mem.r_addr.eq(res_addr), res_mem.r_en.eq(1)]
+            res_data, res_latency = res_mem.r_data, res_mem.read_latency
+        else:
+            m.submodules.mem_results = res_mem = memory.Memory(shape=8, depth=self.result_bytes, init=[],
+                                                                attrs=NO_RW_CHECK)
+            res_wp, res_rp = res_mem.write_port(), res_mem.read_port()
+            m.d.comb += [res_wp.addr.eq(wr_addr), res_wp.data.eq(wr_data), res_wp.en.eq(wr_en),
+                         res_rp.addr.eq(res_addr), res_rp.en.eq(1)]
+            res_data, res_latency = res_rp.data, 1
         # A stream holds its payload until taken, so the writer stores one byte of the offered word per
         # cycle and takes the word with its last byte: no copy of the (wide) word is needed.
         res_byte = Signal(range(res_bytes))
@@ -288,13 +305,11 @@ class HostLink(wiring.Component):
         room = Signal(init=1)                # res_count < result_bytes, registered with res_count
         # The byte select is a wide mux (46 bytes on the iCE40 build), so it is two pipeline stages: an
         # 8-byte chunk, then the byte in it; the write address and enable follow two cycles behind.
-        chunk, byte_q, addr_q, en_q = Signal(64), Signal(3), Signal.like(res_wp.addr), Signal()
-        wr_addr, wr_data, wr_en = Signal.like(res_wp.addr), Signal(8), Signal()
-        m.d.comb += [res_word.eq(core.results.payload.as_value()[:res_width]), core.results.ready.eq(last_byte),
-                     res_wp.addr.eq(wr_addr), res_wp.data.eq(wr_data), res_wp.en.eq(wr_en)]
+        chunk, byte_q, addr_q, en_q = Signal(64), Signal(3), Signal.like(wr_addr), Signal()
+        m.d.comb += [res_word.eq(core.results.payload.as_value()[:res_width]), core.results.ready.eq(last_byte)]
         padded = Cat(res_word, Const(0, -res_bytes % 8 * 8))
         m.d.sync += [chunk.eq(padded.word_select(res_byte >> 3, 64)), byte_q.eq(res_byte[:3]),
-                     addr_q.eq(res_count[:len(res_wp.addr)]), en_q.eq(core.results.valid & room),
+                     addr_q.eq(res_count[:len(wr_addr)]), en_q.eq(core.results.valid & room),
                      wr_data.eq(chunk.word_select(byte_q, 8)), wr_addr.eq(addr_q), wr_en.eq(en_q)]
         with m.If(start):
             m.d.sync += [res_count.eq(0), res_byte.eq(0), last_byte.eq(res_bytes == 1), overflow.eq(0), room.eq(1)]
@@ -332,12 +347,15 @@ class HostLink(wiring.Component):
         byte_counts = Array(Const(word_bytes(self.layouts.get(sel, unsigned(8))), 8) for sel in Memories)
         depth_rom = Array(Const(self.depths[sel] if sel in self.layouts else 0, 17) for sel in Memories)
         reading_info = Signal()
-        # The read port follows read_addr every cycle, so in SEND_BYTE it shows that address's byte.  With
-        # registered_reply it shows it in SEND_FETCH, and SEND_BYTE sends it from a register: from the result
-        # memory's read (5.8 ns clock-to-out) through the multiplexers joining its RAMs and the byte's sources
-        # into the UART's frame was the ULX3S-85F build's slowest path (14.6 ns).
-        m.d.comb += [res_rp.addr.eq(read_addr[:len(res_rp.addr)]), res_rp.en.eq(1)]
-        read_byte = Mux(reading_info, info_rp.data, Mux(read_in_range, res_rp.data, 0))
+        # The read port follows read_addr every cycle, so once its read latency has passed it shows that
+        # address's byte: a one-cycle read shows it in SEND_BYTE.  With registered_reply SEND_BYTE sends it from a
+        # register that takes it in the last SEND_FETCH: from the result memory's read (5.8 ns clock-to-out)
+        # through the multiplexers joining its RAMs and the byte's sources into the UART's frame was the
+        # ULX3S-85F build's slowest path (14.6 ns).
+        m.d.comb += res_addr.eq(read_addr[:len(res_addr)])
+        read_byte = Mux(reading_info, info_rp.data, Mux(read_in_range, res_data, 0))
+        # the cycles SEND_BYTES waits for a byte to reach read_byte (and read_byte_q)
+        fetches = [f"SEND_FETCH_{n}" if n else "SEND_FETCH" for n in range(res_latency - 1 + self.registered_reply)]
         if self.registered_reply:
             read_byte_q = Signal(8)
             m.d.sync += read_byte_q.eq(read_byte)
@@ -462,15 +480,15 @@ class HostLink(wiring.Component):
                                  self.busy.eq(0)]
                     m.next = "REPLY"
             with m.State("SEND_BYTES"):
-                # Result memory reads take a cycle: present the address, then send the byte.
+                # Present the address, wait out the result memory's read (SEND_FETCH), then send the byte.
                 with m.If(read_done):
                     m.d.sync += reply_left.eq(0)
                     m.next = "REPLY"
                 with m.Else():
-                    m.next = "SEND_FETCH" if self.registered_reply else "SEND_BYTE"
-            if self.registered_reply:
-                with m.State("SEND_FETCH"):
-                    m.next = "SEND_BYTE"
+                    m.next = fetches[0] if fetches else "SEND_BYTE"
+            for n, state in enumerate(fetches):
+                with m.State(state):
+                    m.next = fetches[n + 1] if n + 1 < len(fetches) else "SEND_BYTE"
             with m.State("SEND_BYTE"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(read_byte)]
                 with m.If(self.tx.ready):

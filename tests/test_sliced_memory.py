@@ -233,6 +233,9 @@ COSIM_CONFIGS = {
                                           ram_write_registers=True, ram_read_registers=True), [18, 18]),
     # 36 × 512 RAMs, the pseudo dual-port mode (the link's scales memory), and a 4-bit last slice
     "slices_36x512": (dict(width=40, depth=512, slice_width=36), [36, 4]),
+    # the host link's result memory on the ULX3S-85F (one RAM per bit) and on the 25F (8 bits in a 9-bit port)
+    "results_1x16384": (dict(width=8, depth=16384, slice_width=8, ram_width=1), [1] * 8),
+    "results_8x2048": (dict(width=8, depth=2048, slice_width=8), [9]),
     # an 8 × 4096 slice fits no one DP16KD port: a portable memory and a fabric register; its 2-bit neighbour
     # is a DP16KD
     "mixed_8x4096": (dict(width=10, depth=4096, slice_width=8), [None, 2]),
