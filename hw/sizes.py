@@ -28,10 +28,13 @@ SLICED_ECP5_MEMORIES = True
 
 #: Whether each slice of the activation buffer is one memory per block RAM (SlicedMemory's ``ram_width``), so
 #: that no read goes through a multiplexer (yosys maps a 32 × 4096 slice as eight 36 × 512 RAMs one below
-#: another, then a multiplexer).  Off: in two ULX3S-85F builds with it (seed 1: 61.6 and 60.5 MHz, against 68.6
-#: without; the operand memories split too) the buffer's RAMs lay far from the sequencer, whose read enable
-#: then took 10 ns of routing to reach their clock enables (15.4 and 16.5 ns; 11.9 without).
-SPLIT_SLICE_RAMS = False
+#: another, then a multiplexer).  On ECP5 each RAM then reads into its own DP16KD output register
+#: (hw/bram.py): as yosys maps a slice, a RAM's read (5.8 ns clock-to-out) into the slice's data register was
+#: 9.96 ns on the ULX3S-85F (e32494d seed 1, 127 endpoints).  It was off after two 85F builds with it (00b5826,
+#: seed 1: 61.6 and 60.5 MHz, against 68.6 without) had placed the buffer's RAMs far from the sequencer, whose
+#: read enable then took 10 ns of routing to reach their clock enables; since b3a0b6d the buffer is read by
+#: credit, its read enable always high, so no such net is left.
+SPLIT_SLICE_RAMS = True
 
 #: The same for the host link's operand memories alone (``HostLink(split_rams)``).  Their replays read only when
 #: their queue has room (``Replay(queue_depth)``), so no read enable reaches their RAMs, and without a multiplexer
