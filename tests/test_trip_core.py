@@ -79,10 +79,12 @@ def test_cosim_runs_bit_exact(name, simulator):
     assert by_kind["max", 8]["max_abs"] == 1024 * 64 and by_kind["min", 8]["max_abs"] == 1016 * 64
 
 
-#: Cores that requantize on chip: 2 and 4 chunks per tile, and enough groups for K / 1.
+#: Cores that requantize on chip: 2, 4 and 6 chunks per tile (6: the chunk counters wrap by their reset, not by
+#: overflowing), and enough groups for K / 1.
 RQ_CONFIGS = {
     "ecp5_1x2_rq": {**CONFIGS["ecp5_1x2"], "requant_lanes": 4, "max_groups": 64},
     "ice40_2x3_rq": {**CONFIGS["ice40_2x3"], "requant_lanes": 3, "max_groups": 64},
+    "ice40_2x3_rq_6_chunks": {**CONFIGS["ice40_2x3"], "requant_lanes": 2, "max_groups": 64},
     # as the ECP5 builds elaborate it: registered MULT18X18D instances in the array and the requantizer,
     # DCCA global enables (sim/vendor_models.py), the multiplier pipeline, beat fan-out (a copy per row, then
     # split by columns) and local stall of hw.sizes, the lo offsets added as the tile drains (fpga.sizing), and
