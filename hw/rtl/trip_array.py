@@ -323,7 +323,10 @@ class TripArray(wiring.Component):
         # placement was found for (split there too, seed 1 fell from 42.7 to 39.8 MHz).
         ecp5 = getattr(platform, "family", None) == "ecp5"
         low = _LO_SHIFT if ecp5 else 0
-        zero_low = design_wide(m, platform, moving & side.hi, "hi_term") if ecp5 else None
+        # (From `advance`, not from the `moving` global: fed from one global, this one's input LUT sat where that
+        # global reached it and routed on to its own DCCA: ULX3S-85F 11.04 ns into 2,048 term resets, two
+        # fabric routes to DCCAs in series, the one group over 10.04 ns at 4520909 seed 1.)
+        zero_low = design_wide(m, platform, advance & side.hi, "hi_term") if ecp5 else None
         # On ECP5 every multiplier's terms read their own copy of the beat's hi/lo flags (fpga.build keeps
         # yosys from merging the copies): one flag register steering all the array's term adders was the
         # ULX3S-85F build's critical path, a route of 17 ns around congested fabric.  The copies of a row
