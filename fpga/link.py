@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import math
+from types import SimpleNamespace
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.hdl import Shape
@@ -119,8 +120,8 @@ class HostLink(wiring.Component):
     comes two cycles later), and the result memory as one slice of RAMs that each hold its depth (a READ's byte
     two cycles later; on ECP5 the RAMs' own output registers take the read).  Without them, on the ULX3S-85F
     one address register drove a memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into
-    the operand queues (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result memory before it
-    goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the UART's), and the
+    the operand queues (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result
+    memory before it goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the UART's), and the
     value a REG_READ sends (a cycle more per read).  ``registered_store`` shifts a LOAD's data byte into the
     word a cycle after the UART hands it over, from a register of the byte and of its store (the ECP5 builds;
     a word's commit a cycle later, against 10 bit-times of the UART's per byte).
@@ -277,22 +278,19 @@ class HostLink(wiring.Component):
         # own output register: as one memory yosys maps its RAMs with that register off, and a RAM's read
         # (5.8 ns clock-to-out) into read_byte_q was 10.48 ns on the ULX3S-85F (e32494d seed 1).  Its read takes
         # three cycles, not one; SEND_FETCH waits them out.
-        wr_addr, wr_data, wr_en = Signal(range(self.result_bytes)), Signal(8), Signal()
-        res_addr = Signal(range(self.result_bytes))
         if self.ram_shapes:
             ram_width = min(8, slice_width(self.ram_shapes, self.result_bytes))
             m.submodules.mem_results = res_mem = SlicedMemory(width=8, depth=self.result_bytes, slice_width=8,
                                                               ram_width=ram_width)
-            m.d.comb += [res_mem.w_addr.eq(wr_addr), res_mem.w_data.eq(wr_data), res_mem.w_en.eq(wr_en),
-                         res_mem.r_addr.eq(res_addr), res_mem.r_en.eq(1)]
-            res_data, res_latency = res_mem.r_data, res_mem.read_latency
+            res_wp = SimpleNamespace(addr=res_mem.w_addr, data=res_mem.w_data, en=res_mem.w_en)
+            res_rp = SimpleNamespace(addr=res_mem.r_addr, en=res_mem.r_en, data=res_mem.r_data)
+            res_latency = res_mem.read_latency
         else:
             m.submodules.mem_results = res_mem = memory.Memory(shape=8, depth=self.result_bytes, init=[],
                                                                 attrs=NO_RW_CHECK)
-            res_wp, res_rp = res_mem.write_port(), res_mem.read_port()
-            m.d.comb += [res_wp.addr.eq(wr_addr), res_wp.data.eq(wr_data), res_wp.en.eq(wr_en),
-                         res_rp.addr.eq(res_addr), res_rp.en.eq(1)]
-            res_data, res_latency = res_rp.data, 1
+            res_wp = res_mem.write_port()
+            res_rp = res_mem.read_port()
+            res_latency = 1
         # A stream holds its payload until taken, so the writer stores one byte of the offered word per
         # cycle and takes the word with its last byte: no copy of the (wide) word is needed.
         res_byte = Signal(range(res_bytes))
@@ -305,11 +303,13 @@ class HostLink(wiring.Component):
         room = Signal(init=1)                # res_count < result_bytes, registered with res_count
         # The byte select is a wide mux (46 bytes on the iCE40 build), so it is two pipeline stages: an
         # 8-byte chunk, then the byte in it; the write address and enable follow two cycles behind.
-        chunk, byte_q, addr_q, en_q = Signal(64), Signal(3), Signal.like(wr_addr), Signal()
-        m.d.comb += [res_word.eq(core.results.payload.as_value()[:res_width]), core.results.ready.eq(last_byte)]
+        chunk, byte_q, addr_q, en_q = Signal(64), Signal(3), Signal.like(res_wp.addr), Signal()
+        wr_addr, wr_data, wr_en = Signal.like(res_wp.addr), Signal(8), Signal()
+        m.d.comb += [res_word.eq(core.results.payload.as_value()[:res_width]), core.results.ready.eq(last_byte),
+                     res_wp.addr.eq(wr_addr), res_wp.data.eq(wr_data), res_wp.en.eq(wr_en)]
         padded = Cat(res_word, Const(0, -res_bytes % 8 * 8))
         m.d.sync += [chunk.eq(padded.word_select(res_byte >> 3, 64)), byte_q.eq(res_byte[:3]),
-                     addr_q.eq(res_count[:len(wr_addr)]), en_q.eq(core.results.valid & room),
+                     addr_q.eq(res_count[:len(res_wp.addr)]), en_q.eq(core.results.valid & room),
                      wr_data.eq(chunk.word_select(byte_q, 8)), wr_addr.eq(addr_q), wr_en.eq(en_q)]
         with m.If(start):
             m.d.sync += [res_count.eq(0), res_byte.eq(0), last_byte.eq(res_bytes == 1), overflow.eq(0), room.eq(1)]
@@ -352,8 +352,8 @@ class HostLink(wiring.Component):
         # register that takes it in the last SEND_FETCH: from the result memory's read (5.8 ns clock-to-out)
         # through the multiplexers joining its RAMs and the byte's sources into the UART's frame was the
         # ULX3S-85F build's slowest path (14.6 ns).
-        m.d.comb += res_addr.eq(read_addr[:len(res_addr)])
-        read_byte = Mux(reading_info, info_rp.data, Mux(read_in_range, res_data, 0))
+        m.d.comb += [res_rp.addr.eq(read_addr[:len(res_rp.addr)]), res_rp.en.eq(1)]
+        read_byte = Mux(reading_info, info_rp.data, Mux(read_in_range, res_rp.data, 0))
         # the cycles SEND_BYTES waits for a byte to reach read_byte (and read_byte_q)
         fetches = [f"SEND_FETCH_{n}" if n else "SEND_FETCH" for n in range(res_latency - 1 + self.registered_reply)]
         if self.registered_reply:
