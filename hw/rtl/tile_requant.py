@@ -137,17 +137,10 @@ class TileRequant(wiring.Component):
         m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done),
                      self.drain.eq(enter & ~tile_done),
                      rq.i.payload.first.eq(group == 0), rq.i.payload.last.eq(group == last_group)]
-        # Each lane's two multiplier selects count the chunks in a copy of their own (fpga.build keeps yosys
-        # from merging them, ``fanout_``): from one counter, its routes to the selects of every lane took 4.8-5.1
-        # ns on the ULX3S-85F (e32494d seed 1: 10.05 ns into the requantizer's partial products, 105 endpoints).
-        selects = {(lane, side): Signal.like(chunk, name=f"fanout_chunk_{side}_{lane}")
-                   for lane in range(self.lanes) for side in ("wmul", "tmul")}
         with m.If(enter):
             m.d.sync += [chunk.eq(chunk + 1), last_chunk.eq(chunk == self.chunks - 2)]
-            m.d.sync += [copy.eq(copy + 1) for copy in selects.values()]
             with m.If(tile_done):
                 m.d.sync += [chunk.eq(0), last_chunk.eq(self.chunks == 1), group.eq(0)]
-                m.d.sync += [copy.eq(0) for copy in selects.values()]
                 with m.If(group != last_group):
                     m.d.sync += group.eq(group + 1)
 
@@ -159,6 +152,6 @@ class TileRequant(wiring.Component):
             elems = [c * self.lanes + lane for c in range(self.chunks)]
             wmul = Cat(*(held.wmul[f % self.channels] for f in elems))
             tmul = Cat(*(held.tmul[f // self.channels] for f in elems))
-            m.d.comb += [rq.i.payload.wmul[lane].eq(wmul.word_select(selects[lane, "wmul"], self.mult_bits)),
-                         rq.i.payload.tmul[lane].eq(tmul.word_select(selects[lane, "tmul"], self.mult_bits))]
+            m.d.comb += [rq.i.payload.wmul[lane].eq(wmul.word_select(chunk, self.mult_bits)),
+                         rq.i.payload.tmul[lane].eq(tmul.word_select(chunk, self.mult_bits))]
         return m
