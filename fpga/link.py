@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import enum
 import math
-from types import SimpleNamespace
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.hdl import Shape
@@ -121,8 +120,8 @@ class HostLink(wiring.Component):
     two cycles later; on ECP5 the RAMs' own output registers take the read).  Without them, on the ULX3S-85F
     one address register drove a memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into
     the operand queues (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result
-    memory before it goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the UART's), and the
-    value a REG_READ sends (a cycle more per read).  ``registered_store`` shifts a LOAD's data byte into the
+    memory before it goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the
+    UART's), and the value a REG_READ sends (a cycle more per read).  ``registered_store`` shifts a LOAD's data byte into the
     word a cycle after the UART hands it over, from a register of the byte and of its store (the ECP5 builds;
     a word's commit a cycle later, against 10 bit-times of the UART's per byte).
     ``data_registers``, ``ram_write_registers`` and ``ram_read_registers`` are the sliced operand memories'
@@ -282,8 +281,7 @@ class HostLink(wiring.Component):
             ram_width = min(8, slice_width(self.ram_shapes, self.result_bytes))
             m.submodules.mem_results = res_mem = SlicedMemory(width=8, depth=self.result_bytes, slice_width=8,
                                                               ram_width=ram_width)
-            res_wp = SimpleNamespace(addr=res_mem.w_addr, data=res_mem.w_data, en=res_mem.w_en)
-            res_rp = SimpleNamespace(addr=res_mem.r_addr, en=res_mem.r_en, data=res_mem.r_data)
+            res_wp, res_rp = res_mem.ports()
             res_latency = res_mem.read_latency
         else:
             m.submodules.mem_results = res_mem = memory.Memory(shape=8, depth=self.result_bytes, init=[],

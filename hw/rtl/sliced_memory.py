@@ -1,6 +1,8 @@
 """A memory cut by columns into slices of a few block RAMs, with registers of each slice's own around them."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Module, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -114,6 +116,12 @@ class SlicedMemory(wiring.Component):
             "w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1),
             "r_addr": In(range(depth)), "r_en": In(1), "r_data": Out(width),
         })
+
+    def ports(self) -> tuple[SimpleNamespace, SimpleNamespace]:
+        """The write and read port under the names a ``memory.Memory``'s ports use (``addr``, ``data``, ``en``),
+        so code written for a Memory's ports drives this memory unchanged."""
+        return (SimpleNamespace(addr=self.w_addr, data=self.w_data, en=self.w_en),
+                SimpleNamespace(addr=self.r_addr, en=self.r_en, data=self.r_data))
 
     def elaborate(self, platform) -> Module:
         m = Module()

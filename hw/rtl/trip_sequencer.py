@@ -45,7 +45,6 @@ comparisons off the start path (it was the critical path of the iCE40 build).
 from __future__ import annotations
 
 import enum
-from types import SimpleNamespace
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
@@ -253,8 +252,7 @@ class TripSequencer(wiring.Component):
             m.submodules.act_buf = buf = SlicedMemory(width=8 * self.tokens, depth=self.max_k_total,
                                                       slice_width=self.act_slice_width,
                                                       ram_width=self.act_ram_width or None)
-            wport = SimpleNamespace(addr=buf.w_addr, data=buf.w_data, en=buf.w_en)
-            rport = SimpleNamespace(addr=buf.r_addr, en=buf.r_en, data=buf.r_data)
+            wport, rport = buf.ports()
         else:
             m.submodules.act_buf = buf = memory.Memory(shape=unsigned(8 * self.tokens), depth=self.max_k_total,
                                                         init=[])
