@@ -9,14 +9,17 @@ group of every output tile are marked without help from the array.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.requant import MAX_SHIFT, MULT_BITS
 from .requant import Requant
 
-__all__ = ["TileRequant"]
+__all__ = ["TileRequant", "HELD_PART_BITS"]
+
+#: Most bits of the held scales beat that one enable loads (see ``TileRequant.elaborate``).
+HELD_PART_BITS = 96
 
 
 class TileRequant(wiring.Component):
@@ -115,32 +118,54 @@ class TileRequant(wiring.Component):
         # through the requantizer's and the queue's into the held register's enable (ULX3S-85F: 13.9-15.2 ns).
         # (The enable stays in fabric: one more DCCA and the ULX3S-25F's router failed to reach a global's
         # input at seed 1.)
-        held, upcoming = Signal(self.scales_layout), Signal(self.scales_layout, name="upcoming")
+        held, upcoming = Signal(self.scales_layout, name="held"), Signal(self.scales_layout, name="upcoming")
         held_valid, upcoming_valid = Signal(), Signal()
         both = self.i.valid & held_valid
         enter = both & rq.i.ready
         tile_done = enter & last_chunk
-        take = (~held_valid | tile_done) & upcoming_valid      # the upcoming beat becomes the held one
+
+        def take_with(held_valid: Value, upcoming_valid: Value, last_chunk: Value) -> Value:
+            """Whether the upcoming beat becomes the held one, from these copies of the three flags."""
+            return (~held_valid | (self.i.valid & held_valid & rq.i.ready & last_chunk)) & upcoming_valid
+        take = take_with(held_valid, upcoming_valid, last_chunk)
+        # `held` is loaded in parts of at most HELD_PART_BITS, each by an enable of its own, made from copies of
+        # the flags (fpga.build keeps yosys from merging them, ``fanout_``): one enable for all 767 bits went
+        # through four LUTs from the array's output valid, then 4.5 ns of fabric to its clock enables (ULX3S-85F,
+        # 4520909 seed 1: 10.03 ns).
+        bits = len(held.as_value())
+        starts = range(0, bits, HELD_PART_BITS)
+        parts = [Signal(min(HELD_PART_BITS, bits - start), name=f"held_{n}") for n, start in enumerate(starts)]
+        m.d.comb += held.as_value().eq(Cat(*parts))
+        if len(parts) == 1:
+            flag_sets = [(held_valid, upcoming_valid, last_chunk)]
+        else:
+            flag_sets = [(Signal(name=f"fanout_held_valid_{n}"), Signal(name=f"fanout_upcoming_valid_{n}"),
+                          Signal(init=self.chunks == 1, name=f"fanout_last_chunk_{n}")) for n in range(len(parts))]
+        # each flag and its copies, assigned together
+        held_valids, upcoming_valids, last_chunks = ([flag, *(flags[k] for flags in flag_sets if flags[k] is not flag)]
+                                                     for k, flag in enumerate((held_valid, upcoming_valid, last_chunk)))
         m.d.comb += self.scales.ready.eq(~upcoming_valid & ~self.flush)
         # `upcoming` loads whatever the queue shows while it is empty, a beat or not (`upcoming_valid` says which),
         # so its enables come from that one register, not from the queue's valid and the flush (ULX3S-85F with
         # half the array: 13.6 ns, the error register through the flush and the queue's pop to 639 enables).
         with m.If(~upcoming_valid):
             m.d.sync += upcoming.eq(self.scales.payload)
-        with m.If(take):
-            m.d.sync += held.eq(upcoming)
+        for part, start, flags in zip(parts, starts, flag_sets):
+            with m.If(take_with(*flags)):
+                m.d.sync += part.eq(upcoming.as_value()[start:start + len(part)])
         with m.If(self.flush):
-            m.d.sync += [held_valid.eq(0), upcoming_valid.eq(0)]
+            m.d.sync += [flag.eq(0) for flag in held_valids + upcoming_valids]
         with m.Else():
-            m.d.sync += [held_valid.eq(take | (held_valid & ~tile_done)),
-                         upcoming_valid.eq((upcoming_valid & ~take) | (self.scales.valid & self.scales.ready))]
+            m.d.sync += [flag.eq(take | (held_valid & ~tile_done)) for flag in held_valids]
+            m.d.sync += [flag.eq((upcoming_valid & ~take) | (self.scales.valid & self.scales.ready))
+                         for flag in upcoming_valids]
         m.d.comb += [rq.i.valid.eq(both), self.i.ready.eq(tile_done),
                      self.drain.eq(enter & ~tile_done),
                      rq.i.payload.first.eq(group == 0), rq.i.payload.last.eq(group == last_group)]
         with m.If(enter):
-            m.d.sync += [chunk.eq(chunk + 1), last_chunk.eq(chunk == self.chunks - 2)]
+            m.d.sync += [chunk.eq(chunk + 1), *(flag.eq(chunk == self.chunks - 2) for flag in last_chunks)]
             with m.If(tile_done):
-                m.d.sync += [chunk.eq(0), last_chunk.eq(self.chunks == 1), group.eq(0)]
+                m.d.sync += [chunk.eq(0), group.eq(0), *(flag.eq(self.chunks == 1) for flag in last_chunks)]
                 with m.If(group != last_group):
                     m.d.sync += group.eq(group + 1)
 
