@@ -121,9 +121,9 @@ class HostLink(wiring.Component):
     one address register drove a memory's 30 RAMs (13–14 ns), and their reads went through a multiplexer into
     the operand queues (16.7–17.4 ns).  ``registered_reply`` registers each byte a READ sends from the result
     memory before it goes to the UART (the ECP5 builds; a cycle more per byte, against 10 bit-times of the
-    UART's), and the value a REG_READ sends (a cycle more per read).  ``registered_store`` shifts a LOAD's data byte into the
-    word a cycle after the UART hands it over, from a register of the byte and of its store (the ECP5 builds;
-    a word's commit a cycle later, against 10 bit-times of the UART's per byte).
+    UART's), and the value a REG_READ sends (a cycle more per read).  ``registered_store`` shifts a LOAD's data
+    byte into the word a cycle after the UART hands it over, from a register of the byte and of its store (the
+    ECP5 builds; a word's commit a cycle later, against 10 bit-times of the UART's per byte).
     ``data_registers``, ``ram_write_registers`` and ``ram_read_registers`` are the sliced operand memories'
     (:class:`~hw.rtl.sliced_memory.SlicedMemory`; a write register set per RAM costs a LOAD's last word a cycle,
     long before the reply; a read address per RAM, a replay's first word a cycle and its queue a word).

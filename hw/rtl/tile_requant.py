@@ -136,13 +136,12 @@ class TileRequant(wiring.Component):
         starts = range(0, bits, HELD_PART_BITS)
         parts = [Signal(min(HELD_PART_BITS, bits - start), name=f"held_{n}") for n, start in enumerate(starts)]
         m.d.comb += held.as_value().eq(Cat(*parts))
-        if len(parts) == 1:
-            flag_sets = [(held_valid, upcoming_valid, last_chunk)]
-        else:
-            flag_sets = [(Signal(name=f"fanout_held_valid_{n}"), Signal(name=f"fanout_upcoming_valid_{n}"),
-                          Signal(init=self.chunks == 1, name=f"fanout_last_chunk_{n}")) for n in range(len(parts))]
+        copies = [] if len(parts) == 1 else [
+            (Signal(name=f"fanout_held_valid_{n}"), Signal(name=f"fanout_upcoming_valid_{n}"),
+             Signal(init=self.chunks == 1, name=f"fanout_last_chunk_{n}")) for n in range(len(parts))]
+        flag_sets = copies or [(held_valid, upcoming_valid, last_chunk)]       # each part's enable reads one set
         # each flag and its copies, assigned together
-        held_valids, upcoming_valids, last_chunks = ([flag, *(flags[k] for flags in flag_sets if flags[k] is not flag)]
+        held_valids, upcoming_valids, last_chunks = ([flag, *(flags[k] for flags in copies)]
                                                      for k, flag in enumerate((held_valid, upcoming_valid, last_chunk)))
         m.d.comb += self.scales.ready.eq(~upcoming_valid & ~self.flush)
         # `upcoming` loads whatever the queue shows while it is empty, a beat or not (`upcoming_valid` says which),
